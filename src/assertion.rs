@@ -1,0 +1,149 @@
+//! The signed JWT (`X-Vestibule-Assertion`) that lets an upstream verify who the user is
+//! without trusting the network between it and the gateway. Minted once per session and reused
+//! until shortly before expiry: an ECDSA signature per request would cost as much as the whole
+//! proxy path.
+
+use crate::clock::UnixSeconds;
+use crate::config::AssertionConfig;
+use crate::identity::Identity;
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use http::HeaderValue;
+use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{EncodingKey, Header};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// A minted assertion and when it stops being valid.
+#[derive(Debug)]
+pub struct Minted {
+    /// The compact JWT, ready to be a header value.
+    pub value: HeaderValue,
+    /// Its `exp`.
+    pub expires_at: UnixSeconds,
+}
+
+/// Where a session keeps its current assertion.
+pub type AssertionSlot = ArcSwapOption<Minted>;
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    sub: &'a str,
+    iat: UnixSeconds,
+    nbf: UnixSeconds,
+    exp: UnixSeconds,
+    tenant: &'a str,
+    user: &'a str,
+    provider: &'a str,
+    idp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idp_tenant: Option<&'a str>,
+}
+
+/// Signs assertions and publishes the matching JWKS.
+pub struct AssertionSigner {
+    key: EncodingKey,
+    header: Header,
+    issuer: String,
+    audience: String,
+    lifetime: i64,
+    /// Reuse stops this long before `exp`, so an upstream always receives a token with at
+    /// least this much life left.
+    refresh_margin: i64,
+    jwks: Bytes,
+}
+
+/// The assertion key could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("assertion key: {0}")]
+pub struct AssertionKeyError(#[from] jsonwebtoken::errors::Error);
+
+impl AssertionSigner {
+    /// Builds the signer and its JWKS from validated configuration.
+    pub fn new(config: &AssertionConfig) -> Result<Self, AssertionKeyError> {
+        let key = match config.algorithm {
+            jsonwebtoken::Algorithm::EdDSA => EncodingKey::from_ed_pem(&config.key_pem)?,
+            _ => EncodingKey::from_ec_pem(&config.key_pem)?,
+        };
+        let mut jwk = Jwk::from_encoding_key(&key, config.algorithm)?;
+        jwk.common.key_id = Some(config.kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        jwk.common.key_algorithm = Some(match config.algorithm {
+            jsonwebtoken::Algorithm::EdDSA => KeyAlgorithm::EdDSA,
+            _ => KeyAlgorithm::ES256,
+        });
+        let jwks = serde_json::to_vec(&JwkSet { keys: vec![jwk] }).expect("JWKS serialises");
+        let mut header = Header::new(config.algorithm);
+        header.kid = Some(config.kid.clone());
+        let lifetime = config.lifetime.as_secs() as i64;
+        Ok(Self {
+            key,
+            header,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            lifetime,
+            refresh_margin: (lifetime / 5).clamp(10, 60),
+            jwks: Bytes::from(jwks),
+        })
+    }
+
+    /// The JWKS document served at `/_vestibule/jwks.json`.
+    pub fn jwks_json(&self) -> &Bytes {
+        &self.jwks
+    }
+
+    /// The session's assertion, minting a new one only when the cached one is close to expiry.
+    pub fn current(
+        &self,
+        slot: &AssertionSlot,
+        identity: &Identity,
+        tenant: &str,
+        now: UnixSeconds,
+    ) -> Option<HeaderValue> {
+        if let Some(m) = slot.load().as_ref() {
+            if now + self.refresh_margin < m.expires_at {
+                return Some(m.value.clone());
+            }
+        }
+        let minted = self.mint(identity, tenant, now)?;
+        let value = minted.value.clone();
+        slot.store(Some(Arc::new(minted)));
+        Some(value)
+    }
+
+    /// Signs a fresh assertion.
+    pub fn mint(&self, identity: &Identity, tenant: &str, now: UnixSeconds) -> Option<Minted> {
+        let exp = now + self.lifetime;
+        let claims = Claims {
+            iss: &self.issuer,
+            aud: &self.audience,
+            sub: &identity.subject,
+            iat: now,
+            nbf: now,
+            exp,
+            tenant,
+            user: &identity.user,
+            provider: &identity.provider,
+            idp: &identity.issuer,
+            email: identity.email.as_deref(),
+            name: identity.name.as_deref(),
+            idp_tenant: identity.idp_tenant.as_deref(),
+        };
+        match jsonwebtoken::encode(&self.header, &claims, &self.key) {
+            Ok(jwt) => Some(Minted {
+                value: HeaderValue::from_str(&jwt).ok()?,
+                expires_at: exp,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "could not sign upstream assertion");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Sign-in protocol cores (sans I/O). The WS-Federation and OpenID Connect flows land here;
+//! what every flow shares lives beside them.
+
+pub mod return_url;

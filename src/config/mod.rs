@@ -1,0 +1,10 @@
+//! Configuration: raw YAML mirror → validation (every error with its path) → model.
+
+pub mod location;
+pub mod model;
+pub mod raw;
+pub mod secret;
+pub mod validate;
+
+pub use model::*;
+pub use validate::{load_file, parse_str, ConfigError};

@@ -1,0 +1,224 @@
+//! The validated configuration that the rest of the gateway consumes. Every value here has
+//! been checked; nothing downstream re-validates or handles "missing".
+
+use crate::crypto::KEY_LEN;
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listening sockets.
+    pub listeners: Vec<Listener>,
+    /// Key ring material.
+    pub keys: KeysConfig,
+    /// Store backend.
+    pub store: StoreConfig,
+    /// Session settings.
+    pub session: SessionConfig,
+    /// Upstream assertion JWT settings.
+    pub assertion: AssertionConfig,
+    /// Owned headers.
+    pub headers: HeadersConfig,
+    /// Proxy behaviour.
+    pub proxy: ProxyConfig,
+    /// Metrics access.
+    pub metrics: MetricsConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Tenants, in file order.
+    pub tenants: Vec<Tenant>,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// Address to bind.
+    pub address: SocketAddr,
+    /// HTTPS material, when this listener serves TLS.
+    pub tls: Option<ListenerTls>,
+}
+
+/// Certificate and key paths of an HTTPS listener.
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// Key ring material, decoded.
+#[derive(Clone)]
+pub struct KeysConfig {
+    /// Id of the sealing key.
+    pub active: String,
+    /// Every key by id.
+    pub ring: Vec<(String, [u8; KEY_LEN])>,
+}
+
+impl std::fmt::Debug for KeysConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self.ring.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("KeysConfig")
+            .field("active", &self.active)
+            .field("ring", &ids)
+            .finish()
+    }
+}
+
+/// Store backend.
+#[derive(Clone)]
+pub enum StoreConfig {
+    /// Embedded SQLite file.
+    Sqlite {
+        /// Database file, created at start.
+        path: PathBuf,
+    },
+    /// Shared PostgreSQL.
+    Postgres {
+        /// Connection URL.
+        url: String,
+        /// Pool size.
+        max_connections: u32,
+    },
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite { path } => f.debug_struct("Sqlite").field("path", path).finish(),
+            Self::Postgres {
+                max_connections, ..
+            } => f
+                .debug_struct("Postgres")
+                .field("url", &"<redacted>")
+                .field("max_connections", max_connections)
+                .finish(),
+        }
+    }
+}
+
+/// Session settings.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Cookie name.
+    pub cookie: String,
+    /// Idle lifetime.
+    pub idle: Duration,
+    /// Absolute lifetime.
+    pub absolute: Duration,
+    /// How long a cached session is trusted before the store is consulted again; bounds how
+    /// long a revocation on another instance takes to apply here.
+    pub cache_ttl: Duration,
+    /// Most sessions held in memory.
+    pub cache_capacity: u64,
+}
+
+/// Assertion JWT settings.
+#[derive(Clone)]
+pub struct AssertionConfig {
+    /// PEM private key.
+    pub key_pem: Vec<u8>,
+    /// Signing algorithm derived from the key.
+    pub algorithm: jsonwebtoken::Algorithm,
+    /// Key id.
+    pub kid: String,
+    /// `iss`.
+    pub issuer: String,
+    /// `aud`.
+    pub audience: String,
+    /// Token lifetime.
+    pub lifetime: Duration,
+}
+
+impl std::fmt::Debug for AssertionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssertionConfig")
+            .field("algorithm", &self.algorithm)
+            .field("kid", &self.kid)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("lifetime", &self.lifetime)
+            .finish()
+    }
+}
+
+/// Headers Vestibule owns.
+#[derive(Debug, Clone)]
+pub struct HeadersConfig {
+    /// Lower-case prefix of owned headers, `-` spelling (e.g. `x-vestibule-`).
+    pub prefix: String,
+    /// Further owned header names, lower case, `-` spelling.
+    pub strip: Vec<String>,
+}
+
+/// Proxy behaviour.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Networks whose forwarding headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Worker threads.
+    pub threads: usize,
+    /// Largest body accepted by Vestibule's own POST endpoints.
+    pub max_form_body: usize,
+}
+
+impl ProxyConfig {
+    /// Whether a direct peer is a trusted proxy.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// Metrics access.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Client networks allowed to read metrics.
+    pub allow: Vec<IpNet>,
+}
+
+/// Logging.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// tracing filter directive.
+    pub level: String,
+}
+
+/// One CRM installation.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Unique name.
+    pub name: String,
+    /// Lower-case host names (no port).
+    pub hosts: Vec<String>,
+    /// Upstream.
+    pub upstream: Upstream,
+    /// Public path prefixes.
+    pub public: Vec<String>,
+    /// API path prefixes.
+    pub api: Vec<String>,
+}
+
+/// A tenant's upstream.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `host:port` as written.
+    pub address: String,
+    /// Connect with TLS.
+    pub tls: bool,
+    /// SNI and verification name.
+    pub sni: String,
+    /// CA bundle path.
+    pub ca: Option<PathBuf>,
+    /// Verify the certificate (on unless the dangerous switch is set).
+    pub verify: bool,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout.
+    pub read_timeout: Duration,
+}

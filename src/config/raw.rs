@@ -1,0 +1,221 @@
+//! A serde mirror of the YAML file. Every struct refuses unknown keys, so a typo is an error
+//! rather than a silently ignored setting. Values stay loosely typed (strings for durations,
+//! addresses and networks) so `validate` can report every bad value at once with its path.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Where the gateway accepts connections.
+    #[serde(default)]
+    pub listeners: Vec<RawListener>,
+    /// The AES-256-GCM key ring for cookies and stored records.
+    pub keys: Option<RawKeys>,
+    /// Durable storage; SQLite at `data/vestibule.db` when absent.
+    pub store: Option<RawStore>,
+    /// Session cookie and lifetimes.
+    #[serde(default)]
+    pub session: RawSession,
+    /// The signed JWT handed to upstreams.
+    pub assertion: Option<RawAssertion>,
+    /// Which headers Vestibule owns.
+    #[serde(default)]
+    pub headers: RawHeaders,
+    /// Proxy behaviour shared by all tenants.
+    #[serde(default)]
+    pub proxy: RawProxy,
+    /// Who may read `/_vestibule/metrics`.
+    #[serde(default)]
+    pub metrics: RawMetrics,
+    /// Logging format and level.
+    #[serde(default)]
+    pub log: RawLog,
+    /// The CRM installations behind the gateway.
+    #[serde(default)]
+    pub tenants: Vec<RawTenant>,
+}
+
+/// A secret from exactly one source. Inline `value` exists for development configs only.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    /// Name of an environment variable holding the secret.
+    pub env: Option<String>,
+    /// Path of a file holding the secret (trailing newline trimmed for text secrets).
+    pub file: Option<String>,
+    /// The secret itself, written inline.
+    pub value: Option<String>,
+}
+
+/// One listening socket.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    /// `ip:port` to bind.
+    pub address: Option<String>,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<RawListenerTls>,
+}
+
+/// Certificate and key files of an HTTPS listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerTls {
+    /// PEM certificate chain.
+    pub cert: Option<String>,
+    /// PEM private key.
+    pub key: Option<String>,
+}
+
+/// The key ring.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    /// Id of the key that seals new data.
+    pub active: Option<String>,
+    /// Every key that may open data, by id; each a base64 256-bit key.
+    #[serde(default)]
+    pub ring: BTreeMap<String, RawSecret>,
+}
+
+/// Exactly one store backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// Path of the SQLite database file (created at start).
+    pub sqlite: Option<String>,
+    /// PostgreSQL connection, for several gateway instances sharing state.
+    pub postgres: Option<RawPostgres>,
+}
+
+/// PostgreSQL settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    /// Connection URL (contains a password: a secret).
+    pub url: Option<RawSecret>,
+    /// Pool size.
+    pub max_connections: Option<u32>,
+}
+
+/// Session settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    /// Cookie name.
+    pub cookie: Option<String>,
+    /// Idle lifetime, e.g. `8h`.
+    pub idle: Option<String>,
+    /// Absolute lifetime, e.g. `24h`.
+    pub absolute: Option<String>,
+    /// How long a cached session is trusted before the store is read again.
+    pub cache_ttl: Option<String>,
+    /// Most sessions held in memory.
+    pub cache_capacity: Option<u64>,
+}
+
+/// The upstream assertion JWT.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssertion {
+    /// PEM private key (PKCS#8, P-256 for ES256 or Ed25519 for EdDSA).
+    pub key: Option<RawSecret>,
+    /// Key id published in the JWKS.
+    pub kid: Option<String>,
+    /// `iss` claim.
+    pub issuer: Option<String>,
+    /// `aud` claim.
+    pub audience: Option<String>,
+    /// Token lifetime, e.g. `5m`.
+    pub lifetime: Option<String>,
+}
+
+/// Headers Vestibule owns.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    /// Prefix of every header Vestibule sets; client copies are always removed.
+    pub prefix: Option<String>,
+    /// Further header names to remove from client requests (e.g. `Remote-User`).
+    #[serde(default)]
+    pub strip: Vec<String>,
+}
+
+/// Proxy behaviour.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    /// Networks whose `X-Forwarded-*` headers are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Default upstream connect timeout.
+    pub connect_timeout: Option<String>,
+    /// Default upstream read timeout.
+    pub read_timeout: Option<String>,
+    /// Worker threads for the proxy.
+    pub threads: Option<usize>,
+    /// Largest request body accepted on Vestibule's own endpoints.
+    pub max_form_body: Option<String>,
+}
+
+/// Metrics endpoint access.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Client networks allowed to read metrics (loopback only by default).
+    pub allow: Option<Vec<String>>,
+}
+
+/// Logging.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `text` or `json`.
+    pub format: Option<String>,
+    /// A tracing filter such as `info` or `vestibule=debug,info`.
+    pub level: Option<String>,
+}
+
+/// One CRM installation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTenant {
+    /// Unique name, also sent upstream.
+    pub name: Option<String>,
+    /// Host names routed to this tenant.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Where requests go.
+    pub upstream: Option<RawUpstream>,
+    /// Path prefixes served without sign-in.
+    #[serde(default)]
+    pub public: Vec<String>,
+    /// Path prefixes that get 401 instead of a sign-in redirect.
+    #[serde(default)]
+    pub api: Vec<String>,
+}
+
+/// The tenant's upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// `host:port`.
+    pub address: Option<String>,
+    /// Connect with TLS.
+    #[serde(default)]
+    pub tls: bool,
+    /// Server name for SNI and certificate checks (defaults to the address host).
+    pub sni: Option<String>,
+    /// PEM CA bundle to verify the upstream with (system roots otherwise).
+    pub ca: Option<String>,
+    /// Skip certificate verification: loopback-only configurations may set it.
+    #[serde(default)]
+    pub dangerous_skip_verify: bool,
+    /// Connect timeout for this upstream.
+    pub connect_timeout: Option<String>,
+    /// Read timeout for this upstream.
+    pub read_timeout: Option<String>,
+}

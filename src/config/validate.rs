@@ -1,0 +1,671 @@
+//! Turns the raw YAML mirror into the validated model, collecting every error with its YAML
+//! path instead of stopping at the first. Reads referenced files and environment variables,
+//! writes nothing.
+
+use super::location::{LocationIndex, Position};
+use super::model::*;
+use super::raw::*;
+use super::secret;
+use crate::crypto::{valid_key_id, KEY_LEN};
+use base64::Engine;
+use ipnet::IpNet;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// YAML path of the offending node, e.g. `tenants[0].upstream.address`.
+    pub path: String,
+    /// What is wrong, in words a reader can act on.
+    pub message: String,
+    /// Where the node (or its nearest existing parent) starts in the file.
+    pub position: Option<Position>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some(p) => write!(f, "{}:{}: ", p.line, p.column)?,
+            None => write!(f, "-:-: ")?,
+        }
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Reads and validates a configuration file. Relative paths inside it are taken from the
+/// working directory, the way the shipped configs are written.
+pub fn load_file(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            path: String::new(),
+            message: format!("cannot read {}: {e}", path.display()),
+            position: None,
+        }]
+    })?;
+    parse_str(&source, Path::new("."))
+}
+
+/// Parses and validates configuration text.
+pub fn parse_str(source: &str, base_dir: &Path) -> Result<Config, Vec<ConfigError>> {
+    let raw: RawConfig = serde_norway::from_str(source).map_err(|e| vec![serde_error(&e)])?;
+    let mut v = Validator {
+        base_dir: base_dir.to_path_buf(),
+        errors: Vec::new(),
+    };
+    let config = v.config(raw);
+    if v.errors.is_empty() {
+        if let Some(config) = config {
+            return Ok(config);
+        }
+    }
+    let index = LocationIndex::build(source);
+    let mut errors = v.errors;
+    for e in &mut errors {
+        e.position = index.locate(&e.path);
+    }
+    errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
+    Err(errors)
+}
+
+fn serde_error(e: &serde_norway::Error) -> ConfigError {
+    // serde_norway puts "path: message at line L column C" into one string; split off the
+    // location so every error prints the same way.
+    let text = e.to_string();
+    let message = match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    };
+    let (path, message) = match message.split_once(": ") {
+        Some((p, m)) if !p.contains(' ') => (p.to_owned(), m.to_owned()),
+        _ => (String::new(), message),
+    };
+    ConfigError {
+        path,
+        message,
+        position: e.location().map(|l| Position {
+            line: l.line(),
+            column: l.column(),
+        }),
+    }
+}
+
+struct Validator {
+    base_dir: PathBuf,
+    errors: Vec<ConfigError>,
+}
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Validator {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+            position: None,
+        });
+    }
+
+    fn required<'a, T>(&mut self, value: &'a Option<T>, path: &str) -> Option<&'a T> {
+        if value.is_none() {
+            self.err(path, "is required");
+        }
+        value.as_ref()
+    }
+
+    fn duration(&mut self, value: &Option<String>, path: &str, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(d) if d.is_zero() => {
+                    self.err(path, "must be longer than zero");
+                    default
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    self.err(
+                        path,
+                        format!("`{text}` is not a duration like 30s, 5m or 8h ({e})"),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn secret(&mut self, value: &RawSecret, path: &str) -> Option<Vec<u8>> {
+        match secret::resolve(value, &self.base_dir) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                self.err(path, e);
+                None
+            }
+        }
+    }
+
+    fn existing_file(&mut self, value: &str, path: &str) -> PathBuf {
+        let full = self.base_dir.join(value);
+        if let Err(e) = std::fs::metadata(&full).and_then(|m| {
+            if m.is_file() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other("not a regular file"))
+            }
+        }) {
+            self.err(path, format!("cannot use {}: {e}", full.display()));
+        }
+        full
+    }
+
+    fn pem_certificates(&mut self, value: &str, path: &str) -> PathBuf {
+        let full = self.existing_file(value, path);
+        if let Ok(bytes) = std::fs::read(&full) {
+            let parsed = x509_parser::pem::Pem::iter_from_buffer(&bytes)
+                .map(|pem| pem.map_err(|e| e.to_string()).and_then(|p| {
+                    p.parse_x509().map(|_| ()).map_err(|e| e.to_string())
+                }))
+                .collect::<Result<Vec<()>, String>>();
+            match parsed {
+                Ok(certs) if certs.is_empty() => {
+                    self.err(path, format!("{} holds no PEM certificate", full.display()))
+                }
+                Ok(_) => {}
+                Err(e) => self.err(
+                    path,
+                    format!("{} is not a PEM certificate file: {e}", full.display()),
+                ),
+            }
+        }
+        full
+    }
+
+    fn networks(&mut self, values: &[String], path: &str) -> Vec<IpNet> {
+        let mut nets = Vec::new();
+        for (i, text) in values.iter().enumerate() {
+            match text.parse::<IpNet>() {
+                Ok(net) => nets.push(net.trunc()),
+                Err(_) => match text.parse::<IpAddr>() {
+                    Ok(ip) => nets.push(IpNet::from(ip)),
+                    Err(_) => self.err(
+                        format!("{path}[{i}]"),
+                        format!("`{text}` is not an IP address or CIDR network"),
+                    ),
+                },
+            }
+        }
+        nets
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Option<Config> {
+        let listeners = self.listeners(&raw.listeners);
+        let keys = self.keys(raw.keys.as_ref());
+        let store = self.store(raw.store.as_ref());
+        let session = self.session(&raw.session);
+        let assertion = self.assertion(raw.assertion.as_ref());
+        let headers = self.headers(&raw.headers);
+        let proxy = self.proxy(&raw.proxy);
+        let metrics = MetricsConfig {
+            allow: match &raw.metrics.allow {
+                Some(list) => self.networks(list, "metrics.allow"),
+                None => vec![
+                    "127.0.0.0/8".parse().expect("literal"),
+                    "::1/128".parse().expect("literal"),
+                ],
+            },
+        };
+        let log = self.log(&raw.log);
+        let all_loopback = listeners.iter().all(|l| l.address.ip().is_loopback());
+        let tenants = self.tenants(&raw.tenants, all_loopback);
+        Some(Config {
+            listeners,
+            keys: keys?,
+            store,
+            session,
+            assertion: assertion?,
+            headers,
+            proxy,
+            metrics,
+            log,
+            tenants,
+        })
+    }
+
+    fn listeners(&mut self, raw: &[RawListener]) -> Vec<Listener> {
+        if raw.is_empty() {
+            self.err("listeners", "give at least one listener");
+        }
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (i, l) in raw.iter().enumerate() {
+            let path = format!("listeners[{i}]");
+            let Some(text) = self.required(&l.address, &format!("{path}.address")) else {
+                continue;
+            };
+            let address = match text.parse::<SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => {
+                    self.err(
+                        format!("{path}.address"),
+                        format!("`{text}` is not an ip:port address such as 127.0.0.1:8080"),
+                    );
+                    continue;
+                }
+            };
+            if !seen.insert(address) {
+                self.err(format!("{path}.address"), format!("{address} is listed twice"));
+            }
+            let tls = l.tls.as_ref().and_then(|t| {
+                let cert = self.required(&t.cert, &format!("{path}.tls.cert"))?;
+                let cert = self.pem_certificates(cert, &format!("{path}.tls.cert"));
+                let key = self.required(&t.key, &format!("{path}.tls.key"))?;
+                let key = self.existing_file(key, &format!("{path}.tls.key"));
+                Some(ListenerTls { cert, key })
+            });
+            out.push(Listener { address, tls });
+        }
+        out
+    }
+
+    fn keys(&mut self, raw: Option<&RawKeys>) -> Option<KeysConfig> {
+        let Some(raw) = raw else {
+            self.err("keys", "is required: the AES-256-GCM key ring (see `vestibule keygen`)");
+            return None;
+        };
+        let active = self.required(&raw.active, "keys.active").cloned();
+        if raw.ring.is_empty() {
+            self.err("keys.ring", "give at least one key");
+        }
+        let mut ring = Vec::new();
+        for (id, source) in &raw.ring {
+            let path = format!("keys.ring.{id}");
+            if !valid_key_id(id) {
+                self.err(
+                    &path,
+                    "key ids are 1-32 characters of letters, digits, `-`, `_` and `.`",
+                );
+                continue;
+            }
+            let Some(bytes) = self.secret(source, &path) else {
+                continue;
+            };
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(secret::trim_text(&bytes))
+                .ok()
+                .and_then(|k| <[u8; KEY_LEN]>::try_from(k.as_slice()).ok());
+            match decoded {
+                Some(key) => ring.push((id.clone(), key)),
+                None => self.err(
+                    &path,
+                    "is not a base64-encoded 256-bit key (generate one with `vestibule keygen`)",
+                ),
+            }
+        }
+        let active = active?;
+        if !raw.ring.contains_key(&active) {
+            self.err("keys.active", format!("`{active}` is not a key in keys.ring"));
+            return None;
+        }
+        (ring.len() == raw.ring.len()).then_some(KeysConfig { active, ring })
+    }
+
+    fn store(&mut self, raw: Option<&RawStore>) -> StoreConfig {
+        let default = StoreConfig::Sqlite {
+            path: self.base_dir.join("data/vestibule.db"),
+        };
+        let Some(raw) = raw else {
+            return default;
+        };
+        match (&raw.sqlite, &raw.postgres) {
+            (Some(path), None) => {
+                if path.trim().is_empty() {
+                    self.err("store.sqlite", "give the database file path");
+                }
+                StoreConfig::Sqlite {
+                    path: self.base_dir.join(path),
+                }
+            }
+            (None, Some(pg)) => {
+                let url = self
+                    .required(&pg.url, "store.postgres.url")
+                    .and_then(|u| self.secret(u, "store.postgres.url"))
+                    .and_then(|b| {
+                        let text = String::from_utf8(secret::trim_text(&b).to_vec()).ok();
+                        if text.is_none() {
+                            self.err("store.postgres.url", "is not UTF-8");
+                        }
+                        text
+                    });
+                if let Some(u) = &url {
+                    if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                        self.err("store.postgres.url", "must start with postgres://");
+                    }
+                }
+                StoreConfig::Postgres {
+                    url: url.unwrap_or_default(),
+                    max_connections: pg.max_connections.unwrap_or(10).max(1),
+                }
+            }
+            (Some(_), Some(_)) => {
+                self.err("store", "give either sqlite or postgres, not both");
+                default
+            }
+            (None, None) => {
+                self.err("store", "give sqlite or postgres");
+                default
+            }
+        }
+    }
+
+    fn session(&mut self, raw: &RawSession) -> SessionConfig {
+        let cookie = raw.cookie.clone().unwrap_or_else(|| "vestibule".into());
+        if cookie.is_empty()
+            || !cookie
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            self.err(
+                "session.cookie",
+                "a cookie name is letters, digits, `-`, `_` and `.`",
+            );
+        }
+        let idle = self.duration(&raw.idle, "session.idle", Duration::from_secs(8 * 3600));
+        let absolute = self.duration(
+            &raw.absolute,
+            "session.absolute",
+            Duration::from_secs(24 * 3600),
+        );
+        if idle > absolute {
+            self.err("session.idle", "must not be longer than session.absolute");
+        }
+        let cache_ttl = self.duration(&raw.cache_ttl, "session.cache_ttl", Duration::from_secs(30));
+        let cache_capacity = raw.cache_capacity.unwrap_or(200_000);
+        if cache_capacity == 0 {
+            self.err("session.cache_capacity", "must be at least 1");
+        }
+        SessionConfig {
+            cookie,
+            idle,
+            absolute,
+            cache_ttl,
+            cache_capacity,
+        }
+    }
+
+    fn assertion(&mut self, raw: Option<&RawAssertion>) -> Option<AssertionConfig> {
+        let Some(raw) = raw else {
+            self.err("assertion", "is required: the key that signs the upstream JWT");
+            return None;
+        };
+        let lifetime = self.duration(&raw.lifetime, "assertion.lifetime", Duration::from_secs(300));
+        if lifetime < Duration::from_secs(60) {
+            self.err("assertion.lifetime", "must be at least 1m (tokens are reused until shortly before expiry)");
+        }
+        let audience = self.required(&raw.audience, "assertion.audience").cloned();
+        if audience.as_deref() == Some("") {
+            self.err("assertion.audience", "must not be empty");
+        }
+        let key_pem = self
+            .required(&raw.key, "assertion.key")
+            .and_then(|k| self.secret(k, "assertion.key"));
+        let algorithm = key_pem.as_ref().and_then(|pem| {
+            if jsonwebtoken::EncodingKey::from_ec_pem(pem).is_ok() {
+                Some(jsonwebtoken::Algorithm::ES256)
+            } else if jsonwebtoken::EncodingKey::from_ed_pem(pem).is_ok() {
+                Some(jsonwebtoken::Algorithm::EdDSA)
+            } else {
+                self.err(
+                    "assertion.key",
+                    "is not a PKCS#8 PEM private key for P-256 (ES256) or Ed25519 (EdDSA)",
+                );
+                None
+            }
+        });
+        let kid = raw.kid.clone().unwrap_or_else(|| "vestibule-1".into());
+        if !valid_key_id(&kid) {
+            self.err("assertion.kid", "key ids are 1-32 characters of letters, digits, `-`, `_` and `.`");
+        }
+        Some(AssertionConfig {
+            key_pem: key_pem?,
+            algorithm: algorithm?,
+            kid,
+            issuer: raw.issuer.clone().unwrap_or_else(|| "vestibule".into()),
+            audience: audience?,
+            lifetime,
+        })
+    }
+
+    fn header_name(&mut self, text: &str, path: &str) -> String {
+        let normal = text.to_ascii_lowercase().replace('_', "-");
+        if normal.is_empty() || http::HeaderName::from_bytes(normal.as_bytes()).is_err() {
+            self.err(path, format!("`{text}` is not a valid header name"));
+        }
+        normal
+    }
+
+    fn headers(&mut self, raw: &RawHeaders) -> HeadersConfig {
+        let prefix = match &raw.prefix {
+            Some(p) => self.header_name(p, "headers.prefix"),
+            None => "x-vestibule-".into(),
+        };
+        if prefix.len() < 3 {
+            self.err("headers.prefix", "is too short to own a header namespace safely");
+        }
+        let strip = raw
+            .strip
+            .iter()
+            .enumerate()
+            .map(|(i, h)| self.header_name(h, &format!("headers.strip[{i}]")))
+            .collect();
+        HeadersConfig { prefix, strip }
+    }
+
+    fn proxy(&mut self, raw: &RawProxy) -> ProxyConfig {
+        let trusted_proxies = self.networks(&raw.trusted_proxies, "proxy.trusted_proxies");
+        let threads = raw.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        });
+        if threads == 0 || threads > 256 {
+            self.err("proxy.threads", "must be between 1 and 256");
+        }
+        let max_form_body = match &raw.max_form_body {
+            None => 256 * 1024,
+            Some(text) => parse_size(text).unwrap_or_else(|| {
+                self.err("proxy.max_form_body", format!("`{text}` is not a size like 256KiB"));
+                256 * 1024
+            }),
+        };
+        ProxyConfig {
+            trusted_proxies,
+            threads: threads.clamp(1, 256),
+            max_form_body,
+        }
+    }
+
+    fn log(&mut self, raw: &RawLog) -> LogConfig {
+        let json = match raw.format.as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                self.err("log.format", format!("`{other}` is not one of text, json"));
+                false
+            }
+        };
+        let level = raw.level.clone().unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+            self.err("log.level", format!("`{level}` is not a log filter such as info or vestibule=debug"));
+        }
+        LogConfig { json, level }
+    }
+
+    fn tenants(&mut self, raw: &[RawTenant], all_loopback: bool) -> Vec<Tenant> {
+        if raw.is_empty() {
+            self.err("tenants", "give at least one tenant");
+        }
+        let mut names = HashSet::new();
+        let mut host_owner: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, t) in raw.iter().enumerate() {
+            let path = format!("tenants[{i}]");
+            let name = self.required(&t.name, &format!("{path}.name")).cloned().unwrap_or_default();
+            if t.name.is_some() {
+                if name.is_empty()
+                    || name.len() > 64
+                    || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                {
+                    self.err(format!("{path}.name"), "a tenant name is 1-64 letters, digits, `-`, `_` and `.`");
+                } else if !names.insert(name.clone()) {
+                    self.err(format!("{path}.name"), format!("tenant `{name}` is defined twice"));
+                }
+            }
+            if t.hosts.is_empty() {
+                self.err(format!("{path}.hosts"), "give at least one host name");
+            }
+            let mut hosts = Vec::new();
+            for (j, h) in t.hosts.iter().enumerate() {
+                let hpath = format!("{path}.hosts[{j}]");
+                let host = h.to_ascii_lowercase();
+                if !valid_host(&host) {
+                    self.err(&hpath, format!("`{h}` is not a host name (no scheme, port or path)"));
+                    continue;
+                }
+                if let Some(owner) = host_owner.insert(host.clone(), i) {
+                    self.err(&hpath, format!("`{host}` is already routed to tenants[{owner}]"));
+                }
+                hosts.push(host);
+            }
+            let upstream = self.upstream(t.upstream.as_ref(), &format!("{path}.upstream"), all_loopback);
+            let public = self.prefixes(&t.public, &format!("{path}.public"));
+            let api = self.prefixes(&t.api, &format!("{path}.api"));
+            if let Some(upstream) = upstream {
+                out.push(Tenant { name, hosts, upstream, public, api });
+            }
+        }
+        out
+    }
+
+    fn prefixes(&mut self, raw: &[String], path: &str) -> Vec<String> {
+        for (i, p) in raw.iter().enumerate() {
+            if !p.starts_with('/')
+                || p.starts_with("/_vestibule")
+                || p.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+                || p.split('/').any(|seg| seg == "..")
+            {
+                self.err(
+                    format!("{path}[{i}]"),
+                    format!("`{p}` is not a path prefix (starts with /, no spaces, no .., not under /_vestibule)"),
+                );
+            }
+        }
+        raw.to_vec()
+    }
+
+    fn upstream(&mut self, raw: Option<&RawUpstream>, path: &str, all_loopback: bool) -> Option<Upstream> {
+        let raw = self.required(&raw, path).copied()?;
+        let address = self.required(&raw.address, &format!("{path}.address"))?.clone();
+        let host = match split_host_port(&address) {
+            Some((host, _)) => host,
+            None => {
+                self.err(
+                    format!("{path}.address"),
+                    format!("`{address}` is not host:port (e.g. 127.0.0.1:9000 or crm.internal:443)"),
+                );
+                return None;
+            }
+        };
+        let sni = raw.sni.clone().unwrap_or_else(|| host.trim_matches(['[', ']']).to_owned());
+        if raw.sni.is_some() && !raw.tls {
+            self.err(format!("{path}.sni"), "only applies when tls is true");
+        }
+        let ca = raw.ca.as_ref().map(|c| self.pem_certificates(c, &format!("{path}.ca")));
+        if raw.dangerous_skip_verify && !all_loopback {
+            self.err(
+                format!("{path}.dangerous_skip_verify"),
+                "is refused while any listener is reachable beyond loopback",
+            );
+        }
+        Some(Upstream {
+            address,
+            tls: raw.tls,
+            sni,
+            ca,
+            verify: !raw.dangerous_skip_verify,
+            connect_timeout: self.duration(&raw.connect_timeout, &format!("{path}.connect_timeout"), DEFAULT_CONNECT_TIMEOUT),
+            read_timeout: self.duration(&raw.read_timeout, &format!("{path}.read_timeout"), DEFAULT_READ_TIMEOUT),
+        })
+    }
+}
+
+/// `host:port` with a non-empty host and a non-zero port; IPv6 hosts in brackets.
+fn split_host_port(address: &str) -> Option<(&str, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    let plain = host.trim_start_matches('[').trim_end_matches(']');
+    let ok = if host.starts_with('[') {
+        plain.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        valid_host(&host.to_ascii_lowercase())
+    };
+    ok.then_some((host, port))
+}
+
+/// A DNS name or IPv4 literal, lower case, without port.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+fn parse_size(text: &str) -> Option<usize> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num.parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "KB" => 1024,
+        "MiB" | "M" | "MB" => 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|n| *n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_and_addresses() {
+        assert!(valid_host("crm.contoso.example"));
+        assert!(valid_host("127.0.0.1"));
+        assert!(!valid_host("crm.contoso.example:443"));
+        assert!(!valid_host("https://x"));
+        assert!(!valid_host("-bad.example"));
+        assert_eq!(split_host_port("127.0.0.1:9000"), Some(("127.0.0.1", 9000)));
+        assert_eq!(split_host_port("[::1]:443"), Some(("[::1]", 443)));
+        assert_eq!(split_host_port("crm:0"), None);
+        assert_eq!(split_host_port("crm"), None);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256KiB"), Some(256 * 1024));
+        assert_eq!(parse_size("1MiB"), Some(1 << 20));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("12 parsecs"), None);
+        assert_eq!(parse_size("0"), None);
+    }
+}

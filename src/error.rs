@@ -1,0 +1,93 @@
+//! What can go wrong for a request, and what the user is told. Every variant maps to one
+//! status and one public message here; internals only ever reach the log.
+
+/// A request-level failure, as the user will see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayError {
+    /// The Host header names no configured tenant.
+    UnknownHost,
+    /// A reserved path that does not exist.
+    NotFound,
+    /// An API request without a valid session.
+    SignInRequired,
+    /// The client may not use this endpoint (e.g. metrics from outside the allow-list).
+    Forbidden,
+    /// The request is malformed (e.g. an oversized form).
+    BadRequest,
+    /// The request method is not accepted at this endpoint.
+    MethodNotAllowed,
+    /// The session store cannot be reached.
+    StoreUnavailable,
+    /// The upstream refused or dropped the connection.
+    UpstreamUnavailable,
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+    /// Anything else; details are in the log under the request id.
+    Internal,
+}
+
+impl GatewayError {
+    /// HTTP status sent to the client.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::UnknownHost => 421,
+            Self::NotFound => 404,
+            Self::SignInRequired => 401,
+            Self::Forbidden => 403,
+            Self::BadRequest => 400,
+            Self::MethodNotAllowed => 405,
+            Self::StoreUnavailable => 503,
+            Self::UpstreamUnavailable => 502,
+            Self::UpstreamTimeout => 504,
+            Self::Internal => 500,
+        }
+    }
+
+    /// Stable machine-readable code (JSON `error`, metrics `reason`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::UnknownHost => "unknown_host",
+            Self::NotFound => "not_found",
+            Self::SignInRequired => "sign_in_required",
+            Self::Forbidden => "forbidden",
+            Self::BadRequest => "bad_request",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    /// Short title for the page.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::UnknownHost => "Unknown site",
+            Self::NotFound => "Not found",
+            Self::SignInRequired => "Sign-in required",
+            Self::Forbidden => "Forbidden",
+            Self::BadRequest => "Bad request",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::StoreUnavailable => "Temporarily unavailable",
+            Self::UpstreamUnavailable => "Application unavailable",
+            Self::UpstreamTimeout => "Application timed out",
+            Self::Internal => "Something went wrong",
+        }
+    }
+
+    /// One sentence telling the user what happened and what to do.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::UnknownHost => "This gateway does not serve the site you asked for. Check the address.",
+            Self::NotFound => "There is nothing at this address.",
+            Self::SignInRequired => "Sign in to continue.",
+            Self::Forbidden => "You are not allowed to see this page.",
+            Self::BadRequest => "The request could not be understood.",
+            Self::MethodNotAllowed => "This address does not accept that kind of request.",
+            Self::StoreUnavailable => "Sign-in is temporarily unavailable. Please try again in a moment.",
+            Self::UpstreamUnavailable => "The application behind this gateway is not reachable right now. Please try again shortly.",
+            Self::UpstreamTimeout => "The application behind this gateway did not answer in time. Please try again shortly.",
+            Self::Internal => "The gateway could not complete your request.",
+        }
+    }
+}

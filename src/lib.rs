@@ -1,0 +1,19 @@
+//! Vestibule: an authentication gateway in front of a CRM.
+//!
+//! Requests flow listener → `proxy::Gateway` (route by Host, load the session, strip client
+//! copies of owned headers, inject identity) → upstream. See `ARCHITECTURE.md`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod assertion;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod headers;
+pub mod identity;
+pub mod metrics;
+pub mod proxy;
+pub mod session;
+pub mod store;

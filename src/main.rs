@@ -1,0 +1,97 @@
+//! The `vestibule` command: run the gateway, check configuration files, generate keys.
+
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "vestibule", version, about = "Authentication gateway for a CRM")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// Configuration file.
+        #[arg(long, default_value = "config/vestibule.yaml")]
+        config: PathBuf,
+    },
+    /// Validate configuration files; prints every error with its YAML path and line:column.
+    CheckConfig {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a fresh 256-bit key for the key ring.
+    Keygen {
+        /// Key id to print (default: k + today's date).
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run { config } => match vestibule::config::load_file(&config) {
+            Ok(cfg) => match vestibule::proxy::service::run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vestibule: cannot start: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(errors) => {
+                print_errors(&config, &errors);
+                ExitCode::from(2)
+            }
+        },
+        Command::CheckConfig { files } => {
+            let mut ok = true;
+            for file in &files {
+                match vestibule::config::load_file(file) {
+                    Ok(_) => println!("{}: ok", file.display()),
+                    Err(errors) => {
+                        ok = false;
+                        print_errors(file, &errors);
+                    }
+                }
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Command::Keygen { id } => {
+            let id = id.unwrap_or_else(default_key_id);
+            if !vestibule::crypto::valid_key_id(&id) {
+                eprintln!("vestibule: key ids are 1-32 characters of letters, digits, -, _ and .");
+                return ExitCode::from(2);
+            }
+            let key = base64::engine::general_purpose::STANDARD
+                .encode(vestibule::crypto::generate_key());
+            println!("# Add to keys.ring (keep the value secret, e.g. in an environment variable):");
+            println!("#   keys: {{ active: {id}, ring: {{ {id}: {{ env: VESTIBULE_KEY_{} }} }} }}", id.to_ascii_uppercase().replace(['-', '.'], "_"));
+            println!("id: {id}");
+            println!("key: {key}");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn print_errors(file: &std::path::Path, errors: &[vestibule::config::ConfigError]) {
+    for e in errors {
+        eprintln!("{}:{e}", file.display());
+    }
+}
+
+fn default_key_id() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400);
+    format!("k{days}")
+}

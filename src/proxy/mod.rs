@@ -1,0 +1,524 @@
+//! The pingora glue: one `ProxyHttp` whose phases each hand off to a domain module. The only
+//! module that imports pingora.
+
+mod ctx;
+mod forwarded;
+pub mod pages;
+mod routes;
+pub mod service;
+
+pub use ctx::RequestCtx;
+
+use crate::assertion::AssertionSigner;
+use crate::auth::return_url;
+use crate::clock::Clock;
+use crate::config::{Config, Tenant};
+use crate::error::GatewayError;
+use crate::headers::{HeaderNames, OwnedHeaders, SessionHeaders};
+use crate::metrics::Metrics;
+use crate::session::{cookie, LiveSession, SessionManager};
+use crate::store::Store;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header;
+use ipnet::IpNet;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The sessions the gateway manages, with their prepared upstream headers.
+pub type Sessions = SessionManager<SessionHeaders>;
+
+/// A tenant and the upstream peer its requests go to.
+pub struct TenantRoute {
+    /// The tenant's configuration.
+    pub tenant: Tenant,
+    peer: HttpPeer,
+}
+
+impl TenantRoute {
+    /// Public paths skip sign-in, but only when the path is plainly what it looks like: a dot
+    /// segment, backslash or encoded separator could make the upstream resolve it to a
+    /// protected page, so such paths always require a session.
+    fn is_public(&self, path: &str) -> bool {
+        self.tenant.public.iter().any(|p| path.starts_with(p.as_str())) && plain_path(path)
+    }
+
+    fn is_api(&self, path: &str) -> bool {
+        self.tenant.api.iter().any(|p| path.starts_with(p.as_str()))
+    }
+}
+
+fn plain_path(path: &str) -> bool {
+    let lower = path.as_bytes();
+    !path.contains("/.")
+        && !path.contains('\\')
+        && !path.contains("//")
+        && !lower.windows(3).any(|w| {
+            w[0] == b'%'
+                && matches!(
+                    (w[1], w[2].to_ascii_lowercase()),
+                    (b'2', b'e') | (b'2', b'f') | (b'5', b'c')
+                )
+        })
+}
+
+/// Process-unique request ids: a random per-process prefix and a counter, so ids from several
+/// instances don't collide in shared logs.
+struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        Self {
+            prefix: rand::random(),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> String {
+        format!(
+            "{:08x}{:08x}",
+            self.prefix,
+            self.next.fetch_add(1, Ordering::Relaxed) as u32
+        )
+    }
+}
+
+/// The gateway service.
+pub struct Gateway {
+    routes: HashMap<String, Arc<TenantRoute>>,
+    sessions: Arc<Sessions>,
+    signer: Arc<AssertionSigner>,
+    owned: OwnedHeaders,
+    names: HeaderNames,
+    cookie_name: String,
+    trusted_proxies: Vec<IpNet>,
+    metrics_allow: Vec<IpNet>,
+    metrics: Arc<Metrics>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    request_ids: RequestIds,
+}
+
+/// Why the gateway could not be assembled from a valid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// An upstream host name did not resolve.
+    #[error("tenants `{tenant}` upstream {address}: {message}")]
+    Upstream {
+        /// Tenant name.
+        tenant: String,
+        /// Upstream address as configured.
+        address: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl Gateway {
+    /// Assembles the gateway from validated parts.
+    pub fn new(
+        config: &Config,
+        sessions: Arc<Sessions>,
+        signer: Arc<AssertionSigner>,
+        metrics: Arc<Metrics>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, BuildError> {
+        let mut routes = HashMap::new();
+        for tenant in &config.tenants {
+            let route = Arc::new(TenantRoute {
+                peer: service::upstream_peer(tenant)?,
+                tenant: tenant.clone(),
+            });
+            for host in &tenant.hosts {
+                routes.insert(host.clone(), route.clone());
+            }
+        }
+        Ok(Self {
+            routes,
+            sessions,
+            signer,
+            owned: OwnedHeaders::new(&config.headers),
+            names: HeaderNames::new(&config.headers.prefix),
+            cookie_name: config.session.cookie.clone(),
+            trusted_proxies: config.proxy.trusted_proxies.clone(),
+            metrics_allow: config.metrics.allow.clone(),
+            metrics,
+            store,
+            clock,
+            request_ids: RequestIds::new(),
+        })
+    }
+
+    /// The tenant for a request's Host (exact, case-insensitive, port ignored).
+    fn route(&self, req: &RequestHeader) -> Option<Arc<TenantRoute>> {
+        let host = request_host(req)?;
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.routes.get(&host.to_ascii_lowercase()).cloned()
+        } else {
+            self.routes.get(host).cloned()
+        }
+    }
+
+    /// The first cookie value that opens to a live session of this tenant.
+    async fn load_session(
+        &self,
+        req: &RequestHeader,
+        tenant: &str,
+    ) -> Result<Option<Arc<LiveSession<SessionHeaders>>>, crate::store::StoreError> {
+        let values = req.headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes());
+        for value in cookie::find(values, &self.cookie_name) {
+            if let Some(s) = self.sessions.load(tenant, value).await? {
+                return Ok(Some(s));
+            }
+        }
+        Ok(None)
+    }
+
+    fn peer_ip(session: &Session) -> Option<IpAddr> {
+        session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+    }
+
+    fn trusted_peer(&self, ip: Option<IpAddr>) -> bool {
+        ip.is_some_and(|ip| self.trusted_proxies.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// Writes a complete response and reports that the request is handled.
+    async fn respond(
+        &self,
+        session: &mut Session,
+        status: u16,
+        content_type: &str,
+        body: Bytes,
+        extra: &[(header::HeaderName, String)],
+    ) -> Result<bool> {
+        let mut resp = ResponseHeader::build(status, Some(6 + extra.len()))?;
+        resp.insert_header(header::CONTENT_TYPE, content_type)?;
+        resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+        resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+        resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+        resp.insert_header(header::REFERRER_POLICY, "no-referrer")?;
+        for (name, value) in extra {
+            resp.append_header(name.clone(), value.as_str())?;
+        }
+        let head_only = session.req_header().method == http::Method::HEAD;
+        session.write_response_header(Box::new(resp), head_only).await?;
+        if !head_only {
+            session.write_response_body(Some(body), true).await?;
+        }
+        Ok(true)
+    }
+
+    /// Answers with the page for `error`.
+    async fn fail(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        error: GatewayError,
+    ) -> Result<bool> {
+        let (content_type, body) = pages::error_body(error, &ctx.request_id, ctx.wants_json);
+        let tenant = ctx.route.as_ref().map_or("-", |r| r.tenant.name.as_str());
+        self.metrics
+            .rejections
+            .with_label_values(&[tenant, error.code()])
+            .inc();
+        self.respond(session, error.status(), content_type, body, &[])
+            .await
+    }
+
+    /// No valid session: browsers are sent to sign in, API callers get 401 JSON.
+    async fn sign_in_required(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        let route = ctx.route.clone().expect("routed before session check");
+        let navigation = matches!(req.method, http::Method::GET | http::Method::HEAD)
+            && accepts_html(req)
+            && !is_xhr(req);
+        if route.is_api(req.uri.path()) || ctx.wants_json || !navigation {
+            ctx.wants_json = ctx.wants_json || route.is_api(req.uri.path()) || is_xhr(req);
+            return self.fail(session, ctx, GatewayError::SignInRequired).await;
+        }
+        let original = req
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
+        let host = request_host(req).unwrap_or_default().to_ascii_lowercase();
+        let target = return_url::validate(&original, &host).unwrap_or_else(|| "/".into());
+        let location = format!(
+            "/_vestibule/login?rd={}",
+            url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
+        );
+        self.metrics
+            .rejections
+            .with_label_values(&[route.tenant.name.as_str(), "no_session"])
+            .inc();
+        let body = pages::page(
+            "Sign-in required",
+            &format!("<p><a href=\"{}\">Sign in</a></p>", pages::escape(&location)),
+            &ctx.request_id,
+        );
+        self.respond(session, 302, pages::HTML, body, &[(header::LOCATION, location)])
+            .await
+    }
+
+    /// Removes every client copy of an owned or (from untrusted peers) forwarding header,
+    /// drops our session cookie, and sets the forwarding and identity headers.
+    fn prepare_upstream_request(
+        &self,
+        req: &mut RequestHeader,
+        ctx: &RequestCtx,
+        peer: Option<IpAddr>,
+    ) -> Result<()> {
+        let trusted = self.trusted_peer(peer);
+        for name in self.owned.to_remove(&req.headers, !trusted) {
+            req.remove_header(&name);
+        }
+        self.strip_session_cookie(req)?;
+
+        let prior_xff = if trusted {
+            req.headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        } else {
+            None
+        };
+        if let Some(ip) = peer {
+            req.insert_header("X-Forwarded-For", forwarded::forwarded_for(prior_xff.as_deref(), ip))?;
+        }
+        if !(trusted && req.headers.contains_key("x-forwarded-proto")) {
+            req.insert_header("X-Forwarded-Proto", forwarded::forwarded_proto(ctx.tls))?;
+        }
+        if !(trusted && req.headers.contains_key("x-forwarded-host")) {
+            if let Some(host) = request_host_with_port(req) {
+                let host = host.to_owned();
+                req.insert_header("X-Forwarded-Host", host)?;
+            }
+        }
+
+        req.insert_header(self.names.request_id.clone(), ctx.request_id.as_str())?;
+        if let (Some(s), Some(route)) = (&ctx.session, &ctx.route) {
+            for (name, value) in &s.prepared.fixed {
+                req.insert_header(name.clone(), value.clone())?;
+            }
+            let now = self.clock.now();
+            if let Some(jwt) =
+                self.signer
+                    .current(&s.prepared.assertion, &s.identity, &route.tenant.name, now)
+            {
+                req.insert_header(self.names.assertion.clone(), jwt)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The upstream never sees Vestibule's own cookie: it is a bearer handle.
+    fn strip_session_cookie(&self, req: &mut RequestHeader) -> Result<()> {
+        let needle = self.cookie_name.as_bytes();
+        let carries_ours = req
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .any(|v| v.as_bytes().windows(needle.len()).any(|w| w == needle));
+        if !carries_ours {
+            return Ok(());
+        }
+        let kept: Vec<String> = req
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| cookie::without(v, &self.cookie_name))
+            .collect();
+        req.remove_header(&header::COOKIE);
+        if !kept.is_empty() {
+            req.insert_header(header::COOKIE, kept.join("; "))?;
+        }
+        Ok(())
+    }
+}
+
+/// The Host header (or HTTP/2 authority) without port.
+fn request_host(req: &RequestHeader) -> Option<&str> {
+    let raw = request_host_with_port(req)?;
+    if raw.starts_with('[') {
+        return raw.split_once(']').map(|(h, _)| &h[1..]);
+    }
+    Some(raw.rsplit_once(':').map_or(raw, |(h, _)| h))
+}
+
+fn request_host_with_port(req: &RequestHeader) -> Option<&str> {
+    req.headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .filter(|h| !h.is_empty())
+}
+
+fn header_has(req: &RequestHeader, name: header::HeaderName, needle: &str) -> bool {
+    req.headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains(needle))
+}
+
+fn accepts_html(req: &RequestHeader) -> bool {
+    header_has(req, header::ACCEPT, "text/html")
+}
+
+fn wants_json(req: &RequestHeader) -> bool {
+    header_has(req, header::ACCEPT, "application/json") && !accepts_html(req)
+}
+
+fn is_xhr(req: &RequestHeader) -> bool {
+    header_has(req, header::HeaderName::from_static("x-requested-with"), "xmlhttprequest")
+}
+
+fn is_tls(session: &Session) -> bool {
+    session
+        .digest()
+        .is_some_and(|d| d.ssl_digest.is_some())
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.request_id = self.request_ids.next();
+        ctx.tls = is_tls(session);
+        ctx.wants_json = wants_json(session.req_header()) || is_xhr(session.req_header());
+        let path = session.req_header().uri.path();
+        if let Some(rest) = path.strip_prefix("/_vestibule/") {
+            let rest = rest.to_owned();
+            return self.reserved(session, ctx, &rest).await;
+        }
+        let Some(route) = self.route(session.req_header()) else {
+            return self.fail(session, ctx, GatewayError::UnknownHost).await;
+        };
+        ctx.route = Some(route.clone());
+        if route.is_public(session.req_header().uri.path()) {
+            return Ok(false);
+        }
+        match self.load_session(session.req_header(), &route.tenant.name).await {
+            Ok(Some(s)) => {
+                ctx.session = Some(s);
+                Ok(false)
+            }
+            Ok(None) => self.sign_in_required(session, ctx).await,
+            Err(e) => {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
+                self.fail(session, ctx, GatewayError::StoreUnavailable).await
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        match &ctx.route {
+            Some(route) => Ok(Box::new(route.peer.clone())),
+            None => Error::e_explain(InternalError, "no route selected"),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let peer = Self::peer_ip(session);
+        self.prepare_upstream_request(upstream_request, ctx, peer)?;
+        ctx.upstream_sent = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(sent), Some(route)) = (ctx.upstream_sent, &ctx.route) {
+            self.metrics
+                .upstream_latency
+                .with_label_values(&[route.tenant.name.as_str()])
+                .observe(sent.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let error = match e.etype() {
+            ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => {
+                GatewayError::UpstreamTimeout
+            }
+            _ => match e.esource() {
+                ErrorSource::Upstream => GatewayError::UpstreamUnavailable,
+                ErrorSource::Downstream => match e.etype() {
+                    WriteError | ReadError | ConnectionClosed => {
+                        return FailToProxy {
+                            error_code: 0,
+                            can_reuse_downstream: false,
+                        }
+                    }
+                    _ => GatewayError::BadRequest,
+                },
+                _ => GatewayError::Internal,
+            },
+        };
+        tracing::warn!(request_id = %ctx.request_id, error = %e, "request failed");
+        // The response may already be under way; then there is nothing more to send.
+        let _ = self.fail(session, ctx, error).await;
+        FailToProxy {
+            error_code: error.status(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map_or(http::StatusCode::INTERNAL_SERVER_ERROR, |r| r.status);
+        let tenant = ctx.route.as_ref().map_or("-", |r| r.tenant.name.as_str());
+        self.metrics
+            .requests
+            .with_label_values(&[tenant, status.as_str()])
+            .inc();
+        tracing::info!(
+            target: "vestibule::access",
+            request_id = %ctx.request_id,
+            tenant,
+            method = %session.req_header().method,
+            path = session.req_header().uri.path(),
+            status = status.as_u16(),
+            user = ctx.session.as_ref().map(|s| s.identity.user.as_str()),
+            error = e.map(|e| e.to_string()),
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! Start-up: builds the store, sessions, signer and gateway from a validated configuration,
+//! binds the listeners, and runs pingora.
+
+use super::{BuildError, Gateway, Sessions};
+use crate::assertion::{AssertionKeyError, AssertionSigner};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, Tenant};
+use crate::crypto::KeyRing;
+use crate::headers::{HeaderNames, SessionHeaders};
+use crate::metrics::Metrics;
+use crate::store::{self, StoreError};
+use pingora::listeners::tls::TlsSettings;
+use pingora::prelude::*;
+use pingora::server::configuration::ServerConf;
+use pingora::tls::x509::X509;
+use std::net::ToSocketAddrs;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened or migrated.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The assertion key could not be loaded.
+    #[error("{0}")]
+    Assertion(#[from] AssertionKeyError),
+    /// A tenant's upstream could not be prepared.
+    #[error("{0}")]
+    Build(#[from] BuildError),
+    /// A listener could not be set up.
+    #[error("listener {address}: {message}")]
+    Listener {
+        /// Listener address.
+        address: String,
+        /// What failed.
+        message: String,
+    },
+    /// The support runtime could not start.
+    #[error("runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// The pingora peer for a tenant's upstream, with its timeouts and TLS verification.
+pub(super) fn upstream_peer(tenant: &Tenant) -> Result<HttpPeer, BuildError> {
+    let up = &tenant.upstream;
+    let fail = |message: String| BuildError::Upstream {
+        tenant: tenant.name.clone(),
+        address: up.address.clone(),
+        message,
+    };
+    // Resolved once at start: pingora would otherwise resolve (blocking) on every request.
+    let addr = up
+        .address
+        .to_socket_addrs()
+        .map_err(|e| fail(format!("cannot resolve: {e}")))?
+        .next()
+        .ok_or_else(|| fail("resolves to no address".into()))?;
+    let mut peer = HttpPeer::new(addr, up.tls, up.sni.clone());
+    peer.options.connection_timeout = Some(up.connect_timeout);
+    peer.options.total_connection_timeout = Some(up.connect_timeout * 2);
+    peer.options.read_timeout = Some(up.read_timeout);
+    peer.options.write_timeout = Some(up.read_timeout);
+    peer.options.idle_timeout = Some(Duration::from_secs(60));
+    peer.options.verify_cert = up.verify;
+    peer.options.verify_hostname = up.verify;
+    if let Some(ca) = &up.ca {
+        let pem = std::fs::read(ca).map_err(|e| fail(format!("cannot read {}: {e}", ca.display())))?;
+        let certs = X509::stack_from_pem(&pem).map_err(|e| fail(format!("bad CA file: {e}")))?;
+        peer.options.ca = Some(Arc::new(certs.into_boxed_slice()));
+    }
+    Ok(peer)
+}
+
+/// Installs the tracing subscriber (text or JSON) once.
+pub fn init_logging(json: bool, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VESTIBULE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Everything the gateway needs, built from configuration (shared by `run`, tests and
+/// benches so they exercise the same assembly).
+pub struct Assembly {
+    /// The proxy service.
+    pub gateway: Gateway,
+    /// The session manager (tests create sessions through it).
+    pub sessions: Arc<Sessions>,
+}
+
+/// Builds the store, key ring, sessions, signer and gateway.
+pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly, StartError> {
+    let store = store::open(&config.store).await?;
+    let keys = Arc::new(
+        KeyRing::new(&config.keys.active, &config.keys.ring)
+            .expect("validated: active key is in the ring"),
+    );
+    let names = HeaderNames::new(&config.headers.prefix);
+    let sessions = Arc::new(Sessions::new(
+        store.clone(),
+        keys,
+        clock.clone(),
+        config.session.clone(),
+        Box::new(move |identity, tenant, _id| SessionHeaders::prepare(&names, identity, tenant)),
+    ));
+    let signer = Arc::new(AssertionSigner::new(&config.assertion)?);
+    let metrics = Arc::new(Metrics::new());
+    let gateway = Gateway::new(config, sessions.clone(), signer, metrics, store, clock)?;
+    Ok(Assembly { gateway, sessions })
+}
+
+/// Runs the gateway until a shutdown signal. Never returns on success.
+pub fn run(config: Config) -> Result<(), StartError> {
+    init_logging(config.log.json, &config.log.level);
+    // A small runtime of our own owns the store's connections and background jobs; pingora
+    // runs its own runtimes for the proxy threads.
+    let support = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("vestibule-support")
+        .enable_all()
+        .build()?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let assembly = support.block_on(assemble(&config, clock))?;
+
+    let sessions = assembly.sessions.clone();
+    support.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            match sessions.purge_expired().await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
+            }
+        }
+    });
+
+    let conf = ServerConf {
+        threads: config.proxy.threads,
+        grace_period_seconds: Some(1),
+        graceful_shutdown_timeout_seconds: Some(10),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        assembly.gateway,
+        "vestibule",
+    );
+    for listener in &config.listeners {
+        let address = listener.address.to_string();
+        match &listener.tls {
+            None => proxy.add_tcp(&address),
+            Some(tls) => {
+                let listener_error = |message: String| StartError::Listener {
+                    address: address.clone(),
+                    message,
+                };
+                let mut settings = TlsSettings::intermediate(
+                    &tls.cert.to_string_lossy(),
+                    &tls.key.to_string_lossy(),
+                )
+                .map_err(|e| listener_error(e.to_string()))?;
+                settings.enable_h2();
+                proxy.add_tls_with_settings(&address, None, settings);
+            }
+        }
+        tracing::info!(%address, tls = listener.tls.is_some(), "listening");
+    }
+    server.add_service(proxy);
+    // Keep the support runtime alive for the life of the process.
+    let _support = support;
+    server.run_forever();
+}

@@ -1,0 +1,398 @@
+//! Server-side sessions: create at sign-in, load on every request (a moka cache hit costs no
+//! store round trip), revoke at sign-out. Idle and absolute lifetimes are checked against the
+//! injected clock.
+
+pub mod cookie;
+
+use crate::clock::{Clock, UnixSeconds};
+use crate::config::SessionConfig;
+use crate::crypto::KeyRing;
+use crate::identity::Identity;
+use crate::store::{Store, StoreError, StoredSession};
+use moka::sync::Cache;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// A random 128-bit session id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(pub [u8; 16]);
+
+impl SessionId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        let mut id = [0u8; 16];
+        rand::rng().fill_bytes(&mut id);
+        Self(id)
+    }
+
+    /// Lower-case hex, the form stored in the database.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only a prefix: the full id is a bearer secret once paired with the cookie key.
+        write!(f, "SessionId({}…)", &self.to_hex()[..8])
+    }
+}
+
+/// What is sealed into the store's `payload` column.
+#[derive(Serialize, Deserialize)]
+struct SealedData {
+    identity: Identity,
+}
+
+/// A session in memory, shared by every request that presents its cookie.
+pub struct LiveSession<P> {
+    /// Session id.
+    pub id: SessionId,
+    /// Tenant the session was minted for.
+    pub tenant: String,
+    /// Who signed in.
+    pub identity: Identity,
+    /// When the session was created.
+    pub created_at: UnixSeconds,
+    /// Absolute expiry.
+    pub expires_at: UnixSeconds,
+    /// Per-session values the caller derives once (header values, the reusable assertion).
+    pub prepared: P,
+    last_seen: AtomicI64,
+    persisted_seen: AtomicI64,
+}
+
+impl<P> LiveSession<P> {
+    /// Last time this session was used, as known to this instance.
+    pub fn last_seen(&self) -> UnixSeconds {
+        self.last_seen.load(Ordering::Relaxed)
+    }
+}
+
+/// Derives the per-session values kept beside a live session.
+pub type Preparer<P> = dyn Fn(&Identity, &str, &SessionId) -> P + Send + Sync;
+
+/// Creates, loads and revokes sessions.
+pub struct SessionManager<P> {
+    store: Arc<dyn Store>,
+    keys: Arc<KeyRing>,
+    clock: Arc<dyn Clock>,
+    config: SessionConfig,
+    cache: Cache<SessionId, Arc<LiveSession<P>>>,
+    prepare: Box<Preparer<P>>,
+    touch_interval: i64,
+}
+
+impl<P: Send + Sync + 'static> SessionManager<P> {
+    /// A manager over `store`, sealing with `keys`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+        config: SessionConfig,
+        prepare: Box<Preparer<P>>,
+    ) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(config.cache_capacity)
+            .time_to_live(config.cache_ttl)
+            .build();
+        // Persist "last seen" at most every tenth of the idle window (and at least every
+        // minute), so an authenticated request almost never writes to the store.
+        let touch_interval = (config.idle.as_secs() as i64 / 10).clamp(1, 60);
+        Self {
+            store,
+            keys,
+            clock,
+            config,
+            cache,
+            prepare,
+            touch_interval,
+        }
+    }
+
+    /// The session configuration in force.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// The key ring sealing cookies and records.
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    /// Starts a new session for `identity` (always a fresh id: no fixation) and returns it
+    /// with the cookie value to set.
+    pub async fn create(
+        &self,
+        tenant: &str,
+        identity: Identity,
+    ) -> Result<(Arc<LiveSession<P>>, String), StoreError> {
+        let now = self.clock.now();
+        let id = SessionId::generate();
+        let data = SealedData { identity };
+        let json = serde_json::to_vec(&data).expect("identity serialises");
+        let payload = self.keys.seal(&record_aad(&id, tenant), &json);
+        let expires_at = now + self.config.absolute.as_secs() as i64;
+        self.store
+            .insert_session(&StoredSession {
+                id: id.to_hex(),
+                tenant: tenant.to_owned(),
+                payload,
+                created_at: now,
+                last_seen_at: now,
+                expires_at,
+            })
+            .await?;
+        let live = self.live(id, tenant, data.identity, now, now, expires_at);
+        self.cache.insert(id, live.clone());
+        Ok((live, cookie::encode(&self.keys, &id, tenant)))
+    }
+
+    /// The live session a cookie value names, if it is valid for `tenant` right now.
+    /// Anything wrong with the cookie means "no session", never an error.
+    pub async fn load(
+        &self,
+        tenant: &str,
+        cookie_value: &str,
+    ) -> Result<Option<Arc<LiveSession<P>>>, StoreError> {
+        let Some(id) = cookie::decode(&self.keys, cookie_value, tenant) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        if let Some(live) = self.cache.get(&id) {
+            return Ok(self.check_live(live, tenant, now));
+        }
+        let Some(stored) = self.store.get_session(&id.to_hex()).await? else {
+            return Ok(None);
+        };
+        if stored.tenant != tenant || self.expired(stored.expires_at, stored.last_seen_at, now) {
+            return Ok(None);
+        }
+        let Ok(json) = self.keys.open(&record_aad(&id, tenant), &stored.payload) else {
+            tracing::warn!(session = ?id, "stored session does not open with the key ring");
+            return Ok(None);
+        };
+        let Ok(data) = serde_json::from_slice::<SealedData>(&json) else {
+            tracing::warn!(session = ?id, "stored session payload is not valid");
+            return Ok(None);
+        };
+        let live = self.live(
+            id,
+            tenant,
+            data.identity,
+            stored.created_at,
+            stored.last_seen_at,
+            stored.expires_at,
+        );
+        self.cache.insert(id, live.clone());
+        Ok(self.check_live(live, tenant, now))
+    }
+
+    /// Ends a session everywhere this instance can reach: cache and store.
+    pub async fn revoke(&self, id: &SessionId) -> Result<bool, StoreError> {
+        self.cache.invalidate(id);
+        self.store.delete_session(&id.to_hex()).await
+    }
+
+    /// Deletes expired sessions from the store; returns how many.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        self.store
+            .purge_sessions(now, now - self.config.idle.as_secs() as i64)
+            .await
+    }
+
+    /// Sessions currently held in memory (approximate; for metrics).
+    pub fn cached(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    fn expired(&self, expires_at: UnixSeconds, last_seen: UnixSeconds, now: UnixSeconds) -> bool {
+        now >= expires_at || now - last_seen >= self.config.idle.as_secs() as i64
+    }
+
+    fn check_live(
+        &self,
+        live: Arc<LiveSession<P>>,
+        tenant: &str,
+        now: UnixSeconds,
+    ) -> Option<Arc<LiveSession<P>>> {
+        if live.tenant != tenant {
+            return None;
+        }
+        if self.expired(live.expires_at, live.last_seen(), now) {
+            self.cache.invalidate(&live.id);
+            return None;
+        }
+        live.last_seen.fetch_max(now, Ordering::Relaxed);
+        let persisted = live.persisted_seen.load(Ordering::Relaxed);
+        if now - persisted >= self.touch_interval
+            && live
+                .persisted_seen
+                .compare_exchange(persisted, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.persist_touch(live.id, now);
+        }
+        Some(live)
+    }
+
+    /// Writes "last seen" in the background: a slow store must not slow the request.
+    fn persist_touch(&self, id: SessionId, now: UnixSeconds) {
+        let store = self.store.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = store.touch_session(&id.to_hex(), now).await {
+                    tracing::warn!(error = %e, "could not record session use");
+                }
+            });
+        }
+    }
+
+    fn live(
+        &self,
+        id: SessionId,
+        tenant: &str,
+        identity: Identity,
+        created_at: UnixSeconds,
+        last_seen: UnixSeconds,
+        expires_at: UnixSeconds,
+    ) -> Arc<LiveSession<P>> {
+        let prepared = (self.prepare)(&identity, tenant, &id);
+        Arc::new(LiveSession {
+            id,
+            tenant: tenant.to_owned(),
+            identity,
+            created_at,
+            expires_at,
+            prepared,
+            last_seen: AtomicI64::new(last_seen),
+            persisted_seen: AtomicI64::new(last_seen),
+        })
+    }
+}
+
+/// Associated data for a sealed session record: a record copied to another id or tenant in
+/// the database no longer opens.
+fn record_aad(id: &SessionId, tenant: &str) -> Vec<u8> {
+    let mut aad = b"vestibule/session-record/v1/".to_vec();
+    aad.extend_from_slice(&id.0);
+    aad.extend_from_slice(tenant.as_bytes());
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::crypto::KEY_LEN;
+    use crate::store::SqliteStore;
+    use std::time::Duration;
+
+    fn identity() -> Identity {
+        Identity {
+            provider: "test".into(),
+            issuer: "https://idp.example".into(),
+            subject: "alice".into(),
+            user: "alice@contoso.example".into(),
+            email: Some("alice@contoso.example".into()),
+            name: Some("Alice".into()),
+            idp_tenant: None,
+            claims: Default::default(),
+        }
+    }
+
+    async fn manager(
+        dir: &std::path::Path,
+        clock: Arc<FixedClock>,
+        active: &str,
+    ) -> SessionManager<()> {
+        let store = Arc::new(SqliteStore::open(&dir.join("s.db")).await.unwrap());
+        let keys = KeyRing::new(
+            active,
+            &[("k1".into(), [1; KEY_LEN]), ("k2".into(), [2; KEY_LEN])],
+        )
+        .unwrap();
+        SessionManager::new(
+            store,
+            Arc::new(keys),
+            clock,
+            SessionConfig {
+                cookie: "vestibule".into(),
+                idle: Duration::from_secs(600),
+                absolute: Duration::from_secs(3600),
+                cache_ttl: Duration::from_secs(30),
+                cache_capacity: 100,
+            },
+            Box::new(|_, _, _| ()),
+        )
+    }
+
+    #[tokio::test]
+    async fn create_load_idle_and_absolute_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FixedClock::new(1_000_000));
+        let m = manager(dir.path(), clock.clone(), "k1").await;
+        let (s, cookie) = m.create("contoso", identity()).await.unwrap();
+        assert_eq!(m.load("contoso", &cookie).await.unwrap().unwrap().id, s.id);
+        assert!(m.load("fabrikam", &cookie).await.unwrap().is_none());
+        // Used every 9 minutes it stays alive past the 10-minute idle window...
+        for _ in 0..6 {
+            clock.advance(540);
+            assert!(m.load("contoso", &cookie).await.unwrap().is_some());
+        }
+        // ...until the absolute lifetime ends it.
+        clock.advance(540);
+        assert!(m.load("contoso", &cookie).await.unwrap().is_none());
+
+        let (_, idle_cookie) = m.create("contoso", identity()).await.unwrap();
+        clock.advance(600);
+        assert!(m.load("contoso", &idle_cookie).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn store_is_the_truth_after_the_cache_and_revocation_is_final() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FixedClock::new(1_000_000));
+        let a = manager(dir.path(), clock.clone(), "k1").await;
+        let (s, cookie) = a.create("contoso", identity()).await.unwrap();
+        // A second manager (another instance) sees the session through the store.
+        let b = manager(dir.path(), clock.clone(), "k1").await;
+        let loaded = b.load("contoso", &cookie).await.unwrap().unwrap();
+        assert_eq!(loaded.identity, identity());
+        assert!(a.revoke(&s.id).await.unwrap());
+        assert!(a.load("contoso", &cookie).await.unwrap().is_none());
+        let c = manager(dir.path(), clock, "k1").await;
+        assert!(c.load("contoso", &cookie).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn key_rotation_keeps_old_sessions_and_seals_new_ones_with_the_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FixedClock::new(1_000_000));
+        let old = manager(dir.path(), clock.clone(), "k1").await;
+        let (_, old_cookie) = old.create("contoso", identity()).await.unwrap();
+        let rotated = manager(dir.path(), clock, "k2").await;
+        assert!(rotated.load("contoso", &old_cookie).await.unwrap().is_some());
+        let (_, new_cookie) = rotated.create("contoso", identity()).await.unwrap();
+        let sealed = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            new_cookie.trim_start_matches("v1."),
+        )
+        .unwrap();
+        assert_eq!(KeyRing::key_id_of(&sealed), Some("k2"));
+    }
+
+    #[tokio::test]
+    async fn every_sign_in_gets_a_new_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FixedClock::new(1_000_000));
+        let m = manager(dir.path(), clock, "k1").await;
+        let (a, _) = m.create("contoso", identity()).await.unwrap();
+        let (b, _) = m.create("contoso", identity()).await.unwrap();
+        assert_ne!(a.id, b.id);
+    }
+}

@@ -1,0 +1,82 @@
+//! Durable records behind a backend-neutral trait: SQLite is the embedded default; a shared
+//! PostgreSQL backend implements the same trait for several gateway instances.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::clock::UnixSeconds;
+use crate::config::StoreConfig;
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// A session as persisted. The identity inside `payload` is sealed; the store never sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// Random session id, hex.
+    pub id: String,
+    /// Tenant the session belongs to.
+    pub tenant: String,
+    /// Sealed, serialised session data.
+    pub payload: Vec<u8>,
+    /// When the session was created.
+    pub created_at: UnixSeconds,
+    /// Last time it was used (kept roughly: writes are batched, see `SessionManager`).
+    pub last_seen_at: UnixSeconds,
+    /// Absolute expiry.
+    pub expires_at: UnixSeconds,
+}
+
+/// Why the store failed. Callers map every variant to "service unavailable"; the text goes to
+/// logs only.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Schema migration failed at start-up.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The database file's directory could not be created.
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A configured backend that this build does not provide yet.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Durable storage for sessions (and, in later issues, tokens and replay records).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a new session.
+    async fn insert_session(&self, session: &StoredSession) -> Result<(), StoreError>;
+    /// Reads a session by id.
+    async fn get_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError>;
+    /// Records use of a session.
+    async fn touch_session(&self, id: &str, last_seen_at: UnixSeconds) -> Result<(), StoreError>;
+    /// Deletes a session; true when it existed.
+    async fn delete_session(&self, id: &str) -> Result<bool, StoreError>;
+    /// Deletes sessions past their absolute expiry or idle since before `idle_before`.
+    async fn purge_sessions(
+        &self,
+        now: UnixSeconds,
+        idle_before: UnixSeconds,
+    ) -> Result<u64, StoreError>;
+    /// Cheap reachability check for `/_vestibule/ready`.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the configured backend, creating and migrating it as needed.
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
+        StoreConfig::Sqlite { path } => Ok(Arc::new(SqliteStore::open(path).await?)),
+        StoreConfig::Postgres { .. } => Err(StoreError::Unsupported(
+            "store.postgres is not available in this build yet; use store.sqlite".into(),
+        )),
+    }
+}
