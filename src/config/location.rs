@@ -139,7 +139,7 @@ mod tests {
         );
         assert_eq!(
             idx.locate("listeners[1].tls.key"),
-            Some(Position { line: 4, column: 31 })
+            Some(Position { line: 4, column: 30 })
         );
         assert_eq!(idx.locate("tenants[0].name").unwrap().line, 6);
         // A missing key points at its parent.

@@ -1,0 +1,131 @@
+//! The command line: check-config over the shipped files and over broken ones, keygen.
+
+use std::path::Path;
+use std::process::Command;
+
+fn vestibule(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn every_shipped_config_is_valid() {
+    let mut files: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .map(|p| format!("config/{}", p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    let mut args = vec!["check-config"];
+    args.extend(files.iter().map(String::as_str));
+    // example.yaml reads its key from the environment, as production configs should.
+    let (code, out, err) = vestibule(&args, &[("VESTIBULE_KEY_K1", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=")]);
+    assert_eq!(code, 0, "{out}{err}");
+    for f in &files {
+        assert!(out.contains(&format!("{f}: ok")), "{out}");
+    }
+}
+
+fn check(yaml: &str) -> (i32, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let (code, out, err) = vestibule(&["check-config", path.to_str().unwrap()], &[]);
+    assert!(!out.contains(": ok"));
+    let prefix = format!("{}:", path.display());
+    let lines = err
+        .lines()
+        .map(|l| l.strip_prefix(&prefix).unwrap_or_else(|| panic!("line without file: {l}")).to_owned())
+        .collect();
+    (code, lines)
+}
+
+#[test]
+fn broken_yaml_is_reported_with_its_line() {
+    let (code, lines) = check("listeners: []\n\ttenants: []\n");
+    assert_eq!(code, 2);
+    assert_eq!(lines, vec!["2:1: found character that cannot start any token"]);
+}
+
+#[test]
+fn unknown_keys_are_errors_with_path_and_line() {
+    let (code, lines) = check("tenants:\n  - name: a\n    hots: [x]\n");
+    assert_eq!(code, 2);
+    assert_eq!(lines, vec!["3:5: tenants[0]: unknown field `hots`, expected one of `name`, `hosts`, `upstream`, `public`, `api`"]);
+}
+
+#[test]
+fn every_invalid_value_is_listed_with_path_and_line() {
+    let yaml = "\
+listeners:
+  - address: 127.0.0.1:99999
+keys:
+  active: k2
+  ring:
+    k1: { value: c2hvcnQ= }
+    k3: { env: VESTIBULE_TEST_SURELY_UNSET }
+session: { idle: 48h, absolute: 24h }
+assertion: { key: { file: /nonexistent/key.pem }, audience: crm, lifetime: soon }
+tenants:
+  - name: a
+    hosts: [crm.example, \"https://x\"]
+    upstream: { address: nohost }
+    public: [static/]
+  - name: a
+    hosts: [crm.example]
+    upstream: { address: 127.0.0.1:9000 }
+";
+    let (code, lines) = check(yaml);
+    assert_eq!(code, 2);
+    let expected = [
+        "2:14: listeners[0].address: `127.0.0.1:99999` is not an ip:port address",
+        "4:11: keys.active: `k2` is not a key in keys.ring",
+        "6:5: keys.ring.k1: is not a base64-encoded 256-bit key",
+        "7:5: keys.ring.k3: environment variable VESTIBULE_TEST_SURELY_UNSET is not set",
+        "8:18: session.idle: must not be longer than session.absolute",
+        "9:14: assertion.key: cannot read",
+        "9:76: assertion.lifetime: `soon` is not a duration",
+        "12:26: tenants[0].hosts[1]: `https://x` is not a host name",
+        "13:26: tenants[0].upstream.address: `nohost` is not host:port",
+        "14:14: tenants[0].public[0]: `static/` is not a path prefix",
+        "15:11: tenants[1].name: tenant `a` is defined twice",
+        "16:13: tenants[1].hosts[0]: `crm.example` is already routed to tenants[0]",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, want) in lines.iter().zip(expected) {
+        assert!(line.starts_with(want), "{line}\n  should start with\n{want}");
+    }
+}
+
+#[test]
+fn missing_sections_are_named() {
+    let (code, lines) = check("listeners: []\n");
+    assert_eq!(code, 2);
+    let text = lines.join("\n");
+    for want in ["listeners: give at least one listener", "keys: is required", "assertion: is required", "tenants: give at least one tenant"] {
+        assert!(text.contains(want), "{want} missing from\n{text}");
+    }
+}
+
+#[test]
+fn keygen_prints_a_usable_key() {
+    let (code, out, _) = vestibule(&["keygen", "--id", "k7"], &[]);
+    assert_eq!(code, 0);
+    let key = out.lines().find_map(|l| l.strip_prefix("key: ")).unwrap();
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key).unwrap();
+    assert_eq!(bytes.len(), 32);
+    assert!(out.contains("id: k7"));
+    let (_, again, _) = vestibule(&["keygen", "--id", "k7"], &[]);
+    assert_ne!(out, again, "fresh randomness each time");
+}

@@ -1,0 +1,353 @@
+//! Test harness: a real upstream HTTP server that echoes what it received, the real gateway
+//! binary as a child process on 127.0.0.1, and raw HTTP/1.1 for exact control over the bytes
+//! a client sends.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use vestibule::clock::Clock;
+use vestibule::identity::Identity;
+use vestibule::proxy::Sessions;
+
+/// Development assertion key shipped in certs/dev.
+pub const ASSERTION_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/certs/dev/assertion.pem");
+/// Two fixed ring keys (base64 of 32 bytes of 0x01 and 0x02).
+pub const KEY_1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+pub const KEY_2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    /// Header names (lower case) and values, in arrival order, duplicates kept.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn one(&self, name: &str) -> Option<&str> {
+        let all = self.all(name);
+        assert!(all.len() <= 1, "{name} arrived {} times: {all:?}", all.len());
+        all.first().copied()
+    }
+}
+
+/// An HTTP server on 127.0.0.1 that records every request and answers 200 with a JSON echo.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    count: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let count = Arc::new(AtomicUsize::new(0));
+        let (s, c) = (seen.clone(), count.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (s, c) = (s.clone(), c.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let (s, c) = (s.clone(), c.clone());
+                        async move {
+                            let record = Seen {
+                                method: req.method().to_string(),
+                                path: req
+                                    .uri()
+                                    .path_and_query()
+                                    .map_or("/".into(), |p| p.to_string()),
+                                headers: req
+                                    .headers()
+                                    .iter()
+                                    .map(|(n, v)| {
+                                        (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into())
+                                    })
+                                    .collect(),
+                            };
+                            let body = json!({"path": record.path, "method": record.method});
+                            s.lock().unwrap().push(record);
+                            c.fetch_add(1, Ordering::SeqCst);
+                            Ok::<_, hyper::Error>(
+                                Response::builder()
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(Bytes::from(body.to_string())))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, seen, count }
+    }
+
+    /// How many requests reached the upstream.
+    pub fn hits(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// The most recent request.
+    pub fn last(&self) -> Seen {
+        self.seen.lock().unwrap().last().cloned().expect("upstream saw a request")
+    }
+}
+
+/// A TCP listener that accepts and then never answers (for timeouts).
+pub async fn silent_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+/// Gateway configuration for tests, with knobs the tests vary.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub upstream: SocketAddr,
+    pub active_key: &'static str,
+    pub ring: Vec<(&'static str, &'static str)>,
+    pub extra_tenants: String,
+    pub extra_top: String,
+}
+
+impl Setup {
+    pub fn new(upstream: SocketAddr) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            upstream,
+            active_key: "k1",
+            ring: vec![("k1", KEY_1)],
+            extra_tenants: String::new(),
+            extra_top: String::new(),
+        }
+    }
+
+    pub fn yaml(&self) -> String {
+        let ring: String = self
+            .ring
+            .iter()
+            .map(|(id, key)| format!("    {id}: {{ value: \"{key}\" }}\n"))
+            .collect();
+        format!(
+            "listeners:\n  - address: 127.0.0.1:{port}\n\
+             keys:\n  active: {active}\n  ring:\n{ring}\
+             store: {{ sqlite: {db} }}\n\
+             session: {{ cookie: vestibule, idle: 1h, absolute: 8h }}\n\
+             assertion: {{ key: {{ file: {key} }}, kid: test-1, issuer: vestibule-test, audience: crm, lifetime: 5m }}\n\
+             headers: {{ strip: [Remote-User] }}\n\
+             log: {{ level: \"info,vestibule::access=off\" }}\n\
+             {top}\
+             tenants:\n\
+             \x20 - name: contoso\n    hosts: [crm.contoso.test]\n    upstream: {{ address: {up} }}\n    public: [/static/]\n    api: [/api/]\n\
+             \x20 - name: fabrikam\n    hosts: [crm.fabrikam.test]\n    upstream: {{ address: {up} }}\n\
+             {extra}",
+            port = self.port,
+            active = self.active_key,
+            db = self.dir.path().join("v.db").display(),
+            key = ASSERTION_KEY,
+            up = self.upstream,
+            top = self.extra_top,
+            extra = self.extra_tenants,
+        )
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        let path = self.dir.path().join("vestibule.yaml");
+        std::fs::write(&path, self.yaml()).unwrap();
+        path
+    }
+
+    /// Session manager over the same store and keys as the gateway, with its own clock.
+    pub async fn sessions(&self, clock: Arc<dyn Clock>) -> Arc<Sessions> {
+        let config =
+            vestibule::config::parse_str(&self.yaml(), Path::new(".")).expect("test config valid");
+        vestibule::proxy::service::assemble(&config, clock)
+            .await
+            .expect("assemble")
+            .sessions
+    }
+
+    pub async fn start(&self) -> Gateway {
+        Gateway::spawn(&self.config_path(), self.port).await
+    }
+}
+
+/// The gateway binary running as a child process; killed on drop.
+pub struct Gateway {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Gateway {
+    pub async fn spawn(config: &Path, port: u16) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+            .args(["run", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start gateway");
+        let mut gw = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = raw(gw.addr, "GET /_vestibule/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await {
+                if r.status == 200 {
+                    return gw;
+                }
+            }
+            if let Ok(Some(status)) = gw.child.try_wait() {
+                panic!("gateway exited during start-up: {status}");
+            }
+            assert!(Instant::now() < deadline, "gateway did not become healthy");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Sends exactly `request` (which should ask for `Connection: close`) and reads the reply.
+pub async fn raw(addr: SocketAddr, request: &str) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(request.as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("reply timed out"))??;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect::<Vec<_>>();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    Ok(Reply { status, headers, body })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A GET with the given host, path and extra header lines.
+pub async fn get(addr: SocketAddr, host: &str, path: &str, extra: &[&str]) -> Reply {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for line in extra {
+        req.push_str(line);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    raw(addr, &req).await.expect("gateway answered")
+}
+
+/// An identity as a verified sign-in would produce it.
+pub fn alice() -> Identity {
+    Identity {
+        provider: "azure-ad".into(),
+        issuer: "https://sts.windows.net/contoso-tenant-id/".into(),
+        subject: "alice-subject".into(),
+        user: "alice@contoso.example".into(),
+        email: Some("alice@contoso.example".into()),
+        name: Some("Alice Example".into()),
+        idp_tenant: Some("contoso-tenant-id".into()),
+        claims: Default::default(),
+    }
+}
+
+/// `Cookie:` header line for a cookie value.
+pub fn cookie(value: &str) -> String {
+    format!("Cookie: vestibule={value}")
+}

@@ -1,0 +1,96 @@
+//! Host routing, upstream failures and the reserved endpoints.
+
+use crate::harness::*;
+use std::sync::Arc;
+use vestibule::clock::SystemClock;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_hosts_get_421_and_no_default_tenant() {
+    let up = Upstream::start().await;
+    let setup = Setup::new(up.addr);
+    let gw = setup.start().await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let (_, value) = sessions.create("contoso", alice()).await.unwrap();
+    for host in ["evil.example", "crm.contoso.test.evil.example", "contoso.test", ""] {
+        let r = get(gw.addr, host, "/static/x", &["Accept: text/html", &cookie(&value)]).await;
+        assert_eq!(r.status, 421, "{host:?}");
+        assert!(r.body.contains("Unknown site"), "{}", r.body);
+        assert!(r.body.contains("Request id: "));
+    }
+    let json = get(gw.addr, "evil.example", "/api/x", &["Accept: application/json"]).await;
+    assert_eq!(json.status, 421);
+    assert_eq!(json.json()["error"], "unknown_host");
+    // Host matching ignores case and port.
+    let ok = get(gw.addr, "CRM.Contoso.Test:8080", "/static/x", &[]).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(up.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_down_gives_502_page() {
+    let up = Upstream::start().await;
+    let mut setup = Setup::new(up.addr);
+    let closed = free_port();
+    setup.extra_tenants = format!(
+        "  - name: down\n    hosts: [down.test]\n    upstream: {{ address: 127.0.0.1:{closed}, connect_timeout: 2s }}\n    public: [/]\n"
+    );
+    let gw = setup.start().await;
+    let r = get(gw.addr, "down.test", "/", &["Accept: text/html"]).await;
+    assert_eq!(r.status, 502);
+    assert!(r.body.contains("Application unavailable"), "{}", r.body);
+    assert!(!r.body.contains("127.0.0.1"), "no internals in the page");
+    let j = get(gw.addr, "down.test", "/", &["Accept: application/json"]).await;
+    assert_eq!(j.status, 502);
+    assert_eq!(j.json()["error"], "upstream_unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_upstream_gives_504_within_the_timeout() {
+    let up = Upstream::start().await;
+    let silent = silent_upstream().await;
+    let mut setup = Setup::new(up.addr);
+    setup.extra_tenants = format!(
+        "  - name: slow\n    hosts: [slow.test]\n    upstream: {{ address: {silent}, read_timeout: 1s }}\n    public: [/]\n"
+    );
+    let gw = setup.start().await;
+    let r = get(gw.addr, "slow.test", "/", &["Accept: application/json"]).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["error"], "upstream_timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_ready_jwks_and_metrics() {
+    let up = Upstream::start().await;
+    let setup = Setup::new(up.addr);
+    let gw = setup.start().await;
+    assert_eq!(get(gw.addr, "any", "/_vestibule/health", &[]).await.body, "ok\n");
+    assert_eq!(get(gw.addr, "any", "/_vestibule/ready", &[]).await.status, 200);
+    let jwks = get(gw.addr, "any", "/_vestibule/jwks.json", &[]).await.json();
+    assert_eq!(jwks["keys"][0]["kid"], "test-1");
+    assert_eq!(jwks["keys"][0]["crv"], "P-256");
+    assert!(jwks["keys"][0].get("d").is_none(), "no private key material");
+    get(gw.addr, "crm.contoso.test", "/deals", &["Accept: text/html"]).await;
+    get(gw.addr, "crm.contoso.test", "/static/a", &[]).await;
+    let m = get(gw.addr, "any", "/_vestibule/metrics", &[]).await;
+    assert_eq!(m.status, 200);
+    assert!(m.body.contains("vestibule_requests_total{status=\"302\",tenant=\"contoso\"} 1"), "{}", m.body);
+    assert!(m.body.contains("vestibule_requests_total{status=\"200\",tenant=\"contoso\"} 1"));
+    assert!(m.body.contains("vestibule_rejections_total{reason=\"no_session\",tenant=\"contoso\"} 1"));
+    assert!(m.body.contains("vestibule_upstream_latency_seconds_count{tenant=\"contoso\"} 1"));
+    let nf = get(gw.addr, "crm.contoso.test", "/_vestibule/nope", &[]).await;
+    assert_eq!(nf.status, 404);
+    let post = raw(gw.addr, "POST /_vestibule/health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await.unwrap();
+    assert_eq!(post.status, 405);
+    assert_eq!(up.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_outside_the_allow_list_are_forbidden() {
+    let up = Upstream::start().await;
+    let mut setup = Setup::new(up.addr);
+    setup.extra_top = "metrics: { allow: [10.0.0.0/8] }\n".into();
+    let gw = setup.start().await;
+    let m = get(gw.addr, "any", "/_vestibule/metrics", &[]).await;
+    assert_eq!(m.status, 403);
+    assert!(!m.body.contains("vestibule_requests_total"));
+}
