@@ -89,11 +89,7 @@ impl KeyRing {
         let body_start = out.len();
         out.extend_from_slice(plaintext);
         let tag = cipher
-            .encrypt_inout_detached(
-                &Nonce::from(nonce),
-                aad,
-                (&mut out[body_start..]).into(),
-            )
+            .encrypt_inout_detached(&Nonce::from(nonce), aad, (&mut out[body_start..]).into())
             // Only fails for inputs of gigabytes; nothing we seal comes close.
             .expect("AES-GCM input within limits");
         out.extend_from_slice(&tag);
@@ -118,8 +114,8 @@ impl KeyRing {
         if envelope.len() < header + TAG_LEN {
             return Err(CryptoError::Truncated);
         }
-        let kid = std::str::from_utf8(&envelope[1..1 + kid_len])
-            .map_err(|_| CryptoError::UnknownKey)?;
+        let kid =
+            std::str::from_utf8(&envelope[1..1 + kid_len]).map_err(|_| CryptoError::UnknownKey)?;
         let cipher = self.keys.get(kid).ok_or(CryptoError::UnknownKey)?;
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&envelope[1 + kid_len..header]);

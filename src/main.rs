@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "vestibule", version, about = "Authentication gateway for a CRM")]
+#[command(
+    name = "vestibule",
+    version,
+    about = "Authentication gateway for a CRM"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,10 +76,15 @@ fn main() -> ExitCode {
                 eprintln!("vestibule: key ids are 1-32 characters of letters, digits, -, _ and .");
                 return ExitCode::from(2);
             }
-            let key = base64::engine::general_purpose::STANDARD
-                .encode(vestibule::crypto::generate_key());
-            println!("# Add to keys.ring (keep the value secret, e.g. in an environment variable):");
-            println!("#   keys: {{ active: {id}, ring: {{ {id}: {{ env: VESTIBULE_KEY_{} }} }} }}", id.to_ascii_uppercase().replace(['-', '.'], "_"));
+            let key =
+                base64::engine::general_purpose::STANDARD.encode(vestibule::crypto::generate_key());
+            println!(
+                "# Add to keys.ring (keep the value secret, e.g. in an environment variable):"
+            );
+            println!(
+                "#   keys: {{ active: {id}, ring: {{ {id}: {{ env: VESTIBULE_KEY_{} }} }} }}",
+                id.to_ascii_uppercase().replace(['-', '.'], "_")
+            );
             println!("id: {id}");
             println!("key: {key}");
             ExitCode::SUCCESS

@@ -41,7 +41,10 @@ impl Metrics {
         )
         .expect("valid metric");
         let rejections = IntCounterVec::new(
-            Opts::new("vestibule_rejections_total", "Refused requests and sign-ins by reason"),
+            Opts::new(
+                "vestibule_rejections_total",
+                "Refused requests and sign-ins by reason",
+            ),
             &["tenant", "reason"],
         )
         .expect("valid metric");
@@ -56,8 +59,8 @@ impl Metrics {
             &["tenant"],
         )
         .expect("valid metric");
-        let cached_sessions =
-            IntGauge::new("vestibule_cached_sessions", "Sessions held in memory").expect("valid metric");
+        let cached_sessions = IntGauge::new("vestibule_cached_sessions", "Sessions held in memory")
+            .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(sign_ins.clone()),

@@ -12,10 +12,18 @@ pub fn validate(candidate: &str, host: &str) -> Option<String> {
         return None;
     }
     let path = match candidate.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") => {
-            let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") =>
+        {
+            let (authority, path) = rest
+                .find('/')
+                .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
             let authority_host = authority.rsplit_once(':').map_or(authority, |(h, p)| {
-                if p.bytes().all(|b| b.is_ascii_digit()) { h } else { authority }
+                if p.bytes().all(|b| b.is_ascii_digit()) {
+                    h
+                } else {
+                    authority
+                }
             });
             if authority.contains('@') || !authority_host.eq_ignore_ascii_case(host) {
                 return None;
@@ -32,7 +40,9 @@ pub fn validate(candidate: &str, host: &str) -> Option<String> {
     let mut current = std::borrow::Cow::Borrowed(path);
     let mut settled = false;
     for _ in 0..4 {
-        let decoded = percent_encoding::percent_decode_str(&current).decode_utf8().ok()?;
+        let decoded = percent_encoding::percent_decode_str(&current)
+            .decode_utf8()
+            .ok()?;
         if decoded == current {
             settled = true;
             break;
@@ -65,7 +75,9 @@ fn is_local_path(path: &str) -> bool {
     let b = path.as_bytes();
     b.first() == Some(&b'/')
         && !matches!(b.get(1), Some(b'/') | Some(b'\\'))
-        && !b.iter().any(|&c| c == b'\\' || c.is_ascii_control() || c == b' ' || c >= 0x80)
+        && !b
+            .iter()
+            .any(|&c| c == b'\\' || c.is_ascii_control() || c == b' ' || c >= 0x80)
 }
 
 #[cfg(test)]
@@ -77,9 +89,18 @@ mod tests {
     #[test]
     fn local_paths_and_same_host_urls_are_kept() {
         assert_eq!(validate("/", HOST).as_deref(), Some("/"));
-        assert_eq!(validate("/deals?id=7&x=%20y", HOST).as_deref(), Some("/deals?id=7&x=%20y"));
-        assert_eq!(validate("https://crm.contoso.example/a/b", HOST).as_deref(), Some("/a/b"));
-        assert_eq!(validate("https://CRM.contoso.example:8443/a", HOST).as_deref(), Some("/a"));
+        assert_eq!(
+            validate("/deals?id=7&x=%20y", HOST).as_deref(),
+            Some("/deals?id=7&x=%20y")
+        );
+        assert_eq!(
+            validate("https://crm.contoso.example/a/b", HOST).as_deref(),
+            Some("/a/b")
+        );
+        assert_eq!(
+            validate("https://CRM.contoso.example:8443/a", HOST).as_deref(),
+            Some("/a")
+        );
         assert_eq!(validate("/_vestibule/login", HOST).as_deref(), Some("/"));
     }
 

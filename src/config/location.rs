@@ -15,14 +15,8 @@ pub struct Position {
 }
 
 enum Frame {
-    Map {
-        path: String,
-        key: Option<String>,
-    },
-    Seq {
-        path: String,
-        next: usize,
-    },
+    Map { path: String, key: Option<String> },
+    Seq { path: String, next: usize },
 }
 
 /// Positions of every node in one YAML document, by path.
@@ -135,11 +129,17 @@ mod tests {
         let idx = LocationIndex::build(yaml);
         assert_eq!(
             idx.locate("listeners[1].address"),
-            Some(Position { line: 3, column: 14 })
+            Some(Position {
+                line: 3,
+                column: 14
+            })
         );
         assert_eq!(
             idx.locate("listeners[1].tls.key"),
-            Some(Position { line: 4, column: 30 })
+            Some(Position {
+                line: 4,
+                column: 30
+            })
         );
         assert_eq!(idx.locate("tenants[0].name").unwrap().line, 6);
         // A missing key points at its parent.

@@ -169,9 +169,10 @@ impl Validator {
         let full = self.existing_file(value, path);
         if let Ok(bytes) = std::fs::read(&full) {
             let parsed = x509_parser::pem::Pem::iter_from_buffer(&bytes)
-                .map(|pem| pem.map_err(|e| e.to_string()).and_then(|p| {
-                    p.parse_x509().map(|_| ()).map_err(|e| e.to_string())
-                }))
+                .map(|pem| {
+                    pem.map_err(|e| e.to_string())
+                        .and_then(|p| p.parse_x509().map(|_| ()).map_err(|e| e.to_string()))
+                })
                 .collect::<Result<Vec<()>, String>>();
             match parsed {
                 Ok(certs) if certs.is_empty() => {
@@ -260,7 +261,10 @@ impl Validator {
                 }
             };
             if !seen.insert(address) {
-                self.err(format!("{path}.address"), format!("{address} is listed twice"));
+                self.err(
+                    format!("{path}.address"),
+                    format!("{address} is listed twice"),
+                );
             }
             let tls = l.tls.as_ref().and_then(|t| {
                 let cert = self.required(&t.cert, &format!("{path}.tls.cert"))?;
@@ -276,7 +280,10 @@ impl Validator {
 
     fn keys(&mut self, raw: Option<&RawKeys>) -> Option<KeysConfig> {
         let Some(raw) = raw else {
-            self.err("keys", "is required: the AES-256-GCM key ring (see `vestibule keygen`)");
+            self.err(
+                "keys",
+                "is required: the AES-256-GCM key ring (see `vestibule keygen`)",
+            );
             return None;
         };
         let active = self.required(&raw.active, "keys.active").cloned();
@@ -310,7 +317,10 @@ impl Validator {
         }
         let active = active?;
         if !raw.ring.contains_key(&active) {
-            self.err("keys.active", format!("`{active}` is not a key in keys.ring"));
+            self.err(
+                "keys.active",
+                format!("`{active}` is not a key in keys.ring"),
+            );
             return None;
         }
         (ring.len() == raw.ring.len()).then_some(KeysConfig { active, ring })
@@ -401,12 +411,22 @@ impl Validator {
 
     fn assertion(&mut self, raw: Option<&RawAssertion>) -> Option<AssertionConfig> {
         let Some(raw) = raw else {
-            self.err("assertion", "is required: the key that signs the upstream JWT");
+            self.err(
+                "assertion",
+                "is required: the key that signs the upstream JWT",
+            );
             return None;
         };
-        let lifetime = self.duration(&raw.lifetime, "assertion.lifetime", Duration::from_secs(300));
+        let lifetime = self.duration(
+            &raw.lifetime,
+            "assertion.lifetime",
+            Duration::from_secs(300),
+        );
         if lifetime < Duration::from_secs(60) {
-            self.err("assertion.lifetime", "must be at least 1m (tokens are reused until shortly before expiry)");
+            self.err(
+                "assertion.lifetime",
+                "must be at least 1m (tokens are reused until shortly before expiry)",
+            );
         }
         let audience = self.required(&raw.audience, "assertion.audience").cloned();
         if audience.as_deref() == Some("") {
@@ -430,7 +450,10 @@ impl Validator {
         });
         let kid = raw.kid.clone().unwrap_or_else(|| "vestibule-1".into());
         if !valid_key_id(&kid) {
-            self.err("assertion.kid", "key ids are 1-32 characters of letters, digits, `-`, `_` and `.`");
+            self.err(
+                "assertion.kid",
+                "key ids are 1-32 characters of letters, digits, `-`, `_` and `.`",
+            );
         }
         Some(AssertionConfig {
             key_pem: key_pem?,
@@ -456,7 +479,10 @@ impl Validator {
             None => "x-vestibule-".into(),
         };
         if prefix.len() < 3 {
-            self.err("headers.prefix", "is too short to own a header namespace safely");
+            self.err(
+                "headers.prefix",
+                "is too short to own a header namespace safely",
+            );
         }
         let strip = raw
             .strip
@@ -469,16 +495,19 @@ impl Validator {
 
     fn proxy(&mut self, raw: &RawProxy) -> ProxyConfig {
         let trusted_proxies = self.networks(&raw.trusted_proxies, "proxy.trusted_proxies");
-        let threads = raw.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        });
+        let threads = raw
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         if threads == 0 || threads > 256 {
             self.err("proxy.threads", "must be between 1 and 256");
         }
         let max_form_body = match &raw.max_form_body {
             None => 256 * 1024,
             Some(text) => parse_size(text).unwrap_or_else(|| {
-                self.err("proxy.max_form_body", format!("`{text}` is not a size like 256KiB"));
+                self.err(
+                    "proxy.max_form_body",
+                    format!("`{text}` is not a size like 256KiB"),
+                );
                 256 * 1024
             }),
         };
@@ -500,7 +529,10 @@ impl Validator {
         };
         let level = raw.level.clone().unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
-            self.err("log.level", format!("`{level}` is not a log filter such as info or vestibule=debug"));
+            self.err(
+                "log.level",
+                format!("`{level}` is not a log filter such as info or vestibule=debug"),
+            );
         }
         LogConfig { json, level }
     }
@@ -514,15 +546,26 @@ impl Validator {
         let mut out = Vec::new();
         for (i, t) in raw.iter().enumerate() {
             let path = format!("tenants[{i}]");
-            let name = self.required(&t.name, &format!("{path}.name")).cloned().unwrap_or_default();
+            let name = self
+                .required(&t.name, &format!("{path}.name"))
+                .cloned()
+                .unwrap_or_default();
             if t.name.is_some() {
                 if name.is_empty()
                     || name.len() > 64
-                    || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
                 {
-                    self.err(format!("{path}.name"), "a tenant name is 1-64 letters, digits, `-`, `_` and `.`");
+                    self.err(
+                        format!("{path}.name"),
+                        "a tenant name is 1-64 letters, digits, `-`, `_` and `.`",
+                    );
                 } else if !names.insert(name.clone()) {
-                    self.err(format!("{path}.name"), format!("tenant `{name}` is defined twice"));
+                    self.err(
+                        format!("{path}.name"),
+                        format!("tenant `{name}` is defined twice"),
+                    );
                 }
             }
             if t.hosts.is_empty() {
@@ -533,19 +576,35 @@ impl Validator {
                 let hpath = format!("{path}.hosts[{j}]");
                 let host = h.to_ascii_lowercase();
                 if !valid_host(&host) {
-                    self.err(&hpath, format!("`{h}` is not a host name (no scheme, port or path)"));
+                    self.err(
+                        &hpath,
+                        format!("`{h}` is not a host name (no scheme, port or path)"),
+                    );
                     continue;
                 }
                 if let Some(owner) = host_owner.insert(host.clone(), i) {
-                    self.err(&hpath, format!("`{host}` is already routed to tenants[{owner}]"));
+                    self.err(
+                        &hpath,
+                        format!("`{host}` is already routed to tenants[{owner}]"),
+                    );
                 }
                 hosts.push(host);
             }
-            let upstream = self.upstream(t.upstream.as_ref(), &format!("{path}.upstream"), all_loopback);
+            let upstream = self.upstream(
+                t.upstream.as_ref(),
+                &format!("{path}.upstream"),
+                all_loopback,
+            );
             let public = self.prefixes(&t.public, &format!("{path}.public"));
             let api = self.prefixes(&t.api, &format!("{path}.api"));
             if let Some(upstream) = upstream {
-                out.push(Tenant { name, hosts, upstream, public, api });
+                out.push(Tenant {
+                    name,
+                    hosts,
+                    upstream,
+                    public,
+                    api,
+                });
             }
         }
         out
@@ -555,7 +614,8 @@ impl Validator {
         for (i, p) in raw.iter().enumerate() {
             if !p.starts_with('/')
                 || p.starts_with("/_vestibule")
-                || p.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+                || p.bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
                 || p.split('/').any(|seg| seg == "..")
             {
                 self.err(
@@ -567,24 +627,39 @@ impl Validator {
         raw.to_vec()
     }
 
-    fn upstream(&mut self, raw: Option<&RawUpstream>, path: &str, all_loopback: bool) -> Option<Upstream> {
+    fn upstream(
+        &mut self,
+        raw: Option<&RawUpstream>,
+        path: &str,
+        all_loopback: bool,
+    ) -> Option<Upstream> {
         let raw = self.required(&raw, path).copied()?;
-        let address = self.required(&raw.address, &format!("{path}.address"))?.clone();
+        let address = self
+            .required(&raw.address, &format!("{path}.address"))?
+            .clone();
         let host = match split_host_port(&address) {
             Some((host, _)) => host,
             None => {
                 self.err(
                     format!("{path}.address"),
-                    format!("`{address}` is not host:port (e.g. 127.0.0.1:9000 or crm.internal:443)"),
+                    format!(
+                        "`{address}` is not host:port (e.g. 127.0.0.1:9000 or crm.internal:443)"
+                    ),
                 );
                 return None;
             }
         };
-        let sni = raw.sni.clone().unwrap_or_else(|| host.trim_matches(['[', ']']).to_owned());
+        let sni = raw
+            .sni
+            .clone()
+            .unwrap_or_else(|| host.trim_matches(['[', ']']).to_owned());
         if raw.sni.is_some() && !raw.tls {
             self.err(format!("{path}.sni"), "only applies when tls is true");
         }
-        let ca = raw.ca.as_ref().map(|c| self.pem_certificates(c, &format!("{path}.ca")));
+        let ca = raw
+            .ca
+            .as_ref()
+            .map(|c| self.pem_certificates(c, &format!("{path}.ca")));
         if raw.dangerous_skip_verify && !all_loopback {
             self.err(
                 format!("{path}.dangerous_skip_verify"),
@@ -597,8 +672,16 @@ impl Validator {
             sni,
             ca,
             verify: !raw.dangerous_skip_verify,
-            connect_timeout: self.duration(&raw.connect_timeout, &format!("{path}.connect_timeout"), DEFAULT_CONNECT_TIMEOUT),
-            read_timeout: self.duration(&raw.read_timeout, &format!("{path}.read_timeout"), DEFAULT_READ_TIMEOUT),
+            connect_timeout: self.duration(
+                &raw.connect_timeout,
+                &format!("{path}.connect_timeout"),
+                DEFAULT_CONNECT_TIMEOUT,
+            ),
+            read_timeout: self.duration(
+                &raw.read_timeout,
+                &format!("{path}.read_timeout"),
+                DEFAULT_READ_TIMEOUT,
+            ),
         })
     }
 }
@@ -625,7 +708,9 @@ fn valid_host(host: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
 }
 

@@ -29,7 +29,10 @@ mod tests {
         let peer: IpAddr = "10.0.0.5".parse().unwrap();
         assert_eq!(forwarded_for(None, peer), "10.0.0.5");
         assert_eq!(forwarded_for(Some(" "), peer), "10.0.0.5");
-        assert_eq!(forwarded_for(Some("203.0.113.9"), peer), "203.0.113.9, 10.0.0.5");
+        assert_eq!(
+            forwarded_for(Some("203.0.113.9"), peer),
+            "203.0.113.9, 10.0.0.5"
+        );
         assert_eq!(forwarded_proto(true), "https");
     }
 }

@@ -46,7 +46,11 @@ impl TenantRoute {
     /// segment, backslash or encoded separator could make the upstream resolve it to a
     /// protected page, so such paths always require a session.
     fn is_public(&self, path: &str) -> bool {
-        self.tenant.public.iter().any(|p| path.starts_with(p.as_str())) && plain_path(path)
+        self.tenant
+            .public
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
+            && plain_path(path)
     }
 
     fn is_api(&self, path: &str) -> bool {
@@ -175,7 +179,11 @@ impl Gateway {
         req: &RequestHeader,
         tenant: &str,
     ) -> Result<Option<Arc<LiveSession<SessionHeaders>>>, crate::store::StoreError> {
-        let values = req.headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes());
+        let values = req
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes());
         for value in cookie::find(values, &self.cookie_name) {
             if let Some(s) = self.sessions.load(tenant, value).await? {
                 return Ok(Some(s));
@@ -214,7 +222,9 @@ impl Gateway {
             resp.append_header(name.clone(), value.as_str())?;
         }
         let head_only = session.req_header().method == http::Method::HEAD;
-        session.write_response_header(Box::new(resp), head_only).await?;
+        session
+            .write_response_header(Box::new(resp), head_only)
+            .await?;
         if !head_only {
             session.write_response_body(Some(body), true).await?;
         }
@@ -266,11 +276,20 @@ impl Gateway {
             .inc();
         let body = pages::page(
             "Sign-in required",
-            &format!("<p><a href=\"{}\">Sign in</a></p>", pages::escape(&location)),
+            &format!(
+                "<p><a href=\"{}\">Sign in</a></p>",
+                pages::escape(&location)
+            ),
             &ctx.request_id,
         );
-        self.respond(session, 302, pages::HTML, body, &[(header::LOCATION, location)])
-            .await
+        self.respond(
+            session,
+            302,
+            pages::HTML,
+            body,
+            &[(header::LOCATION, location)],
+        )
+        .await
     }
 
     /// Removes every client copy of an owned or (from untrusted peers) forwarding header,
@@ -296,7 +315,10 @@ impl Gateway {
             None
         };
         if let Some(ip) = peer {
-            req.insert_header("X-Forwarded-For", forwarded::forwarded_for(prior_xff.as_deref(), ip))?;
+            req.insert_header(
+                "X-Forwarded-For",
+                forwarded::forwarded_for(prior_xff.as_deref(), ip),
+            )?;
         }
         if !(trusted && req.headers.contains_key("x-forwarded-proto")) {
             req.insert_header("X-Forwarded-Proto", forwarded::forwarded_proto(ctx.tls))?;
@@ -384,13 +406,15 @@ fn wants_json(req: &RequestHeader) -> bool {
 }
 
 fn is_xhr(req: &RequestHeader) -> bool {
-    header_has(req, header::HeaderName::from_static("x-requested-with"), "xmlhttprequest")
+    header_has(
+        req,
+        header::HeaderName::from_static("x-requested-with"),
+        "xmlhttprequest",
+    )
 }
 
 fn is_tls(session: &Session) -> bool {
-    session
-        .digest()
-        .is_some_and(|d| d.ssl_digest.is_some())
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
 #[async_trait]
@@ -417,7 +441,10 @@ impl ProxyHttp for Gateway {
         if route.is_public(session.req_header().uri.path()) {
             return Ok(false);
         }
-        match self.load_session(session.req_header(), &route.tenant.name).await {
+        match self
+            .load_session(session.req_header(), &route.tenant.name)
+            .await
+        {
             Ok(Some(s)) => {
                 ctx.session = Some(s);
                 Ok(false)
@@ -425,7 +452,8 @@ impl ProxyHttp for Gateway {
             Ok(None) => self.sign_in_required(session, ctx).await,
             Err(e) => {
                 tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
-                self.fail(session, ctx, GatewayError::StoreUnavailable).await
+                self.fail(session, ctx, GatewayError::StoreUnavailable)
+                    .await
             }
         }
     }

@@ -26,12 +26,19 @@ impl Gateway {
             }
             "ready" if read_only => match self.store.ping().await {
                 Ok(()) => {
-                    self.respond(session, 200, "text/plain", Bytes::from_static(b"ready\n"), &[])
-                        .await
+                    self.respond(
+                        session,
+                        200,
+                        "text/plain",
+                        Bytes::from_static(b"ready\n"),
+                        &[],
+                    )
+                    .await
                 }
                 Err(e) => {
                     tracing::error!(request_id = %ctx.request_id, error = %e, "store not reachable");
-                    self.fail(session, ctx, GatewayError::StoreUnavailable).await
+                    self.fail(session, ctx, GatewayError::StoreUnavailable)
+                        .await
                 }
             },
             "metrics" if read_only => {
@@ -40,7 +47,9 @@ impl Gateway {
                 if !allowed {
                     return self.fail(session, ctx, GatewayError::Forbidden).await;
                 }
-                self.metrics.cached_sessions.set(self.sessions.cached() as i64);
+                self.metrics
+                    .cached_sessions
+                    .set(self.sessions.cached() as i64);
                 let body = Bytes::from(self.metrics.render());
                 self.respond(session, 200, "text/plain; version=0.0.4", body, &[])
                     .await
@@ -52,7 +61,8 @@ impl Gateway {
             "login" if read_only => self.login_page(session, ctx).await,
             "logout" if read_only || method == Method::POST => self.logout(session, ctx).await,
             "health" | "ready" | "metrics" | "jwks.json" | "login" | "logout" => {
-                self.fail(session, ctx, GatewayError::MethodNotAllowed).await
+                self.fail(session, ctx, GatewayError::MethodNotAllowed)
+                    .await
             }
             _ => self.fail(session, ctx, GatewayError::NotFound).await,
         }
@@ -78,7 +88,10 @@ impl Gateway {
             })
             .and_then(|rd| return_url::validate(&rd, &host))
             .unwrap_or_else(|| "/".into());
-        match self.load_session(session.req_header(), &route.tenant.name).await {
+        match self
+            .load_session(session.req_header(), &route.tenant.name)
+            .await
+        {
             Ok(Some(_)) => {
                 return self
                     .respond(
@@ -93,7 +106,9 @@ impl Gateway {
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
-                return self.fail(session, ctx, GatewayError::StoreUnavailable).await;
+                return self
+                    .fail(session, ctx, GatewayError::StoreUnavailable)
+                    .await;
             }
         }
         // Sign-in providers (WS-Federation, OpenID Connect) plug in here; until a tenant has
@@ -113,17 +128,24 @@ impl Gateway {
             return self.fail(session, ctx, GatewayError::UnknownHost).await;
         };
         ctx.route = Some(route.clone());
-        match self.load_session(session.req_header(), &route.tenant.name).await {
+        match self
+            .load_session(session.req_header(), &route.tenant.name)
+            .await
+        {
             Ok(Some(live)) => {
                 if let Err(e) = self.sessions.revoke(&live.id).await {
                     tracing::error!(request_id = %ctx.request_id, error = %e, "could not revoke session");
-                    return self.fail(session, ctx, GatewayError::StoreUnavailable).await;
+                    return self
+                        .fail(session, ctx, GatewayError::StoreUnavailable)
+                        .await;
                 }
             }
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
-                return self.fail(session, ctx, GatewayError::StoreUnavailable).await;
+                return self
+                    .fail(session, ctx, GatewayError::StoreUnavailable)
+                    .await;
             }
         }
         let body = pages::page(
@@ -132,7 +154,13 @@ impl Gateway {
             &ctx.request_id,
         );
         let clear = cookie::clear_cookie(&self.cookie_name, ctx.tls);
-        self.respond(session, 200, pages::HTML, body, &[(header::SET_COOKIE, clear)])
-            .await
+        self.respond(
+            session,
+            200,
+            pages::HTML,
+            body,
+            &[(header::SET_COOKIE, clear)],
+        )
+        .await
     }
 }

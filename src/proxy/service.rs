@@ -66,7 +66,8 @@ pub(super) fn upstream_peer(tenant: &Tenant) -> Result<HttpPeer, BuildError> {
     peer.options.verify_cert = up.verify;
     peer.options.verify_hostname = up.verify;
     if let Some(ca) = &up.ca {
-        let pem = std::fs::read(ca).map_err(|e| fail(format!("cannot read {}: {e}", ca.display())))?;
+        let pem =
+            std::fs::read(ca).map_err(|e| fail(format!("cannot read {}: {e}", ca.display())))?;
         let certs = X509::stack_from_pem(&pem).map_err(|e| fail(format!("bad CA file: {e}")))?;
         peer.options.ca = Some(Arc::new(certs.into_boxed_slice()));
     }

@@ -61,7 +61,9 @@ pub fn without(header: &str, name: &str) -> Option<String> {
     let kept: Vec<&str> = header
         .split(';')
         .map(str::trim)
-        .filter(|pair: &&str| !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
+        .filter(|pair: &&str| {
+            !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != name
+        })
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))
 }
@@ -110,7 +112,10 @@ mod tests {
         let mut bytes = c.clone().into_bytes();
         let last = bytes.len() - 2;
         bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
-        assert_eq!(decode(&r, std::str::from_utf8(&bytes).unwrap(), "contoso"), None);
+        assert_eq!(
+            decode(&r, std::str::from_utf8(&bytes).unwrap(), "contoso"),
+            None
+        );
         assert_eq!(decode(&r, &c[..c.len() - 4], "contoso"), None);
         assert_eq!(decode(&r, &c.replacen("v1.", "v2.", 1), "contoso"), None);
         assert_eq!(decode(&r, "v1.", "contoso"), None);
@@ -124,8 +129,14 @@ mod tests {
         let headers: Vec<&[u8]> = vec![b"a=1; vestibule=x", b"vestibule=\"y\";b=2"];
         let found: Vec<&str> = find(headers.into_iter(), "vestibule").collect();
         assert_eq!(found, vec!["x", "y"]);
-        assert_eq!(without("a=1; vestibule=x; b=2", "vestibule").unwrap(), "a=1; b=2");
+        assert_eq!(
+            without("a=1; vestibule=x; b=2", "vestibule").unwrap(),
+            "a=1; b=2"
+        );
         assert_eq!(without("vestibule=x", "vestibule"), None);
-        assert_eq!(without("vestibulex=1", "vestibule").unwrap(), "vestibulex=1");
+        assert_eq!(
+            without("vestibulex=1", "vestibule").unwrap(),
+            "vestibulex=1"
+        );
     }
 }

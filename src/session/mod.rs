@@ -376,7 +376,11 @@ mod tests {
         let old = manager(dir.path(), clock.clone(), "k1").await;
         let (_, old_cookie) = old.create("contoso", identity()).await.unwrap();
         let rotated = manager(dir.path(), clock, "k2").await;
-        assert!(rotated.load("contoso", &old_cookie).await.unwrap().is_some());
+        assert!(rotated
+            .load("contoso", &old_cookie)
+            .await
+            .unwrap()
+            .is_some());
         let (_, new_cookie) = rotated.create("contoso", identity()).await.unwrap();
         let sealed = base64::Engine::decode(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,

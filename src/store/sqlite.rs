@@ -142,14 +142,25 @@ mod tests {
     #[tokio::test]
     async fn sessions_round_trip_touch_delete_and_purge() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("nested/v.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("nested/v.db"))
+            .await
+            .unwrap();
         store.ping().await.unwrap();
-        store.insert_session(&session("a", 100, 1000)).await.unwrap();
+        store
+            .insert_session(&session("a", 100, 1000))
+            .await
+            .unwrap();
         store.insert_session(&session("b", 100, 150)).await.unwrap();
-        assert_eq!(store.get_session("a").await.unwrap(), Some(session("a", 100, 1000)));
+        assert_eq!(
+            store.get_session("a").await.unwrap(),
+            Some(session("a", 100, 1000))
+        );
         store.touch_session("a", 200).await.unwrap();
         store.touch_session("a", 150).await.unwrap();
-        assert_eq!(store.get_session("a").await.unwrap().unwrap().last_seen_at, 200);
+        assert_eq!(
+            store.get_session("a").await.unwrap().unwrap().last_seen_at,
+            200
+        );
         // "b" is past its absolute expiry at 160; "a" was seen at 200, after the idle bound.
         assert_eq!(store.purge_sessions(160, 120).await.unwrap(), 1);
         assert!(store.get_session("b").await.unwrap().is_none());
@@ -157,6 +168,8 @@ mod tests {
         assert!(!store.delete_session("a").await.unwrap());
         // Reopening runs migrations again without error.
         drop(store);
-        SqliteStore::open(&dir.path().join("nested/v.db")).await.unwrap();
+        SqliteStore::open(&dir.path().join("nested/v.db"))
+            .await
+            .unwrap();
     }
 }

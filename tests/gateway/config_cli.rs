@@ -19,18 +19,25 @@ fn vestibule(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 
 #[test]
 fn every_shipped_config_is_valid() {
-    let mut files: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .map(|p| format!("config/{}", p.file_name().unwrap().to_string_lossy()))
-        .collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .map(|p| format!("config/{}", p.file_name().unwrap().to_string_lossy()))
+            .collect();
     files.sort();
     assert!(files.len() >= 2, "{files:?}");
     let mut args = vec!["check-config"];
     args.extend(files.iter().map(String::as_str));
     // example.yaml reads its key from the environment, as production configs should.
-    let (code, out, err) = vestibule(&args, &[("VESTIBULE_KEY_K1", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=")]);
+    let (code, out, err) = vestibule(
+        &args,
+        &[(
+            "VESTIBULE_KEY_K1",
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+        )],
+    );
     assert_eq!(code, 0, "{out}{err}");
     for f in &files {
         assert!(out.contains(&format!("{f}: ok")), "{out}");
@@ -46,7 +53,11 @@ fn check(yaml: &str) -> (i32, Vec<String>) {
     let prefix = format!("{}:", path.display());
     let lines = err
         .lines()
-        .map(|l| l.strip_prefix(&prefix).unwrap_or_else(|| panic!("line without file: {l}")).to_owned())
+        .map(|l| {
+            l.strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("line without file: {l}"))
+                .to_owned()
+        })
         .collect();
     (code, lines)
 }
@@ -55,7 +66,10 @@ fn check(yaml: &str) -> (i32, Vec<String>) {
 fn broken_yaml_is_reported_with_its_line() {
     let (code, lines) = check("listeners: []\n\ttenants: []\n");
     assert_eq!(code, 2);
-    assert_eq!(lines, vec!["2:1: found character that cannot start any token"]);
+    assert_eq!(
+        lines,
+        vec!["2:1: found character that cannot start any token"]
+    );
 }
 
 #[test]
@@ -104,7 +118,10 @@ tenants:
     ];
     assert_eq!(lines.len(), expected.len(), "{lines:#?}");
     for (line, want) in lines.iter().zip(expected) {
-        assert!(line.starts_with(want), "{line}\n  should start with\n{want}");
+        assert!(
+            line.starts_with(want),
+            "{line}\n  should start with\n{want}"
+        );
     }
 }
 
@@ -113,7 +130,12 @@ fn missing_sections_are_named() {
     let (code, lines) = check("listeners: []\n");
     assert_eq!(code, 2);
     let text = lines.join("\n");
-    for want in ["listeners: give at least one listener", "keys: is required", "assertion: is required", "tenants: give at least one tenant"] {
+    for want in [
+        "listeners: give at least one listener",
+        "keys: is required",
+        "assertion: is required",
+        "tenants: give at least one tenant",
+    ] {
         assert!(text.contains(want), "{want} missing from\n{text}");
     }
 }

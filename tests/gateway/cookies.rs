@@ -10,11 +10,21 @@ use vestibule::clock::{FixedClock, SystemClock};
 use vestibule::crypto::KeyRing;
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 async fn status_with(gw: &Gateway, host: &str, value: &str) -> u16 {
-    get(gw.addr, host, "/deals", &["Accept: text/html", &cookie(value)]).await.status
+    get(
+        gw.addr,
+        host,
+        "/deals",
+        &["Accept: text/html", &cookie(value)],
+    )
+    .await
+    .status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,16 +36,33 @@ async fn every_bit_flip_of_a_valid_cookie_is_refused() {
     let (_, value) = sessions.create("contoso", alice()).await.unwrap();
     assert_eq!(status_with(&gw, "crm.contoso.test", &value).await, 200);
     let before = up.hits();
-    let sealed = URL_SAFE_NO_PAD.decode(value.trim_start_matches("v1.")).unwrap();
+    let sealed = URL_SAFE_NO_PAD
+        .decode(value.trim_start_matches("v1."))
+        .unwrap();
     // One flip in every byte (header, key id, nonce, ciphertext and tag).
     for i in 0..sealed.len() {
         let mut copy = sealed.clone();
         copy[i] ^= 0x01;
         let forged = format!("v1.{}", URL_SAFE_NO_PAD.encode(&copy));
-        assert_eq!(status_with(&gw, "crm.contoso.test", &forged).await, 302, "flip in byte {i}");
+        assert_eq!(
+            status_with(&gw, "crm.contoso.test", &forged).await,
+            302,
+            "flip in byte {i}"
+        );
     }
-    for junk in ["", "v1.", "v2.AAAA", "garbage", &"A".repeat(5000), &value[..value.len() - 3]] {
-        assert_eq!(status_with(&gw, "crm.contoso.test", junk).await, 302, "{junk:.20}");
+    for junk in [
+        "",
+        "v1.",
+        "v2.AAAA",
+        "garbage",
+        &"A".repeat(5000),
+        &value[..value.len() - 3],
+    ] {
+        assert_eq!(
+            status_with(&gw, "crm.contoso.test", junk).await,
+            302,
+            "{junk:.20}"
+        );
     }
     assert_eq!(up.hits(), before, "nothing forwarded for a bad cookie");
 }
@@ -49,7 +76,9 @@ async fn cookie_sealed_with_an_unknown_key_is_refused() {
     setup.ring = vec![("k9", KEY_2)];
     let foreign = setup.sessions(Arc::new(SystemClock)).await;
     let (_, value) = foreign.create("contoso", alice()).await.unwrap();
-    let sealed = URL_SAFE_NO_PAD.decode(value.trim_start_matches("v1.")).unwrap();
+    let sealed = URL_SAFE_NO_PAD
+        .decode(value.trim_start_matches("v1."))
+        .unwrap();
     assert_eq!(KeyRing::key_id_of(&sealed), Some("k9"));
     assert_eq!(status_with(&gw, "crm.contoso.test", &value).await, 302);
     // Same session, but a key id the gateway knows pasted in front of the foreign envelope.
@@ -66,15 +95,21 @@ async fn expired_sessions_are_refused() {
     let setup = Setup::new(up.addr);
     let gw = setup.start().await;
     // Absolute lifetime (8h) over: signed in nine hours ago.
-    let past = setup.sessions(Arc::new(FixedClock::new(now() - 9 * 3600))).await;
+    let past = setup
+        .sessions(Arc::new(FixedClock::new(now() - 9 * 3600)))
+        .await;
     let (_, old) = past.create("contoso", alice()).await.unwrap();
     assert_eq!(status_with(&gw, "crm.contoso.test", &old).await, 302);
     // Idle lifetime (1h) over: signed in, and last seen, two hours ago.
-    let idle = setup.sessions(Arc::new(FixedClock::new(now() - 2 * 3600))).await;
+    let idle = setup
+        .sessions(Arc::new(FixedClock::new(now() - 2 * 3600)))
+        .await;
     let (_, stale) = idle.create("contoso", alice()).await.unwrap();
     assert_eq!(status_with(&gw, "crm.contoso.test", &stale).await, 302);
     // Half an hour ago is fine.
-    let recent = setup.sessions(Arc::new(FixedClock::new(now() - 1800))).await;
+    let recent = setup
+        .sessions(Arc::new(FixedClock::new(now() - 1800)))
+        .await;
     let (_, fresh) = recent.create("contoso", alice()).await.unwrap();
     assert_eq!(status_with(&gw, "crm.contoso.test", &fresh).await, 200);
     assert_eq!(up.hits(), 1);
@@ -100,9 +135,18 @@ async fn a_planted_second_cookie_does_not_hide_the_real_one() {
     let gw = setup.start().await;
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let (_, value) = sessions.create("contoso", alice()).await.unwrap();
-    let r = get(gw.addr, "crm.contoso.test", "/", &["Cookie: vestibule=v1.planted", &cookie(&value)]).await;
+    let r = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/",
+        &["Cookie: vestibule=v1.planted", &cookie(&value)],
+    )
+    .await;
     assert_eq!(r.status, 200);
-    assert_eq!(up.last().one("x-vestibule-user"), Some("alice@contoso.example"));
+    assert_eq!(
+        up.last().one("x-vestibule-user"),
+        Some("alice@contoso.example")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +154,12 @@ async fn key_rotation_keeps_old_sessions_until_the_old_key_is_retired() {
     let up = Upstream::start().await;
     let mut setup = Setup::new(up.addr);
     let mut gw = setup.start().await;
-    let (_, old) = setup.sessions(Arc::new(SystemClock)).await.create("contoso", alice()).await.unwrap();
+    let (_, old) = setup
+        .sessions(Arc::new(SystemClock))
+        .await
+        .create("contoso", alice())
+        .await
+        .unwrap();
     assert_eq!(status_with(&gw, "crm.contoso.test", &old).await, 200);
     gw.stop();
 
@@ -119,10 +168,25 @@ async fn key_rotation_keeps_old_sessions_until_the_old_key_is_retired() {
     setup.ring = vec![("k1", KEY_1), ("k2", KEY_2)];
     setup.port = free_port();
     let mut gw = setup.start().await;
-    assert_eq!(status_with(&gw, "crm.contoso.test", &old).await, 200, "old key still opens");
-    let (_, new) = setup.sessions(Arc::new(SystemClock)).await.create("contoso", alice()).await.unwrap();
-    let sealed = URL_SAFE_NO_PAD.decode(new.trim_start_matches("v1.")).unwrap();
-    assert_eq!(KeyRing::key_id_of(&sealed), Some("k2"), "new sessions use the new key");
+    assert_eq!(
+        status_with(&gw, "crm.contoso.test", &old).await,
+        200,
+        "old key still opens"
+    );
+    let (_, new) = setup
+        .sessions(Arc::new(SystemClock))
+        .await
+        .create("contoso", alice())
+        .await
+        .unwrap();
+    let sealed = URL_SAFE_NO_PAD
+        .decode(new.trim_start_matches("v1."))
+        .unwrap();
+    assert_eq!(
+        KeyRing::key_id_of(&sealed),
+        Some("k2"),
+        "new sessions use the new key"
+    );
     assert_eq!(status_with(&gw, "crm.contoso.test", &new).await, 200);
     gw.stop();
 

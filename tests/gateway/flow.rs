@@ -12,7 +12,13 @@ async fn browser_navigation_without_session_is_sent_to_sign_in() {
     let up = Upstream::start().await;
     let setup = Setup::new(up.addr);
     let gw = setup.start().await;
-    let r = get(gw.addr, "crm.contoso.test", "/deals?id=7&q=a%20b", &["Accept: text/html,application/xhtml+xml"]).await;
+    let r = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/deals?id=7&q=a%20b",
+        &["Accept: text/html,application/xhtml+xml"],
+    )
+    .await;
     assert_eq!(r.status, 302);
     assert_eq!(
         r.header("location"),
@@ -32,12 +38,17 @@ async fn api_requests_without_session_get_401_json() {
     let cases: [(&str, &str, &[&str]); 5] = [
         ("GET", "/api/deals", &["Accept: text/html"]),
         ("GET", "/deals", &["Accept: application/json"]),
-        ("GET", "/deals", &["Accept: text/html", "X-Requested-With: XMLHttpRequest"]),
+        (
+            "GET",
+            "/deals",
+            &["Accept: text/html", "X-Requested-With: XMLHttpRequest"],
+        ),
         ("POST", "/api/deals", &["Content-Length: 0"]),
         ("GET", "/api/x", &[]),
     ];
     for (method, path, extra) in cases {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: crm.contoso.test\r\nConnection: close\r\n");
+        let mut req =
+            format!("{method} {path} HTTP/1.1\r\nHost: crm.contoso.test\r\nConnection: close\r\n");
         for l in extra {
             req.push_str(l);
             req.push_str("\r\n");
@@ -65,7 +76,13 @@ async fn signed_in_request_reaches_upstream_with_identity_and_verifiable_asserti
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let (_, value) = sessions.create("contoso", alice()).await.unwrap();
 
-    let r = get(gw.addr, "crm.contoso.test", "/deals?id=7", &["Accept: text/html", &cookie(&value), "Cookie: theme=dark"]).await;
+    let r = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/deals?id=7",
+        &["Accept: text/html", &cookie(&value), "Cookie: theme=dark"],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["path"], "/deals?id=7");
     let seen = up.last();
@@ -80,9 +97,16 @@ async fn signed_in_request_reaches_upstream_with_identity_and_verifiable_asserti
     assert!(!cookies.contains("vestibule="), "{cookies}");
     assert!(cookies.contains("theme=dark"), "{cookies}");
 
-    let jwt = seen.one("x-vestibule-assertion").expect("assertion header").to_owned();
-    let jwks: JwkSet =
-        serde_json::from_value(get(gw.addr, "anything", "/_vestibule/jwks.json", &[]).await.json()).unwrap();
+    let jwt = seen
+        .one("x-vestibule-assertion")
+        .expect("assertion header")
+        .to_owned();
+    let jwks: JwkSet = serde_json::from_value(
+        get(gw.addr, "anything", "/_vestibule/jwks.json", &[])
+            .await
+            .json(),
+    )
+    .unwrap();
     let header = jsonwebtoken::decode_header(&jwt).unwrap();
     assert_eq!(header.kid.as_deref(), Some("test-1"));
     let jwk = jwks.find("test-1").expect("kid published");
@@ -90,9 +114,13 @@ async fn signed_in_request_reaches_upstream_with_identity_and_verifiable_asserti
     validation.set_audience(&["crm"]);
     validation.set_issuer(&["vestibule-test"]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    let claims = jsonwebtoken::decode::<serde_json::Value>(&jwt, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
-        .expect("assertion verifies against the served JWKS")
-        .claims;
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        &jwt,
+        &DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .expect("assertion verifies against the served JWKS")
+    .claims;
     assert_eq!(claims["sub"], "alice-subject");
     assert_eq!(claims["user"], "alice@contoso.example");
     assert_eq!(claims["tenant"], "contoso");
@@ -106,7 +134,12 @@ async fn signed_in_request_reaches_upstream_with_identity_and_verifiable_asserti
     let mut forged = jwt.clone().into_bytes();
     let mid = forged.len() / 2;
     forged[mid] = if forged[mid] == b'a' { b'b' } else { b'a' };
-    assert!(jsonwebtoken::decode::<serde_json::Value>(std::str::from_utf8(&forged).unwrap(), &DecodingKey::from_jwk(jwk).unwrap(), &validation).is_err());
+    assert!(jsonwebtoken::decode::<serde_json::Value>(
+        std::str::from_utf8(&forged).unwrap(),
+        &DecodingKey::from_jwk(jwk).unwrap(),
+        &validation
+    )
+    .is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,12 +147,24 @@ async fn public_paths_pass_without_session_and_without_identity() {
     let up = Upstream::start().await;
     let setup = Setup::new(up.addr);
     let gw = setup.start().await;
-    let r = get(gw.addr, "crm.contoso.test", "/static/app.css", &["Accept: text/html"]).await;
+    let r = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/static/app.css",
+        &["Accept: text/html"],
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(up.last().one("x-vestibule-user"), None);
     assert_eq!(up.last().one("x-vestibule-assertion"), None);
     // Paths an upstream could resolve out of the public prefix are not public.
-    for sneaky in ["/static/../deals", "/static/%2e%2e/deals", "/static/..%2fdeals", "/static//deals", "/static/%5c..%5cdeals"] {
+    for sneaky in [
+        "/static/../deals",
+        "/static/%2e%2e/deals",
+        "/static/..%2fdeals",
+        "/static//deals",
+        "/static/%5c..%5cdeals",
+    ] {
         let r = get(gw.addr, "crm.contoso.test", sneaky, &["Accept: text/html"]).await;
         assert_eq!(r.status, 302, "{sneaky}");
     }
@@ -133,13 +178,33 @@ async fn sign_out_revokes_the_session_server_side() {
     let gw = setup.start().await;
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let (_, value) = sessions.create("contoso", alice()).await.unwrap();
-    assert_eq!(get(gw.addr, "crm.contoso.test", "/", &[&cookie(&value)]).await.status, 200);
-    let out = get(gw.addr, "crm.contoso.test", "/_vestibule/logout", &[&cookie(&value)]).await;
+    assert_eq!(
+        get(gw.addr, "crm.contoso.test", "/", &[&cookie(&value)])
+            .await
+            .status,
+        200
+    );
+    let out = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/logout",
+        &[&cookie(&value)],
+    )
+    .await;
     assert_eq!(out.status, 200);
     let cleared = out.header("set-cookie").unwrap();
-    assert!(cleared.starts_with("vestibule=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(
+        cleared.starts_with("vestibule=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
     // The old cookie, replayed, is worthless.
-    let again = get(gw.addr, "crm.contoso.test", "/", &["Accept: text/html", &cookie(&value)]).await;
+    let again = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/",
+        &["Accept: text/html", &cookie(&value)],
+    )
+    .await;
     assert_eq!(again.status, 302);
     assert_eq!(up.hits(), 1);
 }
@@ -181,7 +246,13 @@ async fn return_urls_stay_on_the_tenant_host() {
         assert_eq!(r.header("location"), Some("/"), "{evil}");
     }
     // Without a session the sign-in page is shown (no provider is configured yet).
-    let page = get(gw.addr, "crm.contoso.test", "/_vestibule/login?rd=%2F%2Fevil.example", &[]).await;
+    let page = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/login?rd=%2F%2Fevil.example",
+        &[],
+    )
+    .await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Sign in to contoso"));
     assert!(!page.body.contains("evil.example"));

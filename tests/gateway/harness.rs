@@ -55,7 +55,11 @@ impl Seen {
 
     pub fn one(&self, name: &str) -> Option<&str> {
         let all = self.all(name);
-        assert!(all.len() <= 1, "{name} arrived {} times: {all:?}", all.len());
+        assert!(
+            all.len() <= 1,
+            "{name} arrived {} times: {all:?}",
+            all.len()
+        );
         all.first().copied()
     }
 }
@@ -94,7 +98,10 @@ impl Upstream {
                                     .headers()
                                     .iter()
                                     .map(|(n, v)| {
-                                        (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into())
+                                        (
+                                            n.to_string(),
+                                            String::from_utf8_lossy(v.as_bytes()).into(),
+                                        )
                                     })
                                     .collect(),
                             };
@@ -125,7 +132,12 @@ impl Upstream {
 
     /// The most recent request.
     pub fn last(&self) -> Seen {
-        self.seen.lock().unwrap().last().cloned().expect("upstream saw a request")
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("upstream saw a request")
     }
 }
 
@@ -236,7 +248,12 @@ impl Gateway {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = raw(gw.addr, "GET /_vestibule/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await {
+            if let Ok(r) = raw(
+                gw.addr,
+                "GET /_vestibule/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            {
                 if r.status == 200 {
                     return gw;
                 }
@@ -305,14 +322,24 @@ pub async fn raw(addr: SocketAddr, request: &str) -> std::io::Result<Reply> {
     let chunked = headers
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_owned() };
-    Ok(Reply { status, headers, body })
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }

@@ -2,8 +2,8 @@
 
 mod harness;
 
-mod cookies;
 mod config_cli;
+mod cookies;
 mod flow;
 mod routing;
 mod spoofing;

@@ -11,13 +11,30 @@ async fn unknown_hosts_get_421_and_no_default_tenant() {
     let gw = setup.start().await;
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let (_, value) = sessions.create("contoso", alice()).await.unwrap();
-    for host in ["evil.example", "crm.contoso.test.evil.example", "contoso.test", ""] {
-        let r = get(gw.addr, host, "/static/x", &["Accept: text/html", &cookie(&value)]).await;
+    for host in [
+        "evil.example",
+        "crm.contoso.test.evil.example",
+        "contoso.test",
+        "",
+    ] {
+        let r = get(
+            gw.addr,
+            host,
+            "/static/x",
+            &["Accept: text/html", &cookie(&value)],
+        )
+        .await;
         assert_eq!(r.status, 421, "{host:?}");
         assert!(r.body.contains("Unknown site"), "{}", r.body);
         assert!(r.body.contains("Request id: "));
     }
-    let json = get(gw.addr, "evil.example", "/api/x", &["Accept: application/json"]).await;
+    let json = get(
+        gw.addr,
+        "evil.example",
+        "/api/x",
+        &["Accept: application/json"],
+    )
+    .await;
     assert_eq!(json.status, 421);
     assert_eq!(json.json()["error"], "unknown_host");
     // Host matching ignores case and port.
@@ -63,20 +80,48 @@ async fn health_ready_jwks_and_metrics() {
     let up = Upstream::start().await;
     let setup = Setup::new(up.addr);
     let gw = setup.start().await;
-    assert_eq!(get(gw.addr, "any", "/_vestibule/health", &[]).await.body, "ok\n");
-    assert_eq!(get(gw.addr, "any", "/_vestibule/ready", &[]).await.status, 200);
-    let jwks = get(gw.addr, "any", "/_vestibule/jwks.json", &[]).await.json();
+    assert_eq!(
+        get(gw.addr, "any", "/_vestibule/health", &[]).await.body,
+        "ok\n"
+    );
+    assert_eq!(
+        get(gw.addr, "any", "/_vestibule/ready", &[]).await.status,
+        200
+    );
+    let jwks = get(gw.addr, "any", "/_vestibule/jwks.json", &[])
+        .await
+        .json();
     assert_eq!(jwks["keys"][0]["kid"], "test-1");
     assert_eq!(jwks["keys"][0]["crv"], "P-256");
-    assert!(jwks["keys"][0].get("d").is_none(), "no private key material");
-    get(gw.addr, "crm.contoso.test", "/deals", &["Accept: text/html"]).await;
+    assert!(
+        jwks["keys"][0].get("d").is_none(),
+        "no private key material"
+    );
+    get(
+        gw.addr,
+        "crm.contoso.test",
+        "/deals",
+        &["Accept: text/html"],
+    )
+    .await;
     get(gw.addr, "crm.contoso.test", "/static/a", &[]).await;
     let m = get(gw.addr, "any", "/_vestibule/metrics", &[]).await;
     assert_eq!(m.status, 200);
-    assert!(m.body.contains("vestibule_requests_total{status=\"302\",tenant=\"contoso\"} 1"), "{}", m.body);
-    assert!(m.body.contains("vestibule_requests_total{status=\"200\",tenant=\"contoso\"} 1"));
-    assert!(m.body.contains("vestibule_rejections_total{reason=\"no_session\",tenant=\"contoso\"} 1"));
-    assert!(m.body.contains("vestibule_upstream_latency_seconds_count{tenant=\"contoso\"} 1"));
+    assert!(
+        m.body
+            .contains("vestibule_requests_total{status=\"302\",tenant=\"contoso\"} 1"),
+        "{}",
+        m.body
+    );
+    assert!(m
+        .body
+        .contains("vestibule_requests_total{status=\"200\",tenant=\"contoso\"} 1"));
+    assert!(m
+        .body
+        .contains("vestibule_rejections_total{reason=\"no_session\",tenant=\"contoso\"} 1"));
+    assert!(m
+        .body
+        .contains("vestibule_upstream_latency_seconds_count{tenant=\"contoso\"} 1"));
     let nf = get(gw.addr, "crm.contoso.test", "/_vestibule/nope", &[]).await;
     assert_eq!(nf.status, 404);
     let post = raw(gw.addr, "POST /_vestibule/health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await.unwrap();

@@ -19,11 +19,19 @@ const SPOOFS: [&str; 9] = [
 
 fn assert_no_spoof(seen: &Seen) {
     for (name, value) in &seen.headers {
-        assert!(!value.contains("evil.example") && value != "mallory" && value != "fabrikam",
-            "spoofed header reached upstream: {name}: {value}");
-        assert!(!name.contains('_'), "underscore variant reached upstream: {name}");
+        assert!(
+            !value.contains("evil.example") && value != "mallory" && value != "fabrikam",
+            "spoofed header reached upstream: {name}: {value}"
+        );
+        assert!(
+            !name.contains('_'),
+            "underscore variant reached upstream: {name}"
+        );
     }
-    assert!(seen.all("x-vestibule-assertion").iter().all(|v| !v.starts_with("eyJhbGciOiJub25l")));
+    assert!(seen
+        .all("x-vestibule-assertion")
+        .iter()
+        .all(|v| !v.starts_with("eyJhbGciOiJub25l")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +74,10 @@ async fn spoofed_headers_without_session_change_nothing() {
     let mut lines: Vec<&str> = SPOOFS.to_vec();
     lines.push("Accept: text/html");
     let r = get(gw.addr, "crm.contoso.test", "/deals", &lines).await;
-    assert_eq!(r.status, 302, "identity headers are no substitute for a session");
+    assert_eq!(
+        r.status, 302,
+        "identity headers are no substitute for a session"
+    );
     assert_eq!(up.hits(), 0);
 }
 
@@ -108,7 +119,11 @@ async fn forwarding_headers_from_a_trusted_proxy_are_extended() {
         gw.addr,
         "crm.contoso.test",
         "/static/a",
-        &["X-Forwarded-For: 203.0.113.66", "X-Forwarded-Proto: https", "X-Forwarded-Host: crm.contoso.example"],
+        &[
+            "X-Forwarded-For: 203.0.113.66",
+            "X-Forwarded-Proto: https",
+            "X-Forwarded-Host: crm.contoso.example",
+        ],
     )
     .await;
     let seen = up.last();

@@ -1,0 +1,115 @@
+//! Micro-benchmarks of the authenticated hot path: cookie decrypt, session cache hit, header
+//! strip + plan, and assertion reuse against fresh signing (the baseline it avoids).
+//! Run: `cargo bench --bench core`. Compare rows with each other, not with a fixed number.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use http::HeaderMap;
+use std::path::Path;
+use std::sync::Arc;
+use vestibule::clock::{Clock, SystemClock};
+use vestibule::headers::OwnedHeaders;
+use vestibule::identity::Identity;
+use vestibule::session::cookie;
+
+fn config_yaml(db: &Path) -> String {
+    format!(
+        "listeners: [{{ address: 127.0.0.1:1 }}]\n\
+         keys: {{ active: k1, ring: {{ k1: {{ value: AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE= }} }} }}\n\
+         store: {{ sqlite: {} }}\n\
+         assertion: {{ key: {{ file: {}/certs/dev/assertion.pem }}, audience: crm }}\n\
+         tenants: [{{ name: contoso, hosts: [crm.contoso.test], upstream: {{ address: 127.0.0.1:9 }} }}]\n",
+        db.display(),
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn identity() -> Identity {
+    Identity {
+        provider: "azure-ad".into(),
+        issuer: "https://sts.windows.net/0000/".into(),
+        subject: "alice-subject".into(),
+        user: "alice@contoso.example".into(),
+        email: Some("alice@contoso.example".into()),
+        name: Some("Alice Example".into()),
+        idp_tenant: Some("0000".into()),
+        claims: Default::default(),
+    }
+}
+
+fn hot_path(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        vestibule::config::parse_str(&config_yaml(&dir.path().join("b.db")), Path::new("."))
+            .expect("bench config");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let sessions = rt
+        .block_on(vestibule::proxy::service::assemble(&config, clock.clone()))
+        .unwrap()
+        .sessions;
+    let (live, value) = rt.block_on(sessions.create("contoso", identity())).unwrap();
+
+    c.bench_function("cookie_decode", |b| {
+        b.iter(|| cookie::decode(sessions.keys(), black_box(&value), "contoso").unwrap())
+    });
+    c.bench_function("session_load_cache_hit", |b| {
+        b.iter(|| {
+            rt.block_on(sessions.load("contoso", black_box(&value)))
+                .unwrap()
+                .unwrap()
+        })
+    });
+
+    let owned = OwnedHeaders::new(&config.headers);
+    let mut headers = HeaderMap::new();
+    for (n, v) in [
+        ("host", "crm.contoso.test"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/140.0",
+        ),
+        ("accept", "text/html,application/xhtml+xml"),
+        ("accept-language", "en-GB,en;q=0.5"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("cookie", "vestibule=v1.xxxxxxxx; theme=dark"),
+        ("x-vestibule-user", "mallory@evil.example"),
+        ("x_vestibule_user", "mallory@evil.example"),
+        ("x-forwarded-for", "203.0.113.1"),
+        ("referer", "https://crm.contoso.test/deals"),
+    ] {
+        headers.append(n, v.parse().unwrap());
+    }
+    c.bench_function("header_strip_and_plan", |b| {
+        b.iter(|| {
+            let remove = owned.to_remove(black_box(&headers), true);
+            let set: usize = live
+                .prepared
+                .fixed
+                .iter()
+                .map(|(n, v)| n.len() + v.len())
+                .sum();
+            (remove.len(), set)
+        })
+    });
+
+    let signer = vestibule::assertion::AssertionSigner::new(&config.assertion).unwrap();
+    let now = clock.now();
+    let mut group = c.benchmark_group("assertion");
+    group.bench_function("reuse", |b| {
+        b.iter(|| {
+            signer.current(
+                &live.prepared.assertion,
+                &live.identity,
+                "contoso",
+                black_box(now),
+            )
+        })
+    });
+    group.bench_function("fresh_sign_baseline", |b| {
+        b.iter(|| signer.mint(&live.identity, "contoso", black_box(now)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);
