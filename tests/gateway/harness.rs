@@ -163,6 +163,8 @@ pub struct Setup {
     pub ring: Vec<(&'static str, &'static str)>,
     pub extra_tenants: String,
     pub extra_top: String,
+    /// A second, HTTPS listener (development certificate) on this port.
+    pub tls_port: Option<u16>,
 }
 
 impl Setup {
@@ -175,6 +177,7 @@ impl Setup {
             ring: vec![("k1", KEY_1)],
             extra_tenants: String::new(),
             extra_top: String::new(),
+            tls_port: None,
         }
     }
 
@@ -184,8 +187,14 @@ impl Setup {
             .iter()
             .map(|(id, key)| format!("    {id}: {{ value: \"{key}\" }}\n"))
             .collect();
+        let tls_listener = self.tls_port.map_or(String::new(), |p| {
+            format!(
+                "  - address: 127.0.0.1:{p}\n    tls: {{ cert: {dir}/certs/dev/gateway.crt, key: {dir}/certs/dev/gateway.key }}\n",
+                dir = env!("CARGO_MANIFEST_DIR")
+            )
+        });
         format!(
-            "listeners:\n  - address: 127.0.0.1:{port}\n\
+            "listeners:\n  - address: 127.0.0.1:{port}\n{tls_listener}\
              keys:\n  active: {active}\n  ring:\n{ring}\
              store: {{ sqlite: {db} }}\n\
              session: {{ cookie: vestibule, idle: 1h, absolute: 8h }}\n\

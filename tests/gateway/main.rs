@@ -7,3 +7,4 @@ mod cookies;
 mod flow;
 mod routing;
 mod spoofing;
+mod tls;
