@@ -2,3 +2,4 @@
 //! what every flow shares lives beside them.
 
 pub mod return_url;
+pub mod wsfed;
