@@ -1,0 +1,283 @@
+// A real OpenID Provider (panva/oidc-provider, OpenID Certified) used as a test peer by
+// Vestibule's integration tests. It listens on 127.0.0.1 only, keeps everything in memory,
+// and prints exactly one line to stdout once it is listening:
+//
+//   {"port":N,"issuer":"http://127.0.0.1:N","kid":"..."}
+//
+// Everything else (oidc-provider's notices and warnings, request errors) goes to stderr.
+// Configuration is by environment variables; see README.md.
+
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+
+// oidc-provider prints its "you SHOULD change ..." notices with console.info (stdout). Keep
+// stdout for the single ready line so a parent process can read it and then ignore the pipe.
+console.info = (...args) => console.error(...args);
+console.log = (...args) => console.error(...args);
+
+const { default: Provider } = await import('oidc-provider');
+
+const env = process.env;
+
+function list(value, fallback) {
+  const raw = value === undefined ? fallback : value;
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function intEnv(name, fallback) {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number.parseInt(raw, 10);
+  if (!Number.isFinite(n) || n < 0 || String(n) !== raw.trim()) {
+    throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+const PORT = intEnv('PORT', 0);
+const CLIENT_ID = env.CLIENT_ID || 'vestibule';
+const CLIENT_SECRET = env.CLIENT_SECRET || 'vestibule-test-secret';
+const REDIRECT_URIS = list(env.REDIRECT_URIS, 'http://127.0.0.1:8080/_vestibule/oidc/callback');
+const POST_LOGOUT_REDIRECT_URIS = list(env.POST_LOGOUT_REDIRECT_URIS, '');
+const ID_TOKEN_TTL = intEnv('ID_TOKEN_TTL', 3600);
+const ACCESS_TOKEN_TTL = intEnv('ACCESS_TOKEN_TTL', 3600);
+const REFRESH_TOKEN_TTL = intEnv('REFRESH_TOKEN_TTL', 14 * 24 * 3600);
+const EMAIL_DOMAIN = env.EMAIL_DOMAIN || 'contoso.example';
+const HD = env.HD || undefined;
+const UNVERIFIED_LOGINS = new Set(list(env.UNVERIFIED_LOGINS, ''));
+
+// ---------------------------------------------------------------------------------------
+// Signing key
+// ---------------------------------------------------------------------------------------
+
+// RFC 7638 thumbprint, used as kid when a key file's JWK has none.
+function thumbprint(jwk) {
+  const members = {
+    RSA: ['e', 'kty', 'n'],
+    EC: ['crv', 'kty', 'x', 'y'],
+    OKP: ['crv', 'kty', 'x'],
+  }[jwk.kty];
+  if (!members) throw new Error(`unsupported key type ${jwk.kty}`);
+  const canonical = JSON.stringify(Object.fromEntries(members.map((m) => [m, jwk[m]])));
+  return crypto.createHash('sha256').update(canonical).digest('base64url');
+}
+
+function algFor(jwk) {
+  if (jwk.alg) return jwk.alg;
+  if (jwk.kty === 'RSA') return 'RS256';
+  if (jwk.kty === 'EC' && jwk.crv === 'P-256') return 'ES256';
+  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') return 'EdDSA';
+  throw new Error(`cannot tell the signing alg of a ${jwk.kty} ${jwk.crv || ''} key; set "alg" in the JWK`);
+}
+
+function normalizeKey(jwk, source) {
+  if (!jwk || !jwk.d) throw new Error(`${source}: not a private key`);
+  const out = { ...jwk, use: 'sig' };
+  out.alg = algFor(out);
+  out.kid = out.kid || thumbprint(out);
+  return out;
+}
+
+// Returns the keys to publish; the first one signs. A JWKS file may hold several keys
+// (e.g. the new key first, the previous one after it, to test a rollover).
+function loadSigningKeys() {
+  if (env.KEY_FILE) {
+    const text = fs.readFileSync(env.KEY_FILE, 'utf8');
+    if (text.trimStart().startsWith('{')) {
+      const parsed = JSON.parse(text);
+      const keys = Array.isArray(parsed.keys) ? parsed.keys : [parsed];
+      if (keys.length === 0) throw new Error(`KEY_FILE ${env.KEY_FILE}: empty JWKS`);
+      return keys.map((k) => normalizeKey(k, `KEY_FILE ${env.KEY_FILE}`));
+    }
+    return [normalizeKey(crypto.createPrivateKey(text).export({ format: 'jwk' }), `KEY_FILE ${env.KEY_FILE}`)];
+  }
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return [{
+    ...privateKey.export({ format: 'jwk' }),
+    use: 'sig',
+    alg: 'RS256',
+    kid: crypto.randomBytes(12).toString('base64url'),
+  }];
+}
+
+const signingKeys = loadSigningKeys();
+const signingKey = signingKeys[0];
+
+// ---------------------------------------------------------------------------------------
+// Accounts: any login is accepted (devInteractions); the login name is `sub`.
+// ---------------------------------------------------------------------------------------
+
+function accountClaims(login) {
+  const email = login.includes('@') ? login : `${login}@${EMAIL_DOMAIN}`;
+  const local = email.split('@')[0];
+  const claims = {
+    sub: login,
+    email,
+    email_verified: !UNVERIFIED_LOGINS.has(login),
+    name: local.charAt(0).toUpperCase() + local.slice(1),
+  };
+  if (HD) claims.hd = HD;
+  return claims;
+}
+
+async function findAccount(_ctx, sub) {
+  return {
+    accountId: sub,
+    async claims() {
+      return accountClaims(sub);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Pages without external resources (the stock ones @import Google Fonts).
+// ---------------------------------------------------------------------------------------
+
+function escapeHtml(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({
+    '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;',
+  })[c]);
+}
+
+async function logoutSource(ctx, form) {
+  ctx.body = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Logout Request</title></head>
+<body>
+<h1>Do you want to sign-out from ${escapeHtml(ctx.host)}?</h1>
+${form}
+<button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+<button type="submit" form="op.logoutForm">No, stay signed in</button>
+</body></html>`;
+}
+
+async function postLogoutSuccessSource(ctx) {
+  const display = ctx.oidc.client?.clientName || ctx.oidc.client?.clientId;
+  ctx.body = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Sign-out Success</title></head>
+<body><h1>Sign-out Success</h1><p>Your sign-out${display ? ` with ${escapeHtml(display)}` : ''} was successful.</p></body></html>`;
+}
+
+async function renderError(ctx, out) {
+  ctx.type = 'html';
+  ctx.body = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>oops! something went wrong</title></head>
+<body><h1>oops! something went wrong</h1>
+${Object.entries(out).map(([k, v]) => `<pre><strong>${escapeHtml(k)}</strong>: ${escapeHtml(v)}</pre>`).join('\n')}
+</body></html>`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Provider
+// ---------------------------------------------------------------------------------------
+
+function configuration() {
+  return {
+    clients: [
+      {
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
+        redirect_uris: REDIRECT_URIS,
+        post_logout_redirect_uris: POST_LOGOUT_REDIRECT_URIS,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+        id_token_signed_response_alg: signingKey.alg,
+      },
+    ],
+    jwks: { keys: signingKeys },
+    findAccount,
+    claims: {
+      openid: ['sub', 'hd'],
+      email: ['email', 'email_verified'],
+      profile: ['name'],
+    },
+    // Put the scope-granted claims into the ID token as well, not only into userinfo.
+    conformIdTokenClaims: false,
+    // offline_access gives a refresh token (also needs prompt=consent in the request).
+    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    pkce: { required: () => true },
+    features: {
+      devInteractions: { enabled: true },
+      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+      revocation: { enabled: false },
+      introspection: { enabled: false },
+    },
+    cookies: {
+      keys: [crypto.randomBytes(32).toString('base64url')],
+    },
+    ttl: {
+      AccessToken: ACCESS_TOKEN_TTL,
+      AuthorizationCode: 60,
+      IdToken: ID_TOKEN_TTL,
+      RefreshToken: REFRESH_TOKEN_TTL,
+      Grant: REFRESH_TOKEN_TTL,
+      Session: 24 * 3600,
+      Interaction: 3600,
+    },
+    clientBasedCORS: () => false,
+    renderError,
+  };
+}
+
+let handler = (_req, res) => {
+  res.statusCode = 503;
+  res.end('starting');
+};
+
+const server = http.createServer((req, res) => handler(req, res));
+server.on('clientError', (_err, socket) => socket.destroy());
+
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(PORT, '127.0.0.1', resolve);
+});
+
+const { port } = server.address();
+const issuer = env.ISSUER || `http://127.0.0.1:${port}`;
+const provider = new Provider(issuer, configuration());
+
+provider.on('server_error', (_ctx, err) => console.error('server_error', err));
+
+// Mount below the issuer's path, if it has one (ISSUER=http://127.0.0.1:N/some/path).
+const mountPath = new URL(issuer).pathname.replace(/\/$/, '');
+const callback = provider.callback();
+handler = mountPath
+  ? (req, res) => {
+    if (req.url === mountPath || req.url.startsWith(`${mountPath}/`) || req.url.startsWith(`${mountPath}?`)) {
+      req.originalUrl = req.url;
+      req.url = req.url.slice(mountPath.length) || '/';
+      if (req.url.startsWith('?')) req.url = `/${req.url}`;
+      return callback(req, res);
+    }
+    res.statusCode = 404;
+    return res.end();
+  }
+  : callback;
+
+// The dev interaction pages @import Google Fonts; strip that so a headless browser pointed at
+// this peer makes no request off 127.0.0.1.
+provider.use(async (ctx, next) => {
+  await next();
+  if (typeof ctx.body === 'string' && ctx.response.is('html')) {
+    ctx.body = ctx.body.replace(/@import url\(https?:\/\/[^)]*\);?/g, '');
+  }
+});
+
+process.stdout.write(`${JSON.stringify({ port, issuer, kid: signingKey.kid })}\n`);
+
+// EXIT_ON_STDIN_EOF=1: exit when stdin closes, so a test process that dies without killing its
+// child (SIGKILL, abort) does not leave this server behind. Spawn with a piped stdin for this.
+if (env.EXIT_ON_STDIN_EOF === '1') {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.on('close', () => process.exit(0));
+  process.stdin.resume();
+}
+
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => {
+    server.close();
+    server.closeAllConnections();
+    process.exit(0);
+  });
+}
