@@ -2,8 +2,19 @@
 //! status and one public message here; internals only ever reach the log.
 
 /// A request-level failure, as the user will see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayError {
+    /// A sign-in response was refused; the message says why without echoing the token.
+    SignInRejected {
+        /// HTTP status (400 for malformed requests, 403 for refused tokens).
+        status: u16,
+        /// Stable reason code.
+        reason: &'static str,
+        /// What the user is told.
+        message: String,
+    },
+    /// Sign-in cannot start or finish because a dependency is down (provider, store).
+    SignInUnavailable,
     /// The Host header names no configured tenant.
     UnknownHost,
     /// A reserved path that does not exist.
@@ -28,8 +39,10 @@ pub enum GatewayError {
 
 impl GatewayError {
     /// HTTP status sent to the client.
-    pub fn status(self) -> u16 {
+    pub fn status(&self) -> u16 {
         match self {
+            Self::SignInRejected { status, .. } => *status,
+            Self::SignInUnavailable => 503,
             Self::UnknownHost => 421,
             Self::NotFound => 404,
             Self::SignInRequired => 401,
@@ -44,8 +57,10 @@ impl GatewayError {
     }
 
     /// Stable machine-readable code (JSON `error`, metrics `reason`).
-    pub fn code(self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         match self {
+            Self::SignInRejected { reason, .. } => reason,
+            Self::SignInUnavailable => "sign_in_unavailable",
             Self::UnknownHost => "unknown_host",
             Self::NotFound => "not_found",
             Self::SignInRequired => "sign_in_required",
@@ -60,8 +75,10 @@ impl GatewayError {
     }
 
     /// Short title for the page.
-    pub fn title(self) -> &'static str {
+    pub fn title(&self) -> &'static str {
         match self {
+            Self::SignInRejected { .. } => "Sign-in refused",
+            Self::SignInUnavailable => "Sign-in unavailable",
             Self::UnknownHost => "Unknown site",
             Self::NotFound => "Not found",
             Self::SignInRequired => "Sign-in required",
@@ -76,8 +93,10 @@ impl GatewayError {
     }
 
     /// One sentence telling the user what happened and what to do.
-    pub fn message(self) -> &'static str {
+    pub fn message(&self) -> &str {
         match self {
+            Self::SignInRejected { message, .. } => message,
+            Self::SignInUnavailable => "Sign-in is temporarily unavailable. Please try again in a moment.",
             Self::UnknownHost => "This gateway does not serve the site you asked for. Check the address.",
             Self::NotFound => "There is nothing at this address.",
             Self::SignInRequired => "Sign in to continue.",

@@ -2,4 +2,5 @@
 //! what every flow shares lives beside them.
 
 pub mod return_url;
+pub mod state;
 pub mod wsfed;

@@ -28,8 +28,49 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Identity providers.
+    pub providers: Vec<Provider>,
     /// Tenants, in file order.
     pub tenants: Vec<Tenant>,
+}
+
+/// An identity provider.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    /// Unique name.
+    pub name: String,
+    /// Button text.
+    pub display_name: String,
+    /// Protocol settings.
+    pub kind: ProviderKind,
+}
+
+/// Protocol-specific provider settings.
+#[derive(Debug, Clone)]
+pub enum ProviderKind {
+    /// WS-Federation 1.2.
+    WsFed(WsFedProvider),
+}
+
+/// WS-Federation provider settings.
+#[derive(Debug, Clone)]
+pub struct WsFedProvider {
+    /// Passive requestor endpoint.
+    pub passive_endpoint: url::Url,
+    /// Federation metadata URL.
+    pub metadata_url: Option<url::Url>,
+    /// Certificate (DER) that must sign the metadata.
+    pub metadata_signer: Option<Vec<u8>>,
+    /// Metadata refresh interval.
+    pub metadata_refresh: Duration,
+    /// Pinned signing certificates (DER).
+    pub certificates: Vec<Vec<u8>>,
+    /// Our realm.
+    pub realm: String,
+    /// Clock skew.
+    pub clock_skew: Duration,
+    /// Allowed signature algorithms.
+    pub algorithms: Vec<crate::auth::wsfed::SignatureAlgorithm>,
 }
 
 /// One listening socket.
@@ -202,6 +243,17 @@ pub struct Tenant {
     pub public: Vec<String>,
     /// API path prefixes.
     pub api: Vec<String>,
+    /// Providers enabled for this tenant.
+    pub sign_in: Vec<SignIn>,
+}
+
+/// A provider enabled for a tenant.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    /// Provider name.
+    pub provider: String,
+    /// Issuers this tenant accepts from it.
+    pub allowed_issuers: Vec<String>,
 }
 
 /// A tenant's upstream.

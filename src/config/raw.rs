@@ -33,9 +33,58 @@ pub struct RawConfig {
     /// Logging format and level.
     #[serde(default)]
     pub log: RawLog,
+    /// Identity providers (app registrations), shared by tenants.
+    #[serde(default)]
+    pub providers: Vec<RawProvider>,
     /// The CRM installations behind the gateway.
     #[serde(default)]
     pub tenants: Vec<RawTenant>,
+}
+
+/// One identity provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    /// Unique name, used in `tenants[].sign_in[].provider` and `?provider=`.
+    pub name: Option<String>,
+    /// `wsfed` (more kinds in later versions).
+    pub kind: Option<String>,
+    /// Text on the sign-in button.
+    pub display_name: Option<String>,
+    /// WS-Fed passive endpoint, e.g. `https://login.microsoftonline.com/<tenant>/wsfed`.
+    pub passive_endpoint: Option<String>,
+    /// Federation metadata URL.
+    pub metadata_url: Option<String>,
+    /// Certificate that must have signed the metadata document.
+    pub metadata_signing_certificate: Option<String>,
+    /// How often metadata is fetched again.
+    pub metadata_refresh: Option<String>,
+    /// Pinned token-signing certificates (PEM files).
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// Our realm (`wtrealm`), the audience tokens must name.
+    pub realm: Option<String>,
+    /// Allowed clock difference.
+    pub clock_skew: Option<String>,
+    /// Allowed signature algorithms.
+    pub signature_algorithms: Option<Vec<String>>,
+    /// Accept RSA-SHA1 signatures: loopback-only configurations may set it.
+    #[serde(default)]
+    pub dangerous_allow_sha1: bool,
+}
+
+/// A provider enabled for a tenant, with the issuers this tenant accepts from it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignIn {
+    /// Name of a provider in `providers`.
+    pub provider: Option<String>,
+    /// Exact issuers accepted (Azure AD: `https://sts.windows.net/<tenant id>/`).
+    #[serde(default)]
+    pub allowed_issuers: Vec<String>,
+    /// Azure AD tenant ids; each adds `https://sts.windows.net/<id>/` to the issuers.
+    #[serde(default)]
+    pub azure_tenant_ids: Vec<String>,
 }
 
 /// A secret from exactly one source. Inline `value` exists for development configs only.
@@ -196,6 +245,9 @@ pub struct RawTenant {
     /// Path prefixes that get 401 instead of a sign-in redirect.
     #[serde(default)]
     pub api: Vec<String>,
+    /// Providers users of this tenant sign in with.
+    #[serde(default)]
+    pub sign_in: Vec<RawSignIn>,
 }
 
 /// The tenant's upstream.

@@ -224,7 +224,9 @@ impl Validator {
         };
         let log = self.log(&raw.log);
         let all_loopback = listeners.iter().all(|l| l.address.ip().is_loopback());
+        let providers = self.providers(&raw.providers, all_loopback);
         let tenants = self.tenants(&raw.tenants, all_loopback);
+        self.sign_ins(&raw.tenants, &providers);
         Some(Config {
             listeners,
             keys: keys?,
@@ -235,8 +237,229 @@ impl Validator {
             proxy,
             metrics,
             log,
+            providers,
             tenants,
         })
+    }
+
+    fn url(&mut self, text: &Option<String>, path: &str, all_loopback: bool) -> Option<url::Url> {
+        let text = self.required(text, path)?.clone();
+        match url::Url::parse(&text) {
+            Ok(u) if u.scheme() == "https" && u.host().is_some() => Some(u),
+            // Plain HTTP only to this machine: identity provider traffic must be protected.
+            Ok(u) if u.scheme() == "http" && is_loopback_url(&u) && all_loopback => Some(u),
+            Ok(_) => {
+                self.err(
+                    path,
+                    format!(
+                        "`{text}` must be an https:// URL (http:// only for loopback test setups)"
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                self.err(path, format!("`{text}` is not a URL ({e})"));
+                None
+            }
+        }
+    }
+
+    fn providers(&mut self, raw: &[RawProvider], all_loopback: bool) -> Vec<Provider> {
+        let mut names = HashSet::new();
+        let mut out = Vec::new();
+        for (i, p) in raw.iter().enumerate() {
+            let path = format!("providers[{i}]");
+            let Some(name) = self.required(&p.name, &format!("{path}.name")).cloned() else {
+                continue;
+            };
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+            {
+                self.err(
+                    format!("{path}.name"),
+                    "a provider name is letters, digits, `-` and `_`",
+                );
+            } else if !names.insert(name.clone()) {
+                self.err(
+                    format!("{path}.name"),
+                    format!("provider `{name}` is defined twice"),
+                );
+            }
+            match p.kind.as_deref() {
+                Some("wsfed") => {
+                    if let Some(kind) = self.wsfed(p, &path, all_loopback) {
+                        out.push(Provider {
+                            display_name: p.display_name.clone().unwrap_or_else(|| name.clone()),
+                            name,
+                            kind: ProviderKind::WsFed(kind),
+                        });
+                    }
+                }
+                Some(other) => self.err(
+                    format!("{path}.kind"),
+                    format!("`{other}` is not a provider kind this version supports (wsfed)"),
+                ),
+                None => self.err(format!("{path}.kind"), "is required (wsfed)"),
+            }
+        }
+        out
+    }
+
+    fn wsfed(&mut self, p: &RawProvider, path: &str, all_loopback: bool) -> Option<WsFedProvider> {
+        use crate::auth::wsfed::metadata::certificates_from_pem;
+        use crate::auth::wsfed::SignatureAlgorithm;
+        let passive_endpoint = self.url(
+            &p.passive_endpoint,
+            &format!("{path}.passive_endpoint"),
+            all_loopback,
+        );
+        let metadata_url = p.metadata_url.as_ref().and_then(|_| {
+            self.url(
+                &p.metadata_url,
+                &format!("{path}.metadata_url"),
+                all_loopback,
+            )
+        });
+        let read_certs = |v: &mut Self, file: &str, at: String| -> Vec<Vec<u8>> {
+            let full = v.existing_file(file, &at);
+            match std::fs::read(&full)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| certificates_from_pem(&pem).map_err(|e| e.to_string()))
+            {
+                Ok(certs) => certs
+                    .into_iter()
+                    .map(|c| c.der.der_data().to_vec())
+                    .collect(),
+                Err(e) => {
+                    v.err(at, format!("{}: {e}", full.display()));
+                    Vec::new()
+                }
+            }
+        };
+        let metadata_signer = p.metadata_signing_certificate.as_ref().and_then(|f| {
+            read_certs(self, f, format!("{path}.metadata_signing_certificate"))
+                .into_iter()
+                .next()
+        });
+        let mut certificates = Vec::new();
+        for (j, f) in p.certificates.iter().enumerate() {
+            certificates.extend(read_certs(self, f, format!("{path}.certificates[{j}]")));
+        }
+        if p.metadata_url.is_none() && p.certificates.is_empty() {
+            self.err(path.to_owned(), "give metadata_url, certificates, or both: tokens must be checked against trusted certificates");
+        }
+        let realm = self
+            .required(&p.realm, &format!("{path}.realm"))
+            .cloned()
+            .unwrap_or_default();
+        if p.realm.is_some() && realm.trim().is_empty() {
+            self.err(format!("{path}.realm"), "must not be empty");
+        }
+        let algorithms = match &p.signature_algorithms {
+            None => SignatureAlgorithm::defaults(),
+            Some(names) => names
+                .iter()
+                .enumerate()
+                .filter_map(|(j, n)| {
+                    let alg = SignatureAlgorithm::from_name(n);
+                    if alg.is_none() {
+                        self.err(format!("{path}.signature_algorithms[{j}]"), format!("`{n}` is not one of rsa-sha256, rsa-sha384, rsa-sha512, ecdsa-sha256, ecdsa-sha384, rsa-sha1"));
+                    }
+                    alg
+                })
+                .collect(),
+        };
+        let mut algorithms = algorithms;
+        if algorithms.contains(&SignatureAlgorithm::RsaSha1) && !p.dangerous_allow_sha1 {
+            self.err(
+                format!("{path}.signature_algorithms"),
+                "rsa-sha1 needs dangerous_allow_sha1: true",
+            );
+        }
+        if p.dangerous_allow_sha1 {
+            if all_loopback {
+                if !algorithms.contains(&SignatureAlgorithm::RsaSha1) {
+                    algorithms.push(SignatureAlgorithm::RsaSha1);
+                }
+            } else {
+                self.err(
+                    format!("{path}.dangerous_allow_sha1"),
+                    "is refused while any listener is reachable beyond loopback",
+                );
+            }
+        }
+        if algorithms.is_empty() {
+            self.err(
+                format!("{path}.signature_algorithms"),
+                "give at least one algorithm",
+            );
+        }
+        let clock_skew = self.duration(
+            &p.clock_skew,
+            &format!("{path}.clock_skew"),
+            Duration::from_secs(300),
+        );
+        if clock_skew > Duration::from_secs(3600) {
+            self.err(format!("{path}.clock_skew"), "must not exceed 1h");
+        }
+        let metadata_refresh = self.duration(
+            &p.metadata_refresh,
+            &format!("{path}.metadata_refresh"),
+            Duration::from_secs(24 * 3600),
+        );
+        if metadata_refresh < Duration::from_secs(60) {
+            self.err(format!("{path}.metadata_refresh"), "must be at least 1m");
+        }
+        Some(WsFedProvider {
+            passive_endpoint: passive_endpoint?,
+            metadata_url,
+            metadata_signer,
+            metadata_refresh,
+            certificates,
+            realm,
+            clock_skew,
+            algorithms,
+        })
+    }
+
+    fn sign_ins(&mut self, raw: &[RawTenant], providers: &[Provider]) {
+        for (i, t) in raw.iter().enumerate() {
+            let mut seen = HashSet::new();
+            for (j, s) in t.sign_in.iter().enumerate() {
+                let path = format!("tenants[{i}].sign_in[{j}]");
+                let Some(name) = self.required(&s.provider, &format!("{path}.provider")) else {
+                    continue;
+                };
+                if !providers.iter().any(|p| &p.name == name) {
+                    self.err(
+                        format!("{path}.provider"),
+                        format!("`{name}` is not a provider in providers"),
+                    );
+                }
+                if !seen.insert(name.clone()) {
+                    self.err(
+                        format!("{path}.provider"),
+                        format!("`{name}` is listed twice"),
+                    );
+                }
+                if s.allowed_issuers.is_empty() && s.azure_tenant_ids.is_empty() {
+                    self.err(
+                        format!("{path}.allowed_issuers"),
+                        "give the issuers (or azure_tenant_ids) this tenant accepts: without them any customer of the provider could sign in",
+                    );
+                }
+                for (k, id) in s.azure_tenant_ids.iter().enumerate() {
+                    if id.len() != 36 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+                        self.err(
+                            format!("{path}.azure_tenant_ids[{k}]"),
+                            format!("`{id}` is not a tenant id (a GUID)"),
+                        );
+                    }
+                }
+            }
+        }
     }
 
     fn listeners(&mut self, raw: &[RawListener]) -> Vec<Listener> {
@@ -597,6 +820,21 @@ impl Validator {
             );
             let public = self.prefixes(&t.public, &format!("{path}.public"));
             let api = self.prefixes(&t.api, &format!("{path}.api"));
+            let sign_in = t
+                .sign_in
+                .iter()
+                .map(|s| SignIn {
+                    provider: s.provider.clone().unwrap_or_default(),
+                    allowed_issuers: s
+                        .allowed_issuers
+                        .iter()
+                        .cloned()
+                        .chain(s.azure_tenant_ids.iter().map(|id| {
+                            format!("https://sts.windows.net/{}/", id.to_ascii_lowercase())
+                        }))
+                        .collect(),
+                })
+                .collect();
             if let Some(upstream) = upstream {
                 out.push(Tenant {
                     name,
@@ -604,6 +842,7 @@ impl Validator {
                     upstream,
                     public,
                     api,
+                    sign_in,
                 });
             }
         }
@@ -683,6 +922,15 @@ impl Validator {
                 DEFAULT_READ_TIMEOUT,
             ),
         })
+    }
+}
+
+fn is_loopback_url(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
     }
 }
 

@@ -6,6 +6,7 @@ mod forwarded;
 pub mod pages;
 mod routes;
 pub mod service;
+mod signin;
 
 pub use ctx::RequestCtx;
 
@@ -13,9 +14,11 @@ use crate::assertion::AssertionSigner;
 use crate::auth::return_url;
 use crate::clock::Clock;
 use crate::config::{Config, Tenant};
+use crate::directory::Directory;
 use crate::error::GatewayError;
 use crate::headers::{HeaderNames, OwnedHeaders, SessionHeaders};
 use crate::metrics::Metrics;
+use crate::providers::Providers;
 use crate::session::{cookie, LiveSession, SessionManager};
 use crate::store::Store;
 use async_trait::async_trait;
@@ -106,10 +109,31 @@ pub struct Gateway {
     cookie_name: String,
     trusted_proxies: Vec<IpNet>,
     metrics_allow: Vec<IpNet>,
+    max_form_body: usize,
     metrics: Arc<Metrics>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    providers: Arc<Providers>,
+    directory: Arc<dyn Directory>,
     request_ids: RequestIds,
+}
+
+/// What the gateway is assembled from (besides configuration).
+pub struct Parts {
+    /// Session manager.
+    pub sessions: Arc<Sessions>,
+    /// Assertion signer.
+    pub signer: Arc<AssertionSigner>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Durable store.
+    pub store: Arc<dyn Store>,
+    /// Clock.
+    pub clock: Arc<dyn Clock>,
+    /// Identity providers.
+    pub providers: Arc<Providers>,
+    /// User directory.
+    pub directory: Arc<dyn Directory>,
 }
 
 /// Why the gateway could not be assembled from a valid configuration.
@@ -129,14 +153,7 @@ pub enum BuildError {
 
 impl Gateway {
     /// Assembles the gateway from validated parts.
-    pub fn new(
-        config: &Config,
-        sessions: Arc<Sessions>,
-        signer: Arc<AssertionSigner>,
-        metrics: Arc<Metrics>,
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, BuildError> {
+    pub fn new(config: &Config, parts: Parts) -> Result<Self, BuildError> {
         let mut routes = HashMap::new();
         for tenant in &config.tenants {
             let route = Arc::new(TenantRoute {
@@ -147,6 +164,15 @@ impl Gateway {
                 routes.insert(host.clone(), route.clone());
             }
         }
+        let Parts {
+            sessions,
+            signer,
+            metrics,
+            store,
+            clock,
+            providers,
+            directory,
+        } = parts;
         Ok(Self {
             routes,
             sessions,
@@ -156,9 +182,12 @@ impl Gateway {
             cookie_name: config.session.cookie.clone(),
             trusted_proxies: config.proxy.trusted_proxies.clone(),
             metrics_allow: config.metrics.allow.clone(),
+            max_form_body: config.proxy.max_form_body,
             metrics,
             store,
             clock,
+            providers,
+            directory,
             request_ids: RequestIds::new(),
         })
     }
@@ -238,7 +267,7 @@ impl Gateway {
         ctx: &RequestCtx,
         error: GatewayError,
     ) -> Result<bool> {
-        let (content_type, body) = pages::error_body(error, &ctx.request_id, ctx.wants_json);
+        let (content_type, body) = pages::error_body(&error, &ctx.request_id, ctx.wants_json);
         let tenant = ctx.route.as_ref().map_or("-", |r| r.tenant.name.as_str());
         self.metrics
             .rejections
@@ -522,9 +551,10 @@ impl ProxyHttp for Gateway {
         };
         tracing::warn!(request_id = %ctx.request_id, error = %e, "request failed");
         // The response may already be under way; then there is nothing more to send.
+        let status = error.status();
         let _ = self.fail(session, ctx, error).await;
         FailToProxy {
-            error_code: error.status(),
+            error_code: status,
             can_reuse_downstream: false,
         }
     }

@@ -40,7 +40,7 @@ pub fn page(title: &str, body_html: &str, request_id: &str) -> Bytes {
 }
 
 /// The body for an error, as HTML or JSON.
-pub fn error_body(error: GatewayError, request_id: &str, json: bool) -> (&'static str, Bytes) {
+pub fn error_body(error: &GatewayError, request_id: &str, json: bool) -> (&'static str, Bytes) {
     if json {
         let body = serde_json::json!({
             "error": error.code(),
@@ -49,7 +49,7 @@ pub fn error_body(error: GatewayError, request_id: &str, json: bool) -> (&'stati
         });
         (JSON, Bytes::from(body.to_string()))
     } else {
-        let extra = if error == GatewayError::SignInRequired {
+        let extra = if *error == GatewayError::SignInRequired {
             "<p><a href=\"/_vestibule/login\">Sign in</a></p>"
         } else {
             ""

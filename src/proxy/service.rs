@@ -1,13 +1,15 @@
 //! Start-up: builds the store, sessions, signer and gateway from a validated configuration,
 //! binds the listeners, and runs pingora.
 
-use super::{BuildError, Gateway, Sessions};
+use super::{BuildError, Gateway, Parts, Sessions};
 use crate::assertion::{AssertionKeyError, AssertionSigner};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Tenant};
 use crate::crypto::KeyRing;
+use crate::directory::VerifiedIdentities;
 use crate::headers::{HeaderNames, SessionHeaders};
 use crate::metrics::Metrics;
+use crate::providers::{ProviderError, Providers};
 use crate::store::{self, StoreError};
 use pingora::listeners::tls::TlsSettings;
 use pingora::prelude::*;
@@ -37,6 +39,9 @@ pub enum StartError {
         /// What failed.
         message: String,
     },
+    /// An identity provider has no trusted certificate.
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
     /// The support runtime could not start.
     #[error("runtime: {0}")]
     Runtime(#[from] std::io::Error),
@@ -95,6 +100,8 @@ pub struct Assembly {
     pub gateway: Gateway,
     /// The session manager (tests create sessions through it).
     pub sessions: Arc<Sessions>,
+    /// Identity providers (refreshed by a background job).
+    pub providers: Arc<Providers>,
 }
 
 /// Builds the store, key ring, sessions, signer and gateway.
@@ -113,9 +120,22 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
         Box::new(move |identity, tenant, _id| SessionHeaders::prepare(&names, identity, tenant)),
     ));
     let signer = Arc::new(AssertionSigner::new(&config.assertion)?);
-    let metrics = Arc::new(Metrics::new());
-    let gateway = Gateway::new(config, sessions.clone(), signer, metrics, store, clock)?;
-    Ok(Assembly { gateway, sessions })
+    let providers = Arc::new(Providers::start(&config.providers, clock.clone()).await?);
+    let parts = Parts {
+        sessions: sessions.clone(),
+        signer,
+        metrics: Arc::new(Metrics::new()),
+        store,
+        clock,
+        providers: providers.clone(),
+        directory: Arc::new(VerifiedIdentities),
+    };
+    let gateway = Gateway::new(config, parts)?;
+    Ok(Assembly {
+        gateway,
+        sessions,
+        providers,
+    })
 }
 
 /// Runs the gateway until a shutdown signal. Never returns on success.
@@ -141,6 +161,18 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
             }
+            if let Err(e) = sessions.purge_seen().await {
+                tracing::warn!(error = %e, "could not purge used sign-in records");
+            }
+        }
+    });
+
+    let providers = assembly.providers.clone();
+    support.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            providers.refresh_due().await;
         }
     });
 

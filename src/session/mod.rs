@@ -205,6 +205,11 @@ impl<P: Send + Sync + 'static> SessionManager<P> {
             .await
     }
 
+    /// Deletes expired one-time records (used login states, seen assertion ids).
+    pub async fn purge_seen(&self) -> Result<u64, StoreError> {
+        self.store.purge_seen(self.clock.now()).await
+    }
+
     /// Sessions currently held in memory (approximate; for metrics).
     pub fn cached(&self) -> u64 {
         self.cache.entry_count()

@@ -67,6 +67,17 @@ pub trait Store: Send + Sync + 'static {
         now: UnixSeconds,
         idle_before: UnixSeconds,
     ) -> Result<u64, StoreError>;
+    /// Records `key` of `kind` until `expires_at`; true the first time, false while an
+    /// unexpired record exists (a replay).
+    async fn remember_once(
+        &self,
+        kind: &str,
+        key: &str,
+        expires_at: UnixSeconds,
+        now: UnixSeconds,
+    ) -> Result<bool, StoreError>;
+    /// Deletes expired seen-once records.
+    async fn purge_seen(&self, now: UnixSeconds) -> Result<u64, StoreError>;
     /// Cheap reachability check for `/_vestibule/ready`.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -11,13 +11,22 @@ use std::time::Duration;
 
 /// Versioned schema, embedded in the binary so a fresh machine needs no migration files.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "sessions".into(),
-        MigrationType::Simple,
-        include_str!("../../migrations/sqlite/0001_sessions.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "sessions".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0001_sessions.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "seen once".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0002_seen_once.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// SQLite-backed store.
@@ -118,6 +127,37 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn remember_once(
+        &self,
+        kind: &str,
+        key: &str,
+        expires_at: UnixSeconds,
+        now: UnixSeconds,
+    ) -> Result<bool, StoreError> {
+        // One statement, so two instances racing on the same value cannot both win: the row
+        // is written only if absent or already expired.
+        let done = sqlx::query(
+            "INSERT INTO seen_once (kind, key, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT (kind, key) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE seen_once.expires_at <= ?",
+        )
+        .bind(kind)
+        .bind(key)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn purge_seen(&self, now: UnixSeconds) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM seen_once WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -166,6 +206,21 @@ mod tests {
         assert!(store.get_session("b").await.unwrap().is_none());
         assert!(store.delete_session("a").await.unwrap());
         assert!(!store.delete_session("a").await.unwrap());
+        // Seen-once values: first use wins, a repeat loses until the record expires.
+        assert!(store
+            .remember_once("assertion", "x", 500, 100)
+            .await
+            .unwrap());
+        assert!(!store
+            .remember_once("assertion", "x", 500, 200)
+            .await
+            .unwrap());
+        assert!(store.remember_once("state", "x", 500, 200).await.unwrap());
+        assert!(store
+            .remember_once("assertion", "x", 900, 500)
+            .await
+            .unwrap());
+        assert_eq!(store.purge_seen(950).await.unwrap(), 2);
         // Reopening runs migrations again without error.
         drop(store);
         SqliteStore::open(&dir.path().join("nested/v.db"))

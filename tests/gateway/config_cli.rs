@@ -76,7 +76,7 @@ fn broken_yaml_is_reported_with_its_line() {
 fn unknown_keys_are_errors_with_path_and_line() {
     let (code, lines) = check("tenants:\n  - name: a\n    hots: [x]\n");
     assert_eq!(code, 2);
-    assert_eq!(lines, vec!["3:5: tenants[0]: unknown field `hots`, expected one of `name`, `hosts`, `upstream`, `public`, `api`"]);
+    assert_eq!(lines, vec!["3:5: tenants[0]: unknown field `hots`, expected one of `name`, `hosts`, `upstream`, `public`, `api`, `sign_in`"]);
 }
 
 #[test]

@@ -13,6 +13,10 @@ pub enum WsFedError {
     /// A DOCTYPE, DTD or entity declaration: never legitimate in a token.
     #[error("the token contains a DTD or entity declaration")]
     Dtd,
+    /// Comments, processing instructions or CDATA sections: never in a legitimate token, and
+    /// the classic way to make a signed value read differently (`alice@x<!---->.evil`).
+    #[error("the token contains comments or CDATA sections")]
+    Comments,
     /// Not well-formed XML, or not UTF-8.
     #[error("the token is not well-formed XML")]
     Malformed,
@@ -79,6 +83,7 @@ impl WsFedError {
             Self::TooLarge => "too_large",
             Self::BadForm(_) => "bad_form",
             Self::Dtd => "dtd",
+            Self::Comments => "comments",
             Self::Malformed => "malformed",
             Self::NotRstr => "not_rstr",
             Self::WrongTokenType => "wrong_token_type",

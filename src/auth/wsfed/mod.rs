@@ -6,8 +6,11 @@
 
 pub mod claims;
 pub mod error;
+pub mod metadata;
+pub mod protocol;
 pub mod saml;
 pub mod token;
+pub mod trust;
 pub mod xmldsig;
 
 pub use error::WsFedError;

@@ -65,6 +65,12 @@ pub fn verify_wresult(
     {
         return Err(WsFedError::Dtd);
     }
+    if wresult.contains("<!--")
+        || wresult.contains("<![CDATA[")
+        || wresult.get(1..).is_some_and(|rest| rest.contains("<?"))
+    {
+        return Err(WsFedError::Comments);
+    }
     if let Some(decl_end) = wresult.strip_prefix("<?xml").and_then(|r| r.find("?>")) {
         let decl = wresult[..decl_end + 5].to_ascii_lowercase();
         if decl.contains("encoding") && !(decl.contains("utf-8") || decl.contains("utf8")) {

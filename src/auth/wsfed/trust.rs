@@ -1,0 +1,70 @@
+//! The certificates currently trusted to sign a provider's tokens: pinned ones plus the last
+//! good set from federation metadata. Swapped atomically on refresh, so verification never
+//! waits for a fetch, and a failed fetch leaves the last good set in place.
+
+use super::metadata::TrustedCert;
+use crate::clock::UnixSeconds;
+use arc_swap::ArcSwap;
+use samael::crypto::CertificateDer;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// Trusted signing certificates of one provider.
+pub struct TrustStore {
+    pinned: Vec<TrustedCert>,
+    from_metadata: ArcSwap<Vec<TrustedCert>>,
+    last_refresh: AtomicI64,
+}
+
+impl TrustStore {
+    /// A store holding the pinned certificates.
+    pub fn new(pinned: Vec<TrustedCert>) -> Self {
+        Self {
+            pinned,
+            from_metadata: ArcSwap::from_pointee(Vec::new()),
+            last_refresh: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Replaces the metadata certificates (a successful refresh).
+    pub fn update(&self, certs: Vec<TrustedCert>, now: UnixSeconds) {
+        self.from_metadata.store(Arc::new(certs));
+        self.last_refresh.store(now, Ordering::SeqCst);
+    }
+
+    /// Claims the right to refresh now if the last refresh is older than `min_interval`
+    /// seconds; keeps an attacker's stream of unknown-key tokens from hammering the provider.
+    pub fn claim_refresh(&self, now: UnixSeconds, min_interval: i64) -> bool {
+        let last = self.last_refresh.load(Ordering::SeqCst);
+        now.saturating_sub(last) >= min_interval
+            && self
+                .last_refresh
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+    }
+
+    /// Records a failed refresh so the schedule tries again after `retry_in` seconds rather than
+    /// a whole interval later.
+    pub fn refresh_failed(&self, now: UnixSeconds, retry_in: i64, interval: i64) {
+        self.last_refresh.store(
+            now.saturating_sub(interval).saturating_add(retry_in),
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Certificates valid at `now`.
+    pub fn current(&self, now: UnixSeconds) -> Vec<CertificateDer> {
+        let metadata = self.from_metadata.load();
+        self.pinned
+            .iter()
+            .chain(metadata.iter())
+            .filter(|c| c.valid_at(now))
+            .map(|c| c.der.clone())
+            .collect()
+    }
+
+    /// Whether any certificate at all is known (start-up check).
+    pub fn is_empty(&self) -> bool {
+        self.pinned.is_empty() && self.from_metadata.load().is_empty()
+    }
+}

@@ -1,0 +1,148 @@
+//! The configured identity providers at run time: their trusted certificates, kept fresh
+//! from federation metadata on a schedule and at once when a token names an unknown key.
+
+use crate::auth::wsfed::metadata::{self, TrustedCert};
+use crate::auth::wsfed::trust::TrustStore;
+use crate::clock::Clock;
+use crate::config::{Provider, ProviderKind, WsFedProvider};
+use openidconnect::reqwest;
+use samael::crypto::CertificateDer;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Least time between two on-demand metadata refreshes, seconds.
+pub const MIN_REFRESH_INTERVAL: i64 = 60;
+
+/// A WS-Federation provider with its trust store.
+pub struct WsFedRuntime {
+    /// Provider name.
+    pub name: String,
+    /// Button text.
+    pub display_name: String,
+    /// Settings.
+    pub config: WsFedProvider,
+    /// Trusted signing certificates.
+    pub trust: TrustStore,
+}
+
+/// A provider at run time.
+pub enum RuntimeProvider {
+    /// WS-Federation.
+    WsFed(WsFedRuntime),
+}
+
+impl RuntimeProvider {
+    /// Button text.
+    pub fn display_name(&self) -> &str {
+        match self {
+            Self::WsFed(w) => &w.display_name,
+        }
+    }
+}
+
+/// Why providers could not be made ready.
+#[derive(Debug, thiserror::Error)]
+#[error("provider `{provider}`: {message}")]
+pub struct ProviderError {
+    /// Provider name.
+    pub provider: String,
+    /// What failed.
+    pub message: String,
+}
+
+/// Every configured provider, by name.
+pub struct Providers {
+    by_name: HashMap<String, Arc<RuntimeProvider>>,
+    client: reqwest::Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl Providers {
+    /// Builds the providers and fetches their metadata once. A provider with neither
+    /// reachable metadata nor a pinned certificate stops the start.
+    pub async fn start(config: &[Provider], clock: Arc<dyn Clock>) -> Result<Self, ProviderError> {
+        let client = crate::http_client::client();
+        let mut by_name = HashMap::new();
+        for p in config {
+            let ProviderKind::WsFed(ws) = &p.kind;
+            let pinned: Vec<TrustedCert> = ws
+                .certificates
+                .iter()
+                .filter_map(|der| metadata::check_certificate(der).ok())
+                .collect();
+            let runtime = WsFedRuntime {
+                name: p.name.clone(),
+                display_name: p.display_name.clone(),
+                config: ws.clone(),
+                trust: TrustStore::new(pinned),
+            };
+            if ws.metadata_url.is_some() {
+                if let Err(e) = refresh(&client, &runtime, clock.now()).await {
+                    tracing::error!(provider = %p.name, error = %e, "federation metadata unavailable at start");
+                }
+            }
+            if runtime.trust.is_empty() {
+                return Err(ProviderError {
+                    provider: p.name.clone(),
+                    message: "no trusted signing certificate: federation metadata could not be fetched and no certificate is pinned".into(),
+                });
+            }
+            by_name.insert(p.name.clone(), Arc::new(RuntimeProvider::WsFed(runtime)));
+        }
+        Ok(Self {
+            by_name,
+            client,
+            clock,
+        })
+    }
+
+    /// A provider by name.
+    pub fn get(&self, name: &str) -> Option<&Arc<RuntimeProvider>> {
+        self.by_name.get(name)
+    }
+
+    /// Refreshes every provider's metadata (the schedule calls this).
+    pub async fn refresh_due(&self) {
+        for p in self.by_name.values() {
+            let RuntimeProvider::WsFed(ws) = p.as_ref();
+            let interval = ws.config.metadata_refresh.as_secs() as i64;
+            if ws.config.metadata_url.is_some()
+                && ws.trust.claim_refresh(self.clock.now(), interval)
+            {
+                if let Err(e) = refresh(&self.client, ws, self.clock.now()).await {
+                    tracing::warn!(provider = %ws.name, error = %e, "metadata refresh failed; keeping the last good certificates");
+                    ws.trust.refresh_failed(self.clock.now(), 300, interval);
+                }
+            }
+        }
+    }
+
+    /// Refreshes one provider now, unless that happened within the last minute. True when new
+    /// certificates were loaded.
+    pub async fn refresh_now(&self, ws: &WsFedRuntime) -> bool {
+        if ws.config.metadata_url.is_none()
+            || !ws
+                .trust
+                .claim_refresh(self.clock.now(), MIN_REFRESH_INTERVAL)
+        {
+            return false;
+        }
+        match refresh(&self.client, ws, self.clock.now()).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(provider = %ws.name, error = %e, "on-demand metadata refresh failed");
+                false
+            }
+        }
+    }
+}
+
+async fn refresh(client: &reqwest::Client, ws: &WsFedRuntime, now: i64) -> Result<(), String> {
+    let url = ws.config.metadata_url.as_ref().ok_or("no metadata_url")?;
+    let xml = crate::http_client::get_text(client, url).await?;
+    let signer = ws.config.metadata_signer.clone().map(CertificateDer::from);
+    let md = metadata::parse(&xml, signer.as_ref(), now).map_err(|e| e.to_string())?;
+    tracing::info!(provider = %ws.name, certificates = md.signing.len(), "federation metadata loaded");
+    ws.trust.update(md.signing, now);
+    Ok(())
+}

@@ -1,0 +1,563 @@
+//! Sign-in and sign-out over the wire: the login page, the WS-Federation redirect and
+//! callback, local and federated sign-out. The protocol work is in `auth::wsfed`; this file
+//! moves bytes between it, the store and the browser.
+
+use super::{pages, request_host, request_host_with_port, Gateway, RequestCtx, TenantRoute};
+use crate::auth::return_url;
+use crate::auth::state::LoginState;
+use crate::auth::wsfed::{self, protocol, WsFedError};
+use crate::error::GatewayError;
+use crate::providers::{RuntimeProvider, WsFedRuntime};
+use crate::session::cookie;
+use bytes::Bytes;
+use http::{header, Method};
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use std::sync::Arc;
+
+/// How long a sign-in may take, from redirect to callback.
+const LOGIN_TTL_SECS: i64 = 600;
+
+impl Gateway {
+    fn binding_cookie_name(&self) -> String {
+        format!("{}_login", self.cookie_name)
+    }
+
+    /// `https://host[:port]` as the browser sees this gateway.
+    fn origin(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        let forwarded_https = self.trusted_peer(Self::peer_ip(session))
+            && req
+                .headers
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+        let scheme = if ctx.tls || forwarded_https {
+            "https"
+        } else {
+            "http"
+        };
+        format!(
+            "{scheme}://{}",
+            request_host_with_port(req)
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        )
+    }
+
+    fn secure_context(&self, session: &Session, ctx: &RequestCtx) -> bool {
+        self.origin(session, ctx).starts_with("https:")
+    }
+
+    fn first_cookie(&self, session: &Session, name: &str) -> Option<String> {
+        let values = session
+            .req_header()
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes());
+        cookie::find(values, name).next().map(str::to_owned)
+    }
+
+    /// The binding cookie travels on the provider's cross-site POST back to us, so it needs
+    /// SameSite=None (and therefore Secure wherever the browser sees HTTPS).
+    fn binding_cookie(&self, value: &str, max_age: u64, secure: bool) -> String {
+        format!(
+            "{}={value}; Path=/_vestibule/; Max-Age={max_age}; HttpOnly; SameSite=None{}",
+            self.binding_cookie_name(),
+            if secure { "; Secure" } else { "" }
+        )
+    }
+
+    fn route_or_fail(&self, session: &Session) -> Option<Arc<TenantRoute>> {
+        self.route(session.req_header())
+    }
+
+    /// `/_vestibule/login`: straight to the one provider, or to the one named by
+    /// `?provider=`, or a page listing the tenant's providers. A signed-in user goes back.
+    pub(super) async fn login(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let Some(route) = self.route_or_fail(session) else {
+            return self.fail(session, ctx, GatewayError::UnknownHost).await;
+        };
+        ctx.route = Some(route.clone());
+        let host = request_host(session.req_header())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let query: Vec<(String, String)> = session
+            .req_header()
+            .uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let return_to = param("rd")
+            .and_then(|rd| return_url::validate(&rd, &host))
+            .unwrap_or_else(|| "/".into());
+        match self
+            .load_session(session.req_header(), &route.tenant.name)
+            .await
+        {
+            Ok(Some(_)) => {
+                return self
+                    .respond(
+                        session,
+                        302,
+                        pages::HTML,
+                        Bytes::new(),
+                        &[(header::LOCATION, return_to)],
+                    )
+                    .await
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
+                return self
+                    .fail(session, ctx, GatewayError::StoreUnavailable)
+                    .await;
+            }
+        }
+        let bindings = &route.tenant.sign_in;
+        let chosen = match param("provider") {
+            Some(name) => bindings.iter().find(|b| b.provider == name),
+            None if bindings.len() == 1 => bindings.first(),
+            None => None,
+        };
+        let Some(binding) = chosen else {
+            return self.provider_list(session, ctx, &route, &return_to).await;
+        };
+        match self.providers.get(&binding.provider).map(Arc::as_ref) {
+            Some(RuntimeProvider::WsFed(ws)) => {
+                let now = self.clock.now();
+                let existing = self.first_cookie(session, &self.binding_cookie_name());
+                let state = LoginState::new(
+                    &route.tenant.name,
+                    &ws.name,
+                    &return_to,
+                    existing.as_deref(),
+                    now,
+                    LOGIN_TTL_SECS,
+                );
+                let reply = format!("{}/_vestibule/wsfed", self.origin(session, ctx));
+                let location = protocol::sign_in_url(
+                    &ws.config.passive_endpoint,
+                    &ws.config.realm,
+                    &reply,
+                    &state.seal(self.sessions.keys()),
+                );
+                let set = self.binding_cookie(
+                    &state.binding,
+                    LOGIN_TTL_SECS as u64,
+                    self.secure_context(session, ctx),
+                );
+                let body = pages::page(
+                    "Signing in",
+                    &format!(
+                        "<p><a href=\"{}\">Continue to sign-in</a></p>",
+                        pages::escape(&location)
+                    ),
+                    &ctx.request_id,
+                );
+                self.respond(
+                    session,
+                    302,
+                    pages::HTML,
+                    body,
+                    &[(header::LOCATION, location), (header::SET_COOKIE, set)],
+                )
+                .await
+            }
+            None => self.fail(session, ctx, GatewayError::NotFound).await,
+        }
+    }
+
+    async fn provider_list(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &TenantRoute,
+        return_to: &str,
+    ) -> Result<bool> {
+        let rd: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+        let items: String = route
+            .tenant
+            .sign_in
+            .iter()
+            .filter_map(|b| self.providers.get(&b.provider).map(|p| (b, p)))
+            .map(|(b, p)| {
+                let provider: String =
+                    url::form_urlencoded::byte_serialize(b.provider.as_bytes()).collect();
+                format!(
+                    "<li><a href=\"/_vestibule/login?provider={}&amp;rd={}\">{}</a></li>",
+                    pages::escape(&provider),
+                    pages::escape(&rd),
+                    pages::escape(p.display_name())
+                )
+            })
+            .collect();
+        let body = if items.is_empty() {
+            "<p>No sign-in provider is configured for this site yet. Ask your administrator to add one.</p>".to_owned()
+        } else {
+            format!("<ul>{items}</ul>")
+        };
+        let page = pages::page(
+            &format!("Sign in to {}", route.tenant.name),
+            &body,
+            &ctx.request_id,
+        );
+        self.respond(session, 200, pages::HTML, page, &[]).await
+    }
+
+    /// `/_vestibule/wsfed`: the identity provider's POST after sign-in, or its sign-out cleanup.
+    pub(super) async fn wsfed_endpoint(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let Some(route) = self.route_or_fail(session) else {
+            return self.fail(session, ctx, GatewayError::UnknownHost).await;
+        };
+        ctx.route = Some(route.clone());
+        let query_action = session.req_header().uri.query().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "wa")
+                .map(|(_, v)| v.into_owned())
+        });
+        if query_action.as_deref() == Some(protocol::SIGN_OUT_CLEANUP) {
+            return self.sign_out_cleanup(session, ctx, &route).await;
+        }
+        if session.req_header().method != Method::POST {
+            return self
+                .fail(session, ctx, GatewayError::MethodNotAllowed)
+                .await;
+        }
+        let body = match self.read_form(session).await? {
+            Some(body) => body,
+            None => {
+                return self
+                    .refuse(session, ctx, &route, WsFedError::TooLarge)
+                    .await
+            }
+        };
+        let form = match protocol::parse_form(&body) {
+            Ok(f) => f,
+            Err(e) => return self.refuse(session, ctx, &route, e).await,
+        };
+        if form.action == protocol::SIGN_OUT_CLEANUP {
+            return self.sign_out_cleanup(session, ctx, &route).await;
+        }
+        if form.action != protocol::SIGN_IN {
+            return self
+                .refuse(session, ctx, &route, WsFedError::BadForm("unexpected wa"))
+                .await;
+        }
+        let now = self.clock.now();
+        let binding = self.first_cookie(session, &self.binding_cookie_name());
+        let state = match LoginState::open(
+            self.sessions.keys(),
+            form.context.as_deref(),
+            binding.as_deref(),
+            &route.tenant.name,
+            now,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(request_id = %ctx.request_id, reason = %e, "wctx refused");
+                return self
+                    .refuse(session, ctx, &route, WsFedError::BadState)
+                    .await;
+            }
+        };
+        let Some(sign_in) = route
+            .tenant
+            .sign_in
+            .iter()
+            .find(|b| b.provider == state.provider)
+        else {
+            return self
+                .refuse(session, ctx, &route, WsFedError::BadState)
+                .await;
+        };
+        let Some(RuntimeProvider::WsFed(ws)) = self.providers.get(&state.provider).map(Arc::as_ref)
+        else {
+            return self
+                .refuse(session, ctx, &route, WsFedError::BadState)
+                .await;
+        };
+        let Some(wresult) = form.result.as_deref() else {
+            return self
+                .refuse(session, ctx, &route, WsFedError::BadForm("no wresult"))
+                .await;
+        };
+        let assertion = match self
+            .verify_with_refresh(ws, wresult, &sign_in.allowed_issuers)
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => return self.refuse(session, ctx, &route, e).await,
+        };
+        // Only now, with everything checked, are the one-time values spent.
+        let skew = ws.config.clock_skew.as_secs() as i64;
+        let assertion_key = format!("{}|{}", assertion.issuer, assertion.id);
+        let once = [
+            (
+                "login-state",
+                state.id.as_str(),
+                state.expires_at,
+                WsFedError::BadState,
+            ),
+            (
+                "wsfed-assertion",
+                assertion_key.as_str(),
+                assertion.not_on_or_after + skew,
+                WsFedError::Replayed,
+            ),
+        ];
+        for (kind, key, expires_at, refusal) in once {
+            match self.store.remember_once(kind, key, expires_at, now).await {
+                Ok(true) => {}
+                Ok(false) => return self.refuse(session, ctx, &route, refusal).await,
+                Err(e) => {
+                    tracing::error!(request_id = %ctx.request_id, error = %e, "store unavailable during sign-in");
+                    return self
+                        .fail(session, ctx, GatewayError::SignInUnavailable)
+                        .await;
+                }
+            }
+        }
+        let identity = wsfed::claims::identity(&ws.name, &assertion);
+        self.finish_sign_in(session, ctx, &route, identity, &state.return_to)
+            .await
+    }
+
+    /// Verifies, and once more after fetching metadata when the signing key is unknown (a
+    /// key rollover published since the last refresh).
+    async fn verify_with_refresh(
+        &self,
+        ws: &WsFedRuntime,
+        wresult: &str,
+        allowed_issuers: &[String],
+    ) -> std::result::Result<wsfed::saml::Assertion, WsFedError> {
+        let attempt = || {
+            let now = self.clock.now();
+            let expect = wsfed::Expectations {
+                realm: &ws.config.realm,
+                allowed_issuers,
+                now,
+                skew: ws.config.clock_skew.as_secs() as i64,
+                algorithms: &ws.config.algorithms,
+                max_bytes: self.max_form_body,
+            };
+            wsfed::verify_wresult(wresult, &ws.trust.current(now), &expect)
+        };
+        match attempt() {
+            Err(WsFedError::BadSignature) if self.providers.refresh_now(ws).await => attempt(),
+            other => other,
+        }
+    }
+
+    /// The common end of every sign-in: directory admission, a fresh session, back to where
+    /// the user was going.
+    pub(super) async fn finish_sign_in(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &TenantRoute,
+        identity: crate::identity::Identity,
+        return_to: &str,
+    ) -> Result<bool> {
+        let provider = identity.provider.clone();
+        let identity = match self.directory.admit(&route.tenant.name, identity).await {
+            Ok(i) => i,
+            Err(e) => {
+                let error = match e {
+                    crate::directory::DirectoryError::UnknownUser => GatewayError::SignInRejected {
+                        status: 403,
+                        reason: "unknown_user",
+                        message: "Your account is not a user of this CRM. Ask your administrator for access.".into(),
+                    },
+                    crate::directory::DirectoryError::Unavailable => GatewayError::SignInUnavailable,
+                };
+                return self.fail(session, ctx, error).await;
+            }
+        };
+        let (_, cookie_value) = match self.sessions.create(&route.tenant.name, identity).await {
+            Ok(created) => created,
+            Err(e) => {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "could not create session");
+                return self
+                    .fail(session, ctx, GatewayError::SignInUnavailable)
+                    .await;
+            }
+        };
+        self.metrics
+            .sign_ins
+            .with_label_values(&[route.tenant.name.as_str(), provider.as_str()])
+            .inc();
+        let secure = self.secure_context(session, ctx);
+        let max_age = self.sessions.config().absolute.as_secs();
+        let set_session = cookie::set_cookie(&self.cookie_name, &cookie_value, max_age, secure);
+        let clear_binding = self.binding_cookie("", 0, secure);
+        self.respond(
+            session,
+            302,
+            pages::HTML,
+            Bytes::new(),
+            &[
+                (header::LOCATION, return_to.to_owned()),
+                (header::SET_COOKIE, set_session),
+                (header::SET_COOKIE, clear_binding),
+            ],
+        )
+        .await
+    }
+
+    /// A refused sign-in response: a clear page, a metric, nothing stored.
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &TenantRoute,
+        e: WsFedError,
+    ) -> Result<bool> {
+        tracing::warn!(request_id = %ctx.request_id, tenant = %route.tenant.name, reason = e.reason(), "WS-Federation sign-in refused");
+        let status = match e {
+            WsFedError::TooLarge => 413,
+            WsFedError::BadForm(_) | WsFedError::BadState => 400,
+            _ => 403,
+        };
+        let error = GatewayError::SignInRejected {
+            status,
+            reason: e.reason(),
+            message: format!("Sign-in refused: {e}."),
+        };
+        self.fail(session, ctx, error).await
+    }
+
+    /// Reads a form body up to the configured limit; `None` when it is larger.
+    async fn read_form(&self, session: &mut Session) -> Result<Option<Vec<u8>>> {
+        let mut body = Vec::new();
+        while let Some(chunk) = session.read_request_body().await? {
+            if body.len() + chunk.len() > self.max_form_body {
+                return Ok(None);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(body))
+    }
+
+    /// The identity provider ended its session: end ours, answer 200.
+    async fn sign_out_cleanup(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &TenantRoute,
+    ) -> Result<bool> {
+        if let Ok(Some(live)) = self
+            .load_session(session.req_header(), &route.tenant.name)
+            .await
+        {
+            if let Err(e) = self.sessions.revoke(&live.id).await {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "could not revoke session");
+                return self
+                    .fail(session, ctx, GatewayError::StoreUnavailable)
+                    .await;
+            }
+        }
+        let clear = cookie::clear_cookie(&self.cookie_name, self.secure_context(session, ctx));
+        let body = pages::page("Signed out", "<p>You are signed out.</p>", &ctx.request_id);
+        self.respond(
+            session,
+            200,
+            pages::HTML,
+            body,
+            &[(header::SET_COOKIE, clear)],
+        )
+        .await
+    }
+
+    /// `/_vestibule/logout`: revoke server-side, clear the cookie, and sign out at the
+    /// identity provider when the session came from one that supports it.
+    pub(super) async fn logout(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let Some(route) = self.route_or_fail(session) else {
+            return self.fail(session, ctx, GatewayError::UnknownHost).await;
+        };
+        ctx.route = Some(route.clone());
+        let mut provider = None;
+        match self
+            .load_session(session.req_header(), &route.tenant.name)
+            .await
+        {
+            Ok(Some(live)) => {
+                if let Err(e) = self.sessions.revoke(&live.id).await {
+                    tracing::error!(request_id = %ctx.request_id, error = %e, "could not revoke session");
+                    return self
+                        .fail(session, ctx, GatewayError::StoreUnavailable)
+                        .await;
+                }
+                provider = Some(live.identity.provider.clone());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
+                return self
+                    .fail(session, ctx, GatewayError::StoreUnavailable)
+                    .await;
+            }
+        }
+        let clear = cookie::clear_cookie(&self.cookie_name, self.secure_context(session, ctx));
+        if let Some(RuntimeProvider::WsFed(ws)) = provider
+            .as_deref()
+            .and_then(|p| self.providers.get(p))
+            .map(Arc::as_ref)
+        {
+            // The only wreply ever sent: our own signed-out page on this tenant's host.
+            let reply = format!("{}/_vestibule/signed-out", self.origin(session, ctx));
+            let location =
+                protocol::sign_out_url(&ws.config.passive_endpoint, &ws.config.realm, &reply);
+            return self
+                .respond(
+                    session,
+                    302,
+                    pages::HTML,
+                    Bytes::new(),
+                    &[(header::LOCATION, location), (header::SET_COOKIE, clear)],
+                )
+                .await;
+        }
+        let body = pages::page(
+            "Signed out",
+            "<p>You are signed out.</p><p><a href=\"/\">Sign in again</a></p>",
+            &ctx.request_id,
+        );
+        self.respond(
+            session,
+            200,
+            pages::HTML,
+            body,
+            &[(header::SET_COOKIE, clear)],
+        )
+        .await
+    }
+
+    /// Where the identity provider sends the browser after federated sign-out.
+    pub(super) async fn signed_out(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let body = pages::page(
+            "Signed out",
+            "<p>You are signed out.</p><p><a href=\"/\">Sign in again</a></p>",
+            &ctx.request_id,
+        );
+        self.respond(session, 200, pages::HTML, body, &[]).await
+    }
+}
