@@ -165,6 +165,8 @@ pub struct Setup {
     pub extra_top: String,
     /// A second, HTTPS listener (development certificate) on this port.
     pub tls_port: Option<u16>,
+    /// Lines added to the contoso tenant (e.g. `sign_in`).
+    pub contoso_extra: String,
 }
 
 impl Setup {
@@ -178,6 +180,7 @@ impl Setup {
             extra_tenants: String::new(),
             extra_top: String::new(),
             tls_port: None,
+            contoso_extra: String::new(),
         }
     }
 
@@ -203,7 +206,7 @@ impl Setup {
              log: {{ level: \"info,vestibule::access=off\" }}\n\
              {top}\
              tenants:\n\
-             \x20 - name: contoso\n    hosts: [crm.contoso.test]\n    upstream: {{ address: {up} }}\n    public: [/static/]\n    api: [/api/]\n\
+             \x20 - name: contoso\n    hosts: [crm.contoso.test]\n    upstream: {{ address: {up} }}\n    public: [/static/]\n    api: [/api/]\n{contoso}\
              \x20 - name: fabrikam\n    hosts: [crm.fabrikam.test]\n    upstream: {{ address: {up} }}\n\
              {extra}",
             port = self.port,
@@ -213,6 +216,7 @@ impl Setup {
             up = self.upstream,
             top = self.extra_top,
             extra = self.extra_tenants,
+            contoso = self.contoso_extra,
         )
     }
 

@@ -5,6 +5,8 @@ mod harness;
 mod config_cli;
 mod cookies;
 mod flow;
+mod peers;
 mod routing;
 mod spoofing;
 mod tls;
+mod wsfed_flow;

@@ -1,0 +1,142 @@
+//! The real identity-provider peers, started as child processes on 127.0.0.1.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// An RSA-2048 certificate and key made with openssl for a test.
+pub fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let status = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg(format!("/CN={name}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+    (cert, key)
+}
+
+/// The npm `wsfed` identity provider (tests/peers/wsfed/idp.js).
+pub struct WsFedPeer {
+    child: Child,
+    pub port: u16,
+    pub cert: PathBuf,
+}
+
+impl WsFedPeer {
+    /// Starts the peer; `env` adds or overrides variables (TOKEN, ISSUER, SIG_ALG, USER_UPN...).
+    pub fn start(cert: &Path, key: &Path, env: &[(&str, &str)]) -> Self {
+        let dir = Path::new(ROOT).join("tests/peers/wsfed");
+        assert!(
+            dir.join("node_modules").exists(),
+            "run `npm ci --prefix tests/peers/wsfed` first (scripts/test does)"
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("idp.js"))
+            .env("PORT", "0")
+            .env("CERT", cert)
+            .env("KEY", key)
+            .env("EXIT_ON_STDIN_EOF", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node is installed");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("peer said {line:?}: {e}"));
+        Self {
+            child,
+            port: ready["port"].as_u64().unwrap() as u16,
+            cert: cert.to_path_buf(),
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn metadata_url(&self) -> String {
+        format!(
+            "{}/federationmetadata/2007-06/federationmetadata.xml",
+            self.base()
+        )
+    }
+
+    /// A fresh signed RSTR for `realm`, straight from the peer.
+    pub async fn token(&self, realm: &str) -> String {
+        let url = format!("{}/token?wtrealm={}", self.base(), urlencode(realm));
+        reqwest::get(url).await.unwrap().text().await.unwrap()
+    }
+}
+
+impl Drop for WsFedPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The hidden inputs of an auto-POST form, HTML entities decoded.
+pub fn form_fields(html: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for piece in html.split("<input").skip(1) {
+        let attr = |name: &str| {
+            let key = format!("{name}=\"");
+            piece.find(&key).map(|i| {
+                let rest = &piece[i + key.len()..];
+                unescape(&rest[..rest.find('"').unwrap()])
+            })
+        };
+        if let (Some(n), Some(v)) = (attr("name"), attr("value")) {
+            out.push((n, v));
+        }
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// `xmlsec1 --verify` as an oracle: does the signature alone hold up?
+pub fn xmlsec1_says_valid(xml: &str, cert: &Path, saml2: bool) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token.xml");
+    std::fs::write(&file, xml).unwrap();
+    let id_attr = if saml2 {
+        "--id-attr:ID urn:oasis:names:tc:SAML:2.0:assertion:Assertion"
+    } else {
+        "--id-attr:AssertionID urn:oasis:names:tc:SAML:1.0:assertion:Assertion"
+    };
+    let out = Command::new("xmlsec1")
+        .arg("--verify")
+        .args(id_attr.split(' '))
+        .arg("--trusted-pem")
+        .arg(cert)
+        .arg(&file)
+        .output()
+        .expect("xmlsec1 is installed (scripts/install-deps --test)");
+    out.status.success()
+}

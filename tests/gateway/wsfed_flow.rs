@@ -1,0 +1,293 @@
+//! WS-Federation end to end against the real npm `wsfed` identity provider: protected GET →
+//! sign-in redirect → the provider's auto-POST form → POST to the gateway → session → the
+//! upstream receives the identity. SAML 1.1 and SAML 2.0 tokens.
+
+use crate::harness::*;
+use crate::peers::*;
+
+pub const ISSUER: &str = "https://sts.test/tenant-a/";
+pub const REALM: &str = "https://crm.contoso.test/";
+
+pub fn wsfed_setup(up: std::net::SocketAddr, peer: &WsFedPeer) -> Setup {
+    let mut setup = Setup::new(up);
+    setup.extra_top = format!(
+        "providers:\n  - name: corp\n    kind: wsfed\n    display_name: Contoso Azure AD\n    passive_endpoint: {base}/wsfed\n    metadata_url: {md}\n    realm: {REALM}\n",
+        base = peer.base(),
+        md = peer.metadata_url()
+    );
+    setup.contoso_extra =
+        format!("    sign_in: [{{ provider: corp, allowed_issuers: [\"{ISSUER}\"] }}]\n");
+    setup
+}
+
+/// What the browser holds after the provider answered: the form to post and its cookies.
+pub struct PendingSignIn {
+    pub binding_cookie: String,
+    pub wa: String,
+    pub wresult: String,
+    pub wctx: String,
+}
+
+/// Drives the browser part: protected page → login → provider → form.
+pub async fn start_sign_in(gw: &Gateway, peer: &WsFedPeer) -> PendingSignIn {
+    let first = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/deals?id=7",
+        &["Accept: text/html"],
+    )
+    .await;
+    assert_eq!(first.status, 302);
+    let login_path = first.header("location").unwrap().to_owned();
+    let login = get(
+        gw.addr,
+        "crm.contoso.test",
+        &login_path,
+        &["Accept: text/html"],
+    )
+    .await;
+    assert_eq!(login.status, 302, "{}", login.body);
+    let to_idp = login.header("location").unwrap().to_owned();
+    assert!(
+        to_idp.starts_with(&format!("{}/wsfed?wa=wsignin1.0&wtrealm=", peer.base())),
+        "{to_idp}"
+    );
+    assert!(
+        to_idp.contains("wreply=http%3A%2F%2Fcrm.contoso.test%2F_vestibule%2Fwsfed"),
+        "{to_idp}"
+    );
+    let set_cookie = login.header("set-cookie").unwrap();
+    assert!(
+        set_cookie.contains("SameSite=None") && set_cookie.contains("HttpOnly"),
+        "{set_cookie}"
+    );
+    let binding_cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let html = reqwest::get(&to_idp).await.unwrap().text().await.unwrap();
+    let fields = form_fields(&html);
+    let field = |n: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    PendingSignIn {
+        binding_cookie,
+        wa: field("wa"),
+        wresult: field("wresult"),
+        wctx: field("wctx"),
+    }
+}
+
+/// POSTs a sign-in response to the gateway.
+pub async fn post_wsfed(gw: &Gateway, cookie: &str, fields: &[(&str, &str)]) -> Reply {
+    let body: String = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut req = format!(
+        "POST /_vestibule/wsfed HTTP/1.1\r\nHost: crm.contoso.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if !cookie.is_empty() {
+        req.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    raw(gw.addr, &req).await.unwrap()
+}
+
+impl PendingSignIn {
+    pub async fn complete(&self, gw: &Gateway) -> Reply {
+        post_wsfed(
+            gw,
+            &self.binding_cookie,
+            &[
+                ("wa", &self.wa),
+                ("wresult", &self.wresult),
+                ("wctx", &self.wctx),
+            ],
+        )
+        .await
+    }
+}
+
+pub fn session_cookie(reply: &Reply) -> Option<String> {
+    reply
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.split(';').next().unwrap().to_owned())
+        .find(|c| c.starts_with("vestibule=v1."))
+}
+
+async fn full_flow(token: &str) {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "idp");
+    let peer = WsFedPeer::start(
+        &cert,
+        &key,
+        &[
+            ("TOKEN", token),
+            ("ISSUER", ISSUER),
+            ("USER_NAME", "Alice Example"),
+        ],
+    );
+    let setup = wsfed_setup(up.addr, &peer);
+    let gw = setup.start().await;
+
+    let pending = start_sign_in(&gw, &peer).await;
+    assert_eq!(pending.wa, "wsignin1.0");
+    assert!(pending.wresult.contains("RequestSecurityTokenResponse"));
+    let done = pending.complete(&gw).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert_eq!(done.header("location"), Some("/deals?id=7"));
+    let cookie = session_cookie(&done).expect("session cookie set");
+    assert_eq!(up.hits(), 0, "nothing reached the upstream before sign-in");
+
+    let page = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/deals?id=7",
+        &[&format!("Cookie: {cookie}")],
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let seen = up.last();
+    assert_eq!(seen.one("x-vestibule-user"), Some("alice@contoso.example"));
+    assert_eq!(seen.one("x-vestibule-email"), Some("alice@contoso.example"));
+    assert_eq!(seen.one("x-vestibule-provider"), Some("corp"));
+    assert_eq!(seen.one("x-vestibule-tenant"), Some("contoso"));
+    assert!(seen.one("x-vestibule-assertion").is_some());
+
+    // The same response again: the login state is spent.
+    let again = pending.complete(&gw).await;
+    assert_eq!(again.status, 400);
+    assert!(again.body.contains("start again"), "{}", again.body);
+    assert!(session_cookie(&again).is_none());
+
+    // Sign-out ends the session here and at the provider.
+    let out = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/logout",
+        &[&format!("Cookie: {cookie}")],
+    )
+    .await;
+    assert_eq!(out.status, 302);
+    let to_idp = out.header("location").unwrap();
+    assert!(
+        to_idp.starts_with(&format!("{}/wsfed?wa=wsignout1.0", peer.base())),
+        "{to_idp}"
+    );
+    assert!(
+        to_idp.contains("wreply=http%3A%2F%2Fcrm.contoso.test%2F_vestibule%2Fsigned-out"),
+        "{to_idp}"
+    );
+    let after = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/deals",
+        &["Accept: text/html", &format!("Cookie: {cookie}")],
+    )
+    .await;
+    assert_eq!(after.status, 302);
+    let back = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(to_idp)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 302);
+    assert_eq!(
+        back.headers()["location"],
+        "http://crm.contoso.test/_vestibule/signed-out"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml11_sign_in_through_the_wsfed_peer() {
+    full_flow("saml11").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml20_sign_in_through_the_wsfed_peer() {
+    full_flow("saml20").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_assertion_is_refused_even_with_a_fresh_wctx() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "idp");
+    let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
+    let gw = wsfed_setup(up.addr, &peer).start().await;
+    let first = start_sign_in(&gw, &peer).await;
+    assert_eq!(first.complete(&gw).await.status, 302);
+    // An attacker who captured the wresult starts their own sign-in and posts the old token.
+    let second = start_sign_in(&gw, &peer).await;
+    let replay = post_wsfed(
+        &gw,
+        &second.binding_cookie,
+        &[
+            ("wa", "wsignin1.0"),
+            ("wresult", &first.wresult),
+            ("wctx", &second.wctx),
+        ],
+    )
+    .await;
+    assert_eq!(replay.status, 403);
+    assert!(replay.body.contains("already used"), "{}", replay.body);
+    assert!(session_cookie(&replay).is_none());
+    assert!(
+        xmlsec1_says_valid(&first.wresult, &cert, true),
+        "the signature alone is still valid"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wctx_must_be_present_genuine_fresh_unused_and_ours() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "idp");
+    let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml11"), ("ISSUER", ISSUER)]);
+    let gw = wsfed_setup(up.addr, &peer).start().await;
+    let p = start_sign_in(&gw, &peer).await;
+    let cases: Vec<(&str, String, String)> = vec![
+        ("missing wctx", p.binding_cookie.clone(), String::new()),
+        (
+            "forged wctx",
+            p.binding_cookie.clone(),
+            format!("{}AA", &p.wctx[..p.wctx.len() - 2]),
+        ),
+        (
+            "wctx from another browser",
+            "vestibule_login=AAAAAAAAAAAAAAAAAAAAAA".into(),
+            p.wctx.clone(),
+        ),
+        ("no binding cookie", String::new(), p.wctx.clone()),
+    ];
+    for (what, cookie, wctx) in cases {
+        let mut fields = vec![("wa", "wsignin1.0"), ("wresult", p.wresult.as_str())];
+        if !wctx.is_empty() {
+            fields.push(("wctx", wctx.as_str()));
+        }
+        let r = post_wsfed(&gw, &cookie, &fields).await;
+        assert_eq!(r.status, 400, "{what}: {}", r.body);
+        assert!(
+            r.body
+                .contains("the sign-in request is not valid (start again)"),
+            "{what}: {}",
+            r.body
+        );
+        assert!(session_cookie(&r).is_none(), "{what}");
+    }
+    // The genuine one still works (nothing above spent it), then never again.
+    assert_eq!(p.complete(&gw).await.status, 302);
+    assert_eq!(p.complete(&gw).await.status, 400);
+    assert_eq!(up.hits(), 0);
+}
