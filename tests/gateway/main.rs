@@ -9,4 +9,5 @@ mod peers;
 mod routing;
 mod spoofing;
 mod tls;
+mod wsfed_attacks;
 mod wsfed_flow;
