@@ -117,16 +117,17 @@ impl Providers {
         }
     }
 
-    /// Refreshes one provider now, unless that happened within the last minute. True when new
+    /// Refreshes one provider now, unless an on-demand refresh happened within the last minute. True when new
     /// certificates were loaded.
     pub async fn refresh_now(&self, ws: &WsFedRuntime) -> bool {
         if ws.config.metadata_url.is_none()
             || !ws
                 .trust
-                .claim_refresh(self.clock.now(), MIN_REFRESH_INTERVAL)
+                .claim_on_demand(self.clock.now(), MIN_REFRESH_INTERVAL)
         {
             return false;
         }
+        tracing::info!(provider = %ws.name, "token signed with an unknown key: refreshing metadata");
         match refresh(&self.client, ws, self.clock.now()).await {
             Ok(()) => true,
             Err(e) => {

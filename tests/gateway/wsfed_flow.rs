@@ -225,7 +225,8 @@ async fn a_replayed_assertion_is_refused_even_with_a_fresh_wctx() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = make_cert(dir.path(), "idp");
     let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
-    let gw = wsfed_setup(up.addr, &peer).start().await;
+    let setup = wsfed_setup(up.addr, &peer);
+    let gw = setup.start().await;
     let first = start_sign_in(&gw, &peer).await;
     assert_eq!(first.complete(&gw).await.status, 302);
     // An attacker who captured the wresult starts their own sign-in and posts the old token.
@@ -255,7 +256,8 @@ async fn wctx_must_be_present_genuine_fresh_unused_and_ours() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = make_cert(dir.path(), "idp");
     let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml11"), ("ISSUER", ISSUER)]);
-    let gw = wsfed_setup(up.addr, &peer).start().await;
+    let setup = wsfed_setup(up.addr, &peer);
+    let gw = setup.start().await;
     let p = start_sign_in(&gw, &peer).await;
     let cases: Vec<(&str, String, String)> = vec![
         ("missing wctx", p.binding_cookie.clone(), String::new()),
@@ -290,4 +292,141 @@ async fn wctx_must_be_present_genuine_fresh_unused_and_ours() {
     assert_eq!(p.complete(&gw).await.status, 302);
     assert_eq!(p.complete(&gw).await.status, 400);
     assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_rollover_is_picked_up_without_a_restart() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (old_cert, old_key) = make_cert(dir.path(), "old");
+    let (new_cert, new_key) = make_cert(dir.path(), "new");
+    let peer = WsFedPeer::start(
+        &old_cert,
+        &old_key,
+        &[("TOKEN", "saml20"), ("ISSUER", ISSUER)],
+    );
+    let port = peer.port.to_string();
+    let setup = wsfed_setup(up.addr, &peer);
+    let gw = setup.start().await;
+    let before = start_sign_in(&gw, &peer).await;
+    assert_eq!(before.complete(&gw).await.status, 302);
+    // The provider rolls over to a new key, published in its metadata at the same address.
+    drop(peer);
+    let rolled = WsFedPeer::start(
+        &new_cert,
+        &new_key,
+        &[("TOKEN", "saml20"), ("ISSUER", ISSUER), ("PORT", &port)],
+    );
+    let after = start_sign_in(&gw, &rolled).await;
+    let r = after.complete(&gw).await;
+    assert_eq!(
+        r.status, 302,
+        "the new key is fetched on first sight: {}",
+        r.body
+    );
+    assert!(session_cookie(&r).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_good_certificates_stay_when_metadata_becomes_unreachable() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "idp");
+    let (evil_cert, evil_key) = make_cert(dir.path(), "evil");
+    let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml11"), ("ISSUER", ISSUER)]);
+    let evil = WsFedPeer::start(
+        &evil_cert,
+        &evil_key,
+        &[("TOKEN", "saml11"), ("ISSUER", ISSUER)],
+    );
+    let setup = wsfed_setup(up.addr, &peer);
+    let gw = setup.start().await;
+    let pending = start_sign_in(&gw, &peer).await;
+    let second = start_sign_in(&gw, &peer).await;
+    drop(peer);
+    // An unknown key makes the gateway try the (now unreachable) metadata once more...
+    let forged = evil.token(REALM).await;
+    let r = post_wsfed(
+        &gw,
+        &second.binding_cookie,
+        &[
+            ("wa", "wsignin1.0"),
+            ("wresult", &forged),
+            ("wctx", &second.wctx),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("not valid for any trusted certificate"));
+    // ...and keeps the certificates it had.
+    let ok = pending.complete(&gw).await;
+    assert_eq!(ok.status, 302, "{}", ok.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_without_metadata_or_pinned_certificate_fails_clearly() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "idp");
+    let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml11"), ("ISSUER", ISSUER)]);
+    let setup = wsfed_setup(up.addr, &peer);
+    drop(peer);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .args(["run", "--config"])
+        .arg(setup.config_path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("provider `corp`: no trusted signing certificate"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_certificates_work_without_metadata_and_cleanup_ends_the_session() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "idp");
+    let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
+    let mut setup = wsfed_setup(up.addr, &peer);
+    setup.extra_top = format!(
+        "providers:\n  - name: corp\n    kind: wsfed\n    passive_endpoint: {}/wsfed\n    certificates: [{}]\n    realm: {REALM}\n",
+        peer.base(),
+        cert.display()
+    );
+    let gw = setup.start().await;
+    let done = start_sign_in(&gw, &peer).await.complete(&gw).await;
+    let cookie = session_cookie(&done).expect("signed in with the pinned certificate");
+    assert_eq!(
+        get(
+            gw.addr,
+            "crm.contoso.test",
+            "/",
+            &[&format!("Cookie: {cookie}")]
+        )
+        .await
+        .status,
+        200
+    );
+    let cleanup = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/wsfed?wa=wsignoutcleanup1.0",
+        &[&format!("Cookie: {cookie}")],
+    )
+    .await;
+    assert_eq!(cleanup.status, 200);
+    let after = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/",
+        &["Accept: text/html", &format!("Cookie: {cookie}")],
+    )
+    .await;
+    assert_eq!(
+        after.status, 302,
+        "the provider's cleanup revoked the session"
+    );
 }

@@ -177,7 +177,7 @@ fn check_token_type(rstr: Node, assertion: Node) -> Result<(), WsFedError> {
 }
 
 fn check_claims(a: &Assertion, expect: &Expectations) -> Result<(), WsFedError> {
-    if !expect.allowed_issuers.iter().any(|i| *i == a.issuer) {
+    if !expect.allowed_issuers.contains(&a.issuer) {
         return Err(WsFedError::WrongIssuer);
     }
     // Azure AD names the tenant twice; both must agree with the allowed issuer.

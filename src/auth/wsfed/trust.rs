@@ -14,6 +14,7 @@ pub struct TrustStore {
     pinned: Vec<TrustedCert>,
     from_metadata: ArcSwap<Vec<TrustedCert>>,
     last_refresh: AtomicI64,
+    last_on_demand: AtomicI64,
 }
 
 impl TrustStore {
@@ -23,6 +24,7 @@ impl TrustStore {
             pinned,
             from_metadata: ArcSwap::from_pointee(Vec::new()),
             last_refresh: AtomicI64::new(i64::MIN),
+            last_on_demand: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -32,13 +34,24 @@ impl TrustStore {
         self.last_refresh.store(now, Ordering::SeqCst);
     }
 
-    /// Claims the right to refresh now if the last refresh is older than `min_interval`
-    /// seconds; keeps an attacker's stream of unknown-key tokens from hammering the provider.
+    /// Claims the scheduled refresh if the last successful one is older than `min_interval`
+    /// seconds.
     pub fn claim_refresh(&self, now: UnixSeconds, min_interval: i64) -> bool {
         let last = self.last_refresh.load(Ordering::SeqCst);
         now.saturating_sub(last) >= min_interval
             && self
                 .last_refresh
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+    }
+
+    /// Claims an on-demand refresh (a token named an unknown key): at most one per
+    /// `min_interval` seconds, so a stream of forged tokens cannot hammer the provider.
+    pub fn claim_on_demand(&self, now: UnixSeconds, min_interval: i64) -> bool {
+        let last = self.last_on_demand.load(Ordering::SeqCst);
+        now.saturating_sub(last) >= min_interval
+            && self
+                .last_on_demand
                 .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
     }
