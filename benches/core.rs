@@ -111,5 +111,50 @@ fn hot_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hot_path);
+/// WS-Federation verification of the real Azure AD token (tests/fixtures/microsoft), against
+/// the bare RSA-2048 signature check it contains as the baseline.
+fn wsfed(c: &mut Criterion) {
+    use vestibule::auth::wsfed::{
+        saml::parse_instant, verify_wresult, Expectations, SignatureAlgorithm,
+    };
+    let rstr = include_str!("../tests/fixtures/microsoft/aad-wsfed-rstr-saml2-2017-04-23.xml");
+    let pem = include_str!("../tests/fixtures/microsoft/aad-signing-2017.crt");
+    let certs = vestibule::auth::wsfed::metadata::certificates_from_pem(pem.as_bytes()).unwrap();
+    let trusted: Vec<_> = certs.iter().map(|c| c.der.clone()).collect();
+    let issuers = vec!["https://sts.windows.net/add29489-7269-41f4-8841-b63c95564420/".to_owned()];
+    let algorithms = SignatureAlgorithm::defaults();
+    let expect = Expectations {
+        realm: "spn:fe78e0b4-6fe7-47e6-812c-fb75cee266a4",
+        allowed_issuers: &issuers,
+        now: parse_instant("2017-04-23T16:20:00Z").unwrap(),
+        skew: 300,
+        algorithms: &algorithms,
+        max_bytes: 256 * 1024,
+    };
+    assert!(verify_wresult(rstr, &trusted, &expect).is_ok());
+
+    // Baseline: one RSA-2048 PKCS#1 v1.5 SHA-256 verification with OpenSSL, the same library
+    // xmlsec uses underneath.
+    use openssl::{hash::MessageDigest, pkey::PKey, rsa::Rsa, sign::Signer, sign::Verifier};
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let message = vec![7u8; 600];
+    let mut signer = Signer::new(MessageDigest::sha256(), &key).unwrap();
+    signer.update(&message).unwrap();
+    let signature = signer.sign_to_vec().unwrap();
+
+    let mut group = c.benchmark_group("wsfed");
+    group.bench_function("verify_real_azure_ad_token", |b| {
+        b.iter(|| verify_wresult(black_box(rstr), &trusted, &expect).unwrap())
+    });
+    group.bench_function("rsa2048_verify_baseline", |b| {
+        b.iter(|| {
+            let mut v = Verifier::new(MessageDigest::sha256(), &key).unwrap();
+            v.update(black_box(&message)).unwrap();
+            v.verify(&signature).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hot_path, wsfed);
 criterion_main!(benches);
