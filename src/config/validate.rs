@@ -226,7 +226,12 @@ impl Validator {
         let all_loopback = listeners.iter().all(|l| l.address.ip().is_loopback());
         let providers = self.providers(&raw.providers, all_loopback);
         let tenants = self.tenants(&raw.tenants, all_loopback);
-        self.sign_ins(&raw.tenants, &providers);
+        let declared: Vec<&str> = raw
+            .providers
+            .iter()
+            .filter_map(|p| p.name.as_deref())
+            .collect();
+        self.sign_ins(&raw.tenants, &declared);
         Some(Config {
             listeners,
             keys: keys?,
@@ -424,7 +429,7 @@ impl Validator {
         })
     }
 
-    fn sign_ins(&mut self, raw: &[RawTenant], providers: &[Provider]) {
+    fn sign_ins(&mut self, raw: &[RawTenant], providers: &[&str]) {
         for (i, t) in raw.iter().enumerate() {
             let mut seen = HashSet::new();
             for (j, s) in t.sign_in.iter().enumerate() {
@@ -432,7 +437,7 @@ impl Validator {
                 let Some(name) = self.required(&s.provider, &format!("{path}.provider")) else {
                     continue;
                 };
-                if !providers.iter().any(|p| &p.name == name) {
+                if !providers.contains(&name.as_str()) {
                     self.err(
                         format!("{path}.provider"),
                         format!("`{name}` is not a provider in providers"),

@@ -151,3 +151,50 @@ fn keygen_prints_a_usable_key() {
     let (_, again, _) = vestibule(&["keygen", "--id", "k7"], &[]);
     assert_ne!(out, again, "fresh randomness each time");
 }
+
+#[test]
+fn provider_mistakes_are_listed_with_path_and_line() {
+    let yaml = format!(
+        "\
+listeners: [{{ address: 0.0.0.0:8080 }}]
+keys: {{ active: k1, ring: {{ k1: {{ value: AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE= }} }} }}
+assertion: {{ key: {{ file: {root}/certs/dev/assertion.pem }}, audience: crm }}
+providers:
+  - name: azure
+    kind: wsfed
+    passive_endpoint: http://login.example/wsfed
+    realm: spn:x
+    signature_algorithms: [rsa-sha1, rsa-md5]
+  - name: google
+    kind: saml-magic
+tenants:
+  - name: a
+    hosts: [crm.example]
+    upstream: {{ address: 127.0.0.1:9000 }}
+    sign_in:
+      - provider: azure
+      - provider: nobody
+        azure_tenant_ids: [not-a-guid]
+",
+        root = env!("CARGO_MANIFEST_DIR")
+    );
+    let (code, lines) = check(&yaml);
+    assert_eq!(code, 2);
+    let expected = [
+        "5:5: providers[0]: give metadata_url, certificates, or both",
+        "7:23: providers[0].passive_endpoint: `http://login.example/wsfed` must be an https:// URL",
+        "9:5: providers[0].signature_algorithms: rsa-sha1 needs dangerous_allow_sha1: true",
+        "9:38: providers[0].signature_algorithms[1]: `rsa-md5` is not one of",
+        "11:11: providers[1].kind: `saml-magic` is not a provider kind",
+        "17:9: tenants[0].sign_in[0].allowed_issuers: give the issuers (or azure_tenant_ids)",
+        "18:19: tenants[0].sign_in[1].provider: `nobody` is not a provider in providers",
+        "19:28: tenants[0].sign_in[1].azure_tenant_ids[0]: `not-a-guid` is not a tenant id",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, want) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(want),
+            "{line}\n  should start with\n{want}"
+        );
+    }
+}
