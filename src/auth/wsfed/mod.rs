@@ -14,6 +14,7 @@ pub mod trust;
 pub mod xmldsig;
 
 pub use error::WsFedError;
+pub use samael::crypto::CertificateDer;
 pub use token::{verify_wresult, Expectations};
 pub use xmldsig::SignatureAlgorithm;
 

@@ -184,3 +184,21 @@ fn real_adfs_saml11_assertion_verifies_with_its_certificate() {
         Err(WsFedError::BadSignature)
     );
 }
+
+#[test]
+fn a_ws_trust_13_collection_with_one_response_is_accepted() {
+    let issuers = vec!["https://test-adfs.auth0.com".to_owned()];
+    let rstrc = format!(
+        "<trust:RequestSecurityTokenResponseCollection xmlns:trust=\"http://docs.oasis-open.org/ws-sx/ws-trust/200512\">\
+         <trust:RequestSecurityTokenResponse><trust:RequestedSecurityToken>{ADFS_ASSERTION}</trust:RequestedSecurityToken>\
+         <trust:TokenType>http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLV1.1</trust:TokenType>\
+         </trust:RequestSecurityTokenResponse></trust:RequestSecurityTokenResponseCollection>"
+    );
+    let a = verify_wresult(
+        &rstrc,
+        &[der(ADFS_CERT)],
+        &expect("urn:auth0:auth0", &issuers, "2013-07-11T12:35:00Z"),
+    )
+    .unwrap();
+    assert_eq!(a.subject, "john@fabrikam.com");
+}
