@@ -1,6 +1,7 @@
 //! The configured identity providers at run time: their trusted certificates, kept fresh
 //! from federation metadata on a schedule and at once when a token names an unknown key.
 
+use crate::auth::oidc::OidcRuntime;
 use crate::auth::wsfed::metadata::{self, TrustedCert};
 use crate::auth::wsfed::trust::TrustStore;
 use crate::clock::Clock;
@@ -29,6 +30,8 @@ pub struct WsFedRuntime {
 pub enum RuntimeProvider {
     /// WS-Federation.
     WsFed(WsFedRuntime),
+    /// OpenID Connect.
+    Oidc(OidcRuntime),
 }
 
 impl RuntimeProvider {
@@ -36,6 +39,7 @@ impl RuntimeProvider {
     pub fn display_name(&self) -> &str {
         match self {
             Self::WsFed(w) => &w.display_name,
+            Self::Oidc(o) => &o.display_name,
         }
     }
 }
@@ -64,7 +68,19 @@ impl Providers {
         let client = crate::http_client::client();
         let mut by_name = HashMap::new();
         for p in config {
-            let ProviderKind::WsFed(ws) = &p.kind;
+            let ws = match &p.kind {
+                ProviderKind::WsFed(ws) => ws,
+                ProviderKind::Oidc(oidc) => {
+                    let runtime = OidcRuntime::new(&p.name, &p.display_name, oidc.clone());
+                    // A provider that is down at start is not fatal: sign-in shows a clear
+                    // page until it answers, and existing sessions keep working.
+                    if runtime.discover(&client).await.is_ok() {
+                        tracing::info!(provider = %p.name, "OpenID provider discovered");
+                    }
+                    by_name.insert(p.name.clone(), Arc::new(RuntimeProvider::Oidc(runtime)));
+                    continue;
+                }
+            };
             let pinned: Vec<TrustedCert> = ws
                 .certificates
                 .iter()
@@ -96,6 +112,11 @@ impl Providers {
         })
     }
 
+    /// The outbound HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// A provider by name.
     pub fn get(&self, name: &str) -> Option<&Arc<RuntimeProvider>> {
         self.by_name.get(name)
@@ -104,7 +125,16 @@ impl Providers {
     /// Refreshes every provider's metadata (the schedule calls this).
     pub async fn refresh_due(&self) {
         for p in self.by_name.values() {
-            let RuntimeProvider::WsFed(ws) = p.as_ref();
+            let ws = match p.as_ref() {
+                RuntimeProvider::WsFed(ws) => ws,
+                RuntimeProvider::Oidc(o) => {
+                    // Keys rotate more often than federation metadata: hourly.
+                    if o.discovery_older_than(std::time::Duration::from_secs(3600)) {
+                        let _ = o.discover(&self.client).await;
+                    }
+                    continue;
+                }
+            };
             let interval = ws.config.metadata_refresh.as_secs() as i64;
             if ws.config.metadata_url.is_some()
                 && ws.trust.claim_refresh(self.clock.now(), interval)

@@ -50,6 +50,46 @@ pub struct Provider {
 pub enum ProviderKind {
     /// WS-Federation 1.2.
     WsFed(WsFedProvider),
+    /// OpenID Connect.
+    Oidc(OidcProvider),
+}
+
+/// OpenID Connect provider settings.
+#[derive(Clone)]
+pub struct OidcProvider {
+    /// Issuer URL.
+    pub issuer: url::Url,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+    /// Scopes (with `openid`).
+    pub scopes: Vec<String>,
+    /// Extra authorization parameters.
+    pub authorization_params: Vec<(String, String)>,
+    /// Require `email_verified`.
+    pub require_verified_email: bool,
+    /// Call userinfo.
+    pub userinfo: bool,
+    /// Claim used as the user name.
+    pub user_claim: String,
+    /// Claim with groups.
+    pub groups_claim: Option<String>,
+    /// Allowed ID token algorithms (JOSE names).
+    pub id_token_algorithms: Vec<String>,
+    /// Clock skew.
+    pub clock_skew: Duration,
+}
+
+impl std::fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("issuer", &self.issuer.as_str())
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// WS-Federation provider settings.
@@ -252,8 +292,10 @@ pub struct Tenant {
 pub struct SignIn {
     /// Provider name.
     pub provider: String,
-    /// Issuers this tenant accepts from it.
+    /// Issuers this tenant accepts from it (WS-Federation).
     pub allowed_issuers: Vec<String>,
+    /// Hosted domains accepted (OpenID Connect `hd`); empty means any.
+    pub hosted_domains: Vec<String>,
 }
 
 /// A tenant's upstream.

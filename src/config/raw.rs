@@ -71,6 +71,28 @@ pub struct RawProvider {
     /// Accept RSA-SHA1 signatures: loopback-only configurations may set it.
     #[serde(default)]
     pub dangerous_allow_sha1: bool,
+    /// OpenID Connect issuer URL (discovery at `<issuer>/.well-known/openid-configuration`).
+    pub issuer: Option<String>,
+    /// OAuth client id.
+    pub client_id: Option<String>,
+    /// OAuth client secret.
+    pub client_secret: Option<RawSecret>,
+    /// Scopes to request (`openid` is always added).
+    pub scopes: Option<Vec<String>>,
+    /// Extra authorization request parameters (Google: `access_type`, `prompt`, `hd`).
+    #[serde(default)]
+    pub authorization_params: BTreeMap<String, String>,
+    /// Require `email_verified: true` (default true).
+    pub require_verified_email: Option<bool>,
+    /// Call the userinfo endpoint for profile and e-mail.
+    #[serde(default)]
+    pub userinfo: bool,
+    /// Claim that becomes the user name (default `email`).
+    pub user_claim: Option<String>,
+    /// Claim holding group names or ids.
+    pub groups_claim: Option<String>,
+    /// Allowed ID token signature algorithms.
+    pub id_token_algorithms: Option<Vec<String>>,
 }
 
 /// A provider enabled for a tenant, with the issuers this tenant accepts from it.
@@ -85,6 +107,9 @@ pub struct RawSignIn {
     /// Azure AD tenant ids; each adds `https://sts.windows.net/<id>/` to the issuers.
     #[serde(default)]
     pub azure_tenant_ids: Vec<String>,
+    /// OpenID Connect: hosted domains (Google `hd`) accepted; an absent `hd` is then refused.
+    #[serde(default)]
+    pub hosted_domains: Vec<String>,
 }
 
 /// A secret from exactly one source. Inline `value` exists for development configs only.

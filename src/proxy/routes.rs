@@ -62,8 +62,9 @@ impl Gateway {
             "wsfed" if read_only || method == Method::POST => {
                 self.wsfed_endpoint(session, ctx).await
             }
+            "oidc/callback" if read_only => self.oidc_callback(session, ctx).await,
             "health" | "ready" | "metrics" | "jwks.json" | "login" | "logout" | "signed-out"
-            | "wsfed" => {
+            | "wsfed" | "oidc/callback" => {
                 self.fail(session, ctx, GatewayError::MethodNotAllowed)
                     .await
             }
