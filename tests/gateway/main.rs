@@ -5,6 +5,7 @@ mod harness;
 mod config_cli;
 mod cookies;
 mod flow;
+mod oidc_flow;
 mod peers;
 mod routing;
 mod spoofing;

@@ -140,3 +140,109 @@ pub fn xmlsec1_says_valid(xml: &str, cert: &Path, saml2: bool) -> bool {
         .expect("xmlsec1 is installed (scripts/install-deps --test)");
     out.status.success()
 }
+
+/// The npm `oidc-provider` OpenID Provider (tests/peers/oidc/op.js).
+pub struct OidcPeer {
+    child: Child,
+    pub port: u16,
+    pub issuer: String,
+    pub kid: String,
+}
+
+pub const CLIENT_ID: &str = "vestibule";
+pub const CLIENT_SECRET: &str = "vestibule-test-secret";
+
+impl OidcPeer {
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let dir = Path::new(ROOT).join("tests/peers/oidc");
+        assert!(
+            dir.join("node_modules").exists(),
+            "run `npm ci --prefix tests/peers/oidc` first (scripts/test does)"
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("op.js"))
+            .env("PORT", "0")
+            .env("CLIENT_ID", CLIENT_ID)
+            .env("CLIENT_SECRET", CLIENT_SECRET)
+            .env(
+                "REDIRECT_URIS",
+                "http://crm.contoso.test/_vestibule/oidc/callback",
+            )
+            .env(
+                "POST_LOGOUT_REDIRECT_URIS",
+                "http://crm.contoso.test/_vestibule/signed-out",
+            )
+            .env("EXIT_ON_STDIN_EOF", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node is installed");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("op.js said {line:?}: {e}"));
+        Self {
+            child,
+            port: ready["port"].as_u64().unwrap() as u16,
+            issuer: ready["issuer"].as_str().unwrap().to_owned(),
+            kid: ready["kid"].as_str().unwrap_or_default().to_owned(),
+        }
+    }
+
+    /// Signs `login` in through the provider's development interactions (login, then
+    /// consent), starting from the authorization URL; returns the redirect to our callback.
+    pub async fn sign_in(&self, authorization_url: &str, login: &str) -> String {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{}", self.port);
+        let absolute = |loc: &str| {
+            if loc.starts_with('/') {
+                format!("{base}{loc}")
+            } else {
+                loc.to_owned()
+            }
+        };
+        let mut next = authorization_url.to_owned();
+        for _ in 0..10 {
+            let r = client.get(&next).send().await.unwrap();
+            let loc = r
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned());
+            let Some(loc) = loc else {
+                panic!("provider stopped redirecting at {next}: {}", r.status());
+            };
+            let loc = absolute(&loc);
+            if loc.contains("/_vestibule/oidc/callback") {
+                return loc;
+            }
+            if loc.contains("/interaction/") {
+                let page = client.get(&loc).send().await.unwrap().text().await.unwrap();
+                let form: &[(&str, &str)] = if page.contains("name=\"login\"") {
+                    &[("prompt", "login"), ("login", login), ("password", "x")]
+                } else {
+                    &[("prompt", "consent")]
+                };
+                let r = client.post(&loc).form(form).send().await.unwrap();
+                next = absolute(r.headers()["location"].to_str().unwrap());
+            } else {
+                next = loc;
+            }
+        }
+        panic!("sign-in did not reach the callback");
+    }
+}
+
+impl Drop for OidcPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

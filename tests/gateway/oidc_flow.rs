@@ -1,0 +1,294 @@
+//! OpenID Connect end to end against the real `oidc-provider` (op.js): code flow with PKCE,
+//! state and nonce, key rotation, provider outage, hosted domains; plus a hostile token
+//! endpoint of the test's own for ID tokens a real provider never issues.
+
+use crate::harness::*;
+use crate::peers::*;
+use crate::wsfed_flow::session_cookie;
+
+pub fn oidc_setup(up: std::net::SocketAddr, issuer: &str, binding: &str) -> Setup {
+    let mut setup = Setup::new(up);
+    setup.extra_top = format!(
+        "providers:\n  - name: op\n    kind: oidc\n    display_name: Contoso Google\n    issuer: {issuer}\n    client_id: {CLIENT_ID}\n    client_secret: {{ value: {CLIENT_SECRET} }}\n    scopes: [email, profile, offline_access]\n    authorization_params: {{ prompt: consent }}\n"
+    );
+    setup.contoso_extra = format!("    sign_in: [{{ provider: op{binding} }}]\n");
+    setup
+}
+
+/// Protected page → login → the provider's authorization URL, with the binding cookie.
+pub async fn begin(gw: &Gateway) -> (String, String) {
+    let first = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/deals",
+        &["Accept: text/html"],
+    )
+    .await;
+    assert_eq!(first.status, 302);
+    let login = get(
+        gw.addr,
+        "crm.contoso.test",
+        first.header("location").unwrap(),
+        &["Accept: text/html"],
+    )
+    .await;
+    assert_eq!(login.status, 302, "{}", login.body);
+    let binding = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (login.header("location").unwrap().to_owned(), binding)
+}
+
+/// Delivers the provider's redirect to the gateway's callback.
+pub async fn callback(gw: &Gateway, redirect: &str, cookie: &str) -> Reply {
+    let path = &redirect[redirect.find("/_vestibule/").unwrap()..];
+    let cookie_line = format!("Cookie: {cookie}");
+    let extra: Vec<&str> = if cookie.is_empty() {
+        vec![]
+    } else {
+        vec![cookie_line.as_str()]
+    };
+    get(gw.addr, "crm.contoso.test", path, &extra).await
+}
+
+fn query_param(url: &str, name: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_code_flow_reaches_the_upstream_with_identity() {
+    let up = Upstream::start().await;
+    let op = OidcPeer::start(&[]);
+    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let gw = setup.start().await;
+    let (auth, binding) = begin(&gw).await;
+    assert!(auth.starts_with(&format!("{}/auth?", op.issuer)), "{auth}");
+    for p in ["code_challenge", "nonce", "state"] {
+        assert!(!query_param(&auth, p).is_empty(), "{p} in {auth}");
+    }
+    assert_eq!(query_param(&auth, "code_challenge_method"), "S256");
+    assert_eq!(query_param(&auth, "prompt"), "consent");
+    let redirect = op.sign_in(&auth, "alice").await;
+    assert_eq!(query_param(&redirect, "iss"), op.issuer);
+    let done = callback(&gw, &redirect, &binding).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert_eq!(done.header("location"), Some("/deals"));
+    let cookie = session_cookie(&done).expect("session");
+    let page = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/deals",
+        &[&format!("Cookie: {cookie}")],
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    let seen = up.last();
+    assert_eq!(seen.one("x-vestibule-user"), Some("alice@contoso.example"));
+    assert_eq!(seen.one("x-vestibule-provider"), Some("op"));
+    assert_eq!(seen.one("x-vestibule-name"), Some("Alice"));
+
+    // The same callback again: the state is spent.
+    let replay = callback(&gw, &redirect, &binding).await;
+    assert_eq!(replay.status, 400);
+    assert!(replay.body.contains("start again"));
+
+    // Sign-out: local revoke, then RP-initiated logout at the provider.
+    let out = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/logout",
+        &[&format!("Cookie: {cookie}")],
+    )
+    .await;
+    assert_eq!(out.status, 302);
+    let end = out.header("location").unwrap();
+    assert!(
+        end.starts_with(&format!("{}/session/end?", op.issuer)),
+        "{end}"
+    );
+    assert!(!query_param(end, "id_token_hint").is_empty());
+    assert_eq!(
+        query_param(end, "post_logout_redirect_uri"),
+        "http://crm.contoso.test/_vestibule/signed-out"
+    );
+    let after = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/deals",
+        &["Accept: text/html", &format!("Cookie: {cookie}")],
+    )
+    .await;
+    assert_eq!(after.status, 302);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_must_be_present_ours_and_unused() {
+    let up = Upstream::start().await;
+    let op = OidcPeer::start(&[]);
+    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let gw = setup.start().await;
+    let (auth, binding) = begin(&gw).await;
+    let redirect = op.sign_in(&auth, "alice").await;
+    let state = query_param(&redirect, "state");
+    let code = query_param(&redirect, "code");
+    let (_, other_binding) = begin(&gw).await;
+    let cases = [
+        (
+            "missing state",
+            format!("/_vestibule/oidc/callback?code={code}"),
+            binding.clone(),
+        ),
+        (
+            "forged state",
+            format!(
+                "/_vestibule/oidc/callback?code={code}&state={}x",
+                &state[..state.len() - 1]
+            ),
+            binding.clone(),
+        ),
+        (
+            "state from another browser",
+            format!(
+                "/_vestibule/oidc/callback?code={code}&state={}",
+                urlencode(&state)
+            ),
+            other_binding.clone(),
+        ),
+        (
+            "no binding cookie",
+            format!(
+                "/_vestibule/oidc/callback?code={code}&state={}",
+                urlencode(&state)
+            ),
+            String::new(),
+        ),
+    ];
+    for (what, path, cookie) in cases {
+        let r = callback(&gw, &path, &cookie).await;
+        assert_eq!(r.status, 400, "{what}: {}", r.body);
+        assert!(r.body.contains("start again"), "{what}");
+        assert!(session_cookie(&r).is_none(), "{what}");
+    }
+    assert_eq!(
+        callback(&gw, &redirect, &binding).await.status,
+        302,
+        "the genuine callback still works"
+    );
+    assert_eq!(callback(&gw, &redirect, &binding).await.status, 400, "once");
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_from_the_provider_gets_a_clear_page() {
+    let up = Upstream::start().await;
+    let op = OidcPeer::start(&[]);
+    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let gw = setup.start().await;
+    let (auth, binding) = begin(&gw).await;
+    let state = urlencode(&query_param(&auth, "state"));
+    let r = callback(
+        &gw,
+        &format!("/_vestibule/oidc/callback?error=access_denied%3Cscript%3E&state={state}"),
+        &binding,
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body.contains("refused the sign-in (access_deniedscript)"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<script>"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_key_rotation_needs_no_restart() {
+    let up = Upstream::start().await;
+    let op = OidcPeer::start(&[]);
+    let port = op.port.to_string();
+    let first_kid = op.kid.clone();
+    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let gw = setup.start().await;
+    let (auth, binding) = begin(&gw).await;
+    let redirect = op.sign_in(&auth, "alice").await;
+    assert_eq!(callback(&gw, &redirect, &binding).await.status, 302);
+    drop(op);
+    let rotated = OidcPeer::start(&[("PORT", &port)]);
+    assert_ne!(rotated.kid, first_kid, "a new signing key");
+    let (auth, binding) = begin(&gw).await;
+    let redirect = rotated.sign_in(&auth, "bob").await;
+    let done = callback(&gw, &redirect, &binding).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert!(session_cookie(&done).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_down_gives_503_at_sign_in_and_sessions_keep_working() {
+    let up = Upstream::start().await;
+    let op = OidcPeer::start(&[]);
+    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let gw = setup.start().await;
+    let (auth, binding) = begin(&gw).await;
+    let redirect = op.sign_in(&auth, "alice").await;
+    let cookie = session_cookie(&callback(&gw, &redirect, &binding).await).unwrap();
+    drop(op);
+    let login = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/login?rd=%2F",
+        &["Accept: text/html"],
+    )
+    .await;
+    assert_eq!(login.status, 503, "{}", login.body);
+    assert!(login.body.contains("Sign-in unavailable"));
+    let page = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/deals",
+        &[&format!("Cookie: {cookie}")],
+    )
+    .await;
+    assert_eq!(page.status, 200, "an existing session keeps working");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosted_domain_must_match() {
+    let up = Upstream::start().await;
+    let op = OidcPeer::start(&[("HD", "fabrikam.example")]);
+    let setup = oidc_setup(up.addr, &op.issuer, ", hosted_domains: [contoso.example]");
+    let gw = setup.start().await;
+    let (auth, binding) = begin(&gw).await;
+    let redirect = op.sign_in(&auth, "alice").await;
+    let r = callback(&gw, &redirect, &binding).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r
+        .body
+        .contains("accounts of this domain may not sign in here"));
+    assert!(session_cookie(&r).is_none());
+    drop(op);
+    // No hd at all is refused too when domains are configured.
+    let op = OidcPeer::start(&[]);
+    let setup = oidc_setup(up.addr, &op.issuer, ", hosted_domains: [contoso.example]");
+    let gw = setup.start().await;
+    let (auth, binding) = begin(&gw).await;
+    let redirect = op.sign_in(&auth, "alice").await;
+    assert_eq!(callback(&gw, &redirect, &binding).await.status, 403);
+    // And the right domain gets in.
+    drop(op);
+    let op = OidcPeer::start(&[("HD", "contoso.example")]);
+    let setup = oidc_setup(up.addr, &op.issuer, ", hosted_domains: [contoso.example]");
+    let gw = setup.start().await;
+    let (auth, binding) = begin(&gw).await;
+    let redirect = op.sign_in(&auth, "alice").await;
+    assert_eq!(callback(&gw, &redirect, &binding).await.status, 302);
+    assert_eq!(up.hits(), 0);
+}
