@@ -14,8 +14,8 @@ use base64::Engine;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm};
 use openidconnect::{
     reqwest, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
-    OAuth2TokenResponse, RedirectUrl, Scope, SignatureVerificationError, TokenResponse,
+    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    ProviderMetadataWithLogout, RedirectUrl, Scope, SignatureVerificationError, TokenResponse,
 };
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -73,6 +73,17 @@ impl OidcError {
     }
 }
 
+/// What the provider's redirect to our callback carried.
+#[derive(Debug, Clone, Copy)]
+pub struct Callback<'a> {
+    /// The authorization code.
+    pub code: &'a str,
+    /// The RFC 9207 `iss` parameter, when present.
+    pub iss: Option<&'a str>,
+    /// The redirect URI the code was issued for.
+    pub redirect_uri: &'a str,
+}
+
 /// Least time between two on-demand discovery refreshes (unknown `kid`), seconds.
 const MIN_ON_DEMAND_SECS: i64 = 60;
 
@@ -112,7 +123,8 @@ impl OidcRuntime {
             Ok(md) => {
                 let md = Arc::new(md);
                 self.metadata.store(Some(md.clone()));
-                *self.discovered.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+                *self.discovered.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(std::time::Instant::now());
                 Ok(md)
             }
             Err(e) => {
@@ -135,8 +147,13 @@ impl OidcRuntime {
         self.metadata.load_full()
     }
 
-    fn client(&self, md: &ProviderMetadataWithLogout, redirect_uri: &str) -> Result<impl OidcClient, OidcError> {
-        let redirect = RedirectUrl::new(redirect_uri.to_owned()).map_err(|_| OidcError::Exchange)?;
+    fn client(
+        &self,
+        md: &ProviderMetadataWithLogout,
+        redirect_uri: &str,
+    ) -> Result<impl OidcClient, OidcError> {
+        let redirect =
+            RedirectUrl::new(redirect_uri.to_owned()).map_err(|_| OidcError::Exchange)?;
         Ok(CoreClient::from_provider_metadata(
             md.clone(),
             ClientId::new(self.config.client_id.clone()),
@@ -162,7 +179,9 @@ impl OidcRuntime {
         state.nonce = Some(nonce.secret().clone());
         state.pkce_verifier = Some(verifier.secret().clone());
         let sealed = seal(state);
-        let mut request = client.authorize(sealed, nonce).set_pkce_challenge(challenge);
+        let mut request = client
+            .authorize(sealed, nonce)
+            .set_pkce_challenge(challenge);
         for scope in self.config.scopes.iter().filter(|s| *s != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
         }
@@ -173,17 +192,16 @@ impl OidcRuntime {
         Ok(url.into())
     }
 
-    /// Finishes a sign-in from the callback's `code` (the state is already opened and bound).
+    /// Finishes a sign-in from the callback (the state is already opened and bound).
     pub async fn complete(
         &self,
         http: &reqwest::Client,
         clock: &Arc<dyn Clock>,
-        code: &str,
-        iss_param: Option<&str>,
+        callback: &Callback<'_>,
         state: &LoginState,
-        redirect_uri: &str,
         hosted_domains: &[String],
     ) -> Result<Identity, OidcError> {
+        let (code, iss_param, redirect_uri) = (callback.code, callback.iss, callback.redirect_uri);
         let md = match self.cached() {
             Some(md) => md,
             None => self.discover(http).await?,
@@ -213,7 +231,9 @@ impl OidcRuntime {
             })?;
         let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
         let verified = match self.verify(&client, id_token, &nonce, clock) {
-            Err(OidcError::IdToken(ref why)) if why == "unknown signing key" && self.claim_on_demand(clock.now()) => {
+            Err(OidcError::IdToken(ref why))
+                if why == "unknown signing key" && self.claim_on_demand(clock.now()) =>
+            {
                 // The provider rotated its keys since discovery: fetch them and try once more.
                 let md = self.discover(http).await?;
                 let client = self.client(&md, redirect_uri)?;
@@ -282,9 +302,15 @@ impl OidcRuntime {
             });
         let claims = id_token.claims(&verifier, nonce).map_err(|e| {
             OidcError::IdToken(match e {
-                ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey) => "unknown signing key".into(),
-                ClaimsVerificationError::SignatureVerification(SignatureVerificationError::DisallowedAlg(_))
-                | ClaimsVerificationError::SignatureVerification(SignatureVerificationError::UnsupportedAlg(_)) => "algorithm not allowed".into(),
+                ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::NoMatchingKey,
+                ) => "unknown signing key".into(),
+                ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::DisallowedAlg(_),
+                )
+                | ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::UnsupportedAlg(_),
+                ) => "algorithm not allowed".into(),
                 ClaimsVerificationError::SignatureVerification(_) => "bad signature".into(),
                 ClaimsVerificationError::Expired(_) => "expired".into(),
                 ClaimsVerificationError::InvalidAudience(_) => "wrong audience".into(),
@@ -300,7 +326,10 @@ impl OidcRuntime {
         // for (hd, groups, azp) from the same verified bytes.
         let _ = claims;
         let payload = id_token.to_string();
-        let middle = payload.split('.').nth(1).ok_or_else(|| OidcError::IdToken("malformed".into()))?;
+        let middle = payload
+            .split('.')
+            .nth(1)
+            .ok_or_else(|| OidcError::IdToken("malformed".into()))?;
         let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(middle.trim_end_matches('='))
             .ok()
@@ -324,19 +353,31 @@ impl OidcRuntime {
         let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_owned);
         let subject = text("sub").ok_or_else(|| OidcError::MissingClaim("sub".into()))?;
         let email = text("email");
-        if self.config.require_verified_email && email.is_some() && claims.get("email_verified") != Some(&serde_json::Value::Bool(true)) {
+        if self.config.require_verified_email
+            && email.is_some()
+            && claims.get("email_verified") != Some(&serde_json::Value::Bool(true))
+        {
             return Err(OidcError::EmailNotVerified);
         }
         let hd = text("hd").map(|h| h.to_ascii_lowercase());
         if !hosted_domains.is_empty() && !hd.as_ref().is_some_and(|h| hosted_domains.contains(h)) {
             return Err(OidcError::HostedDomain);
         }
-        let user = text(&self.config.user_claim).ok_or_else(|| OidcError::MissingClaim(self.config.user_claim.clone()))?;
-        if self.config.user_claim == "email" && self.config.require_verified_email && claims.get("email_verified") != Some(&serde_json::Value::Bool(true)) {
+        let user = text(&self.config.user_claim)
+            .ok_or_else(|| OidcError::MissingClaim(self.config.user_claim.clone()))?;
+        if self.config.user_claim == "email"
+            && self.config.require_verified_email
+            && claims.get("email_verified") != Some(&serde_json::Value::Bool(true))
+        {
             return Err(OidcError::EmailNotVerified);
         }
         let mut extra = std::collections::BTreeMap::new();
-        if let Some(g) = self.config.groups_claim.as_ref().and_then(|g| claims.get(g)) {
+        if let Some(g) = self
+            .config
+            .groups_claim
+            .as_ref()
+            .and_then(|g| claims.get(g))
+        {
             extra.insert("groups".into(), g.clone());
         }
         // Kept (sealed in the session record) for RP-initiated logout's id_token_hint.
@@ -354,7 +395,11 @@ impl OidcRuntime {
     }
 
     /// The provider's end-session URL for RP-initiated logout, when it has one.
-    pub fn end_session_url(&self, id_token_hint: Option<&str>, post_logout_redirect: &str) -> Option<String> {
+    pub fn end_session_url(
+        &self,
+        id_token_hint: Option<&str>,
+        post_logout_redirect: &str,
+    ) -> Option<String> {
         let md = self.cached()?;
         let endpoint = md.additional_metadata().end_session_endpoint.as_ref()?;
         let mut url = endpoint.url().clone();
@@ -374,13 +419,43 @@ impl OidcRuntime {
 /// inside this module.
 pub trait OidcClient {
     /// Authorization request builder.
-    fn authorize(&self, state: String, nonce: Nonce) -> openidconnect::AuthorizationRequest<'_, openidconnect::core::CoreAuthDisplay, openidconnect::core::CoreAuthPrompt, openidconnect::core::CoreResponseType>;
+    fn authorize(
+        &self,
+        state: String,
+        nonce: Nonce,
+    ) -> openidconnect::AuthorizationRequest<
+        '_,
+        openidconnect::core::CoreAuthDisplay,
+        openidconnect::core::CoreAuthPrompt,
+        openidconnect::core::CoreResponseType,
+    >;
     /// Code exchange request.
-    fn code_exchange(&self, code: AuthorizationCode) -> Result<openidconnect::CodeTokenRequest<'_, openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>, openidconnect::core::CoreTokenResponse>, openidconnect::ConfigurationError>;
+    fn code_exchange(
+        &self,
+        code: AuthorizationCode,
+    ) -> Result<
+        openidconnect::CodeTokenRequest<
+            '_,
+            openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+            openidconnect::core::CoreTokenResponse,
+        >,
+        openidconnect::ConfigurationError,
+    >;
     /// ID token verifier.
     fn verifier(&self) -> openidconnect::core::CoreIdTokenVerifier<'_>;
     /// Userinfo request.
-    fn userinfo_request(&self, token: openidconnect::AccessToken, subject: Option<openidconnect::SubjectIdentifier>) -> Result<openidconnect::UserInfoRequest<'_, openidconnect::core::CoreJweContentEncryptionAlgorithm, openidconnect::core::CoreJsonWebKey>, openidconnect::ConfigurationError>;
+    fn userinfo_request(
+        &self,
+        token: openidconnect::AccessToken,
+        subject: Option<openidconnect::SubjectIdentifier>,
+    ) -> Result<
+        openidconnect::UserInfoRequest<
+            '_,
+            openidconnect::core::CoreJweContentEncryptionAlgorithm,
+            openidconnect::core::CoreJsonWebKey,
+        >,
+        openidconnect::ConfigurationError,
+    >;
 }
 
 impl OidcClient
@@ -393,7 +468,16 @@ impl OidcClient
         openidconnect::EndpointMaybeSet,
     >
 {
-    fn authorize(&self, state: String, nonce: Nonce) -> openidconnect::AuthorizationRequest<'_, openidconnect::core::CoreAuthDisplay, openidconnect::core::CoreAuthPrompt, openidconnect::core::CoreResponseType> {
+    fn authorize(
+        &self,
+        state: String,
+        nonce: Nonce,
+    ) -> openidconnect::AuthorizationRequest<
+        '_,
+        openidconnect::core::CoreAuthDisplay,
+        openidconnect::core::CoreAuthPrompt,
+        openidconnect::core::CoreResponseType,
+    > {
         self.authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
             move || CsrfToken::new(state),
@@ -401,7 +485,17 @@ impl OidcClient
         )
     }
 
-    fn code_exchange(&self, code: AuthorizationCode) -> Result<openidconnect::CodeTokenRequest<'_, openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>, openidconnect::core::CoreTokenResponse>, openidconnect::ConfigurationError> {
+    fn code_exchange(
+        &self,
+        code: AuthorizationCode,
+    ) -> Result<
+        openidconnect::CodeTokenRequest<
+            '_,
+            openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+            openidconnect::core::CoreTokenResponse,
+        >,
+        openidconnect::ConfigurationError,
+    > {
         self.exchange_code(code)
     }
 
@@ -409,7 +503,18 @@ impl OidcClient
         self.id_token_verifier()
     }
 
-    fn userinfo_request(&self, token: openidconnect::AccessToken, subject: Option<openidconnect::SubjectIdentifier>) -> Result<openidconnect::UserInfoRequest<'_, openidconnect::core::CoreJweContentEncryptionAlgorithm, openidconnect::core::CoreJsonWebKey>, openidconnect::ConfigurationError> {
+    fn userinfo_request(
+        &self,
+        token: openidconnect::AccessToken,
+        subject: Option<openidconnect::SubjectIdentifier>,
+    ) -> Result<
+        openidconnect::UserInfoRequest<
+            '_,
+            openidconnect::core::CoreJweContentEncryptionAlgorithm,
+            openidconnect::core::CoreJsonWebKey,
+        >,
+        openidconnect::ConfigurationError,
+    > {
         self.user_info(token, subject)
     }
 }

@@ -441,32 +441,64 @@ impl Validator {
             (!p.certificates.is_empty(), "certificates"),
         ] {
             if set {
-                self.err(format!("{path}.{key}"), "is a WS-Federation setting; this provider is oidc");
+                self.err(
+                    format!("{path}.{key}"),
+                    "is a WS-Federation setting; this provider is oidc",
+                );
             }
         }
         let issuer = self.url(&p.issuer, &format!("{path}.issuer"), all_loopback);
-        let client_id = self.required(&p.client_id, &format!("{path}.client_id")).cloned();
+        let client_id = self
+            .required(&p.client_id, &format!("{path}.client_id"))
+            .cloned();
         let client_secret = self
             .required(&p.client_secret, &format!("{path}.client_secret"))
             .and_then(|s| self.secret(s, &format!("{path}.client_secret")))
             .and_then(|b| String::from_utf8(secret::trim_text(&b).to_vec()).ok());
-        let mut scopes = p.scopes.clone().unwrap_or_else(|| vec!["email".into(), "profile".into()]);
+        let mut scopes = p
+            .scopes
+            .clone()
+            .unwrap_or_else(|| vec!["email".into(), "profile".into()]);
         if !scopes.iter().any(|s| s == "openid") {
             scopes.insert(0, "openid".into());
         }
         for (j, scope) in scopes.iter().enumerate() {
             if scope.is_empty() || scope.bytes().any(|b| b <= b' ' || b == b'"' || b == b'\\') {
-                self.err(format!("{path}.scopes[{j}]"), format!("`{scope}` is not a scope token"));
+                self.err(
+                    format!("{path}.scopes[{j}]"),
+                    format!("`{scope}` is not a scope token"),
+                );
             }
         }
-        const RESERVED: [&str; 8] = ["client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method"];
+        const RESERVED: [&str; 8] = [
+            "client_id",
+            "redirect_uri",
+            "response_type",
+            "scope",
+            "state",
+            "nonce",
+            "code_challenge",
+            "code_challenge_method",
+        ];
         for key in p.authorization_params.keys() {
             if RESERVED.contains(&key.as_str()) {
-                self.err(format!("{path}.authorization_params.{key}"), "is set by Vestibule itself");
+                self.err(
+                    format!("{path}.authorization_params.{key}"),
+                    "is set by Vestibule itself",
+                );
             }
         }
-        const ALGS: [&str; 9] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
-        let id_token_algorithms = p.id_token_algorithms.clone().unwrap_or_else(|| vec!["RS256".into(), "ES256".into(), "PS256".into(), "EdDSA".into()]);
+        const ALGS: [&str; 9] = [
+            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+        ];
+        let id_token_algorithms = p.id_token_algorithms.clone().unwrap_or_else(|| {
+            vec![
+                "RS256".into(),
+                "ES256".into(),
+                "PS256".into(),
+                "EdDSA".into(),
+            ]
+        });
         for (j, alg) in id_token_algorithms.iter().enumerate() {
             if !ALGS.contains(&alg.as_str()) {
                 self.err(
@@ -475,13 +507,21 @@ impl Validator {
                 );
             }
         }
-        let clock_skew = self.duration(&p.clock_skew, &format!("{path}.clock_skew"), Duration::from_secs(300));
+        let clock_skew = self.duration(
+            &p.clock_skew,
+            &format!("{path}.clock_skew"),
+            Duration::from_secs(300),
+        );
         Some(OidcProvider {
             issuer: issuer?,
             client_id: client_id?,
             client_secret: client_secret?,
             scopes,
-            authorization_params: p.authorization_params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            authorization_params: p
+                .authorization_params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             require_verified_email: p.require_verified_email.unwrap_or(true),
             userinfo: p.userinfo,
             user_claim: p.user_claim.clone().unwrap_or_else(|| "email".into()),
@@ -492,7 +532,10 @@ impl Validator {
     }
 
     fn sign_ins(&mut self, raw: &[RawTenant], raw_providers: &[RawProvider]) {
-        let providers: Vec<&str> = raw_providers.iter().filter_map(|p| p.name.as_deref()).collect();
+        let providers: Vec<&str> = raw_providers
+            .iter()
+            .filter_map(|p| p.name.as_deref())
+            .collect();
         for (i, t) in raw.iter().enumerate() {
             let mut seen = HashSet::new();
             for (j, s) in t.sign_in.iter().enumerate() {
@@ -512,8 +555,14 @@ impl Validator {
                         format!("`{name}` is listed twice"),
                     );
                 }
-                let kind = raw_providers.iter().find(|p| p.name.as_deref() == Some(name.as_str())).and_then(|p| p.kind.as_deref());
-                if kind == Some("wsfed") && s.allowed_issuers.is_empty() && s.azure_tenant_ids.is_empty() {
+                let kind = raw_providers
+                    .iter()
+                    .find(|p| p.name.as_deref() == Some(name.as_str()))
+                    .and_then(|p| p.kind.as_deref());
+                if kind == Some("wsfed")
+                    && s.allowed_issuers.is_empty()
+                    && s.azure_tenant_ids.is_empty()
+                {
                     self.err(
                         format!("{path}.allowed_issuers"),
                         "give the issuers (or azure_tenant_ids) this tenant accepts: without them any customer of the provider could sign in",
@@ -902,7 +951,11 @@ impl Validator {
                             format!("https://sts.windows.net/{}/", id.to_ascii_lowercase())
                         }))
                         .collect(),
-                    hosted_domains: s.hosted_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+                    hosted_domains: s
+                        .hosted_domains
+                        .iter()
+                        .map(|d| d.to_ascii_lowercase())
+                        .collect(),
                 })
                 .collect();
             if let Some(upstream) = upstream {

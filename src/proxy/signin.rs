@@ -3,8 +3,8 @@
 //! moves bytes between it, the store and the browser.
 
 use super::{pages, request_host, request_host_with_port, Gateway, RequestCtx, TenantRoute};
-use crate::auth::return_url;
 use crate::auth::oidc::OidcError;
+use crate::auth::return_url;
 use crate::auth::state::LoginState;
 use crate::auth::wsfed::{self, protocol, WsFedError};
 use crate::error::GatewayError;
@@ -178,15 +178,48 @@ impl Gateway {
             Some(RuntimeProvider::Oidc(oidc)) => {
                 let now = self.clock.now();
                 let existing = self.first_cookie(session, &self.binding_cookie_name());
-                let mut state = LoginState::new(&route.tenant.name, &oidc.name, &return_to, existing.as_deref(), now, LOGIN_TTL_SECS);
-                let redirect_uri = format!("{}/_vestibule/oidc/callback", self.origin(session, ctx));
+                let mut state = LoginState::new(
+                    &route.tenant.name,
+                    &oidc.name,
+                    &return_to,
+                    existing.as_deref(),
+                    now,
+                    LOGIN_TTL_SECS,
+                );
+                let redirect_uri =
+                    format!("{}/_vestibule/oidc/callback", self.origin(session, ctx));
                 let keys = self.sessions.keys().clone();
-                match oidc.begin(self.providers.http(), &mut state, |s| s.seal(&keys), &redirect_uri).await {
+                match oidc
+                    .begin(
+                        self.providers.http(),
+                        &mut state,
+                        |s| s.seal(&keys),
+                        &redirect_uri,
+                    )
+                    .await
+                {
                     Ok(location) => {
-                        let set = self.binding_cookie(&state.binding, LOGIN_TTL_SECS as u64, self.secure_context(session, ctx));
-                        let body = pages::page("Signing in", &format!("<p><a href=\"{}\">Continue to sign-in</a></p>", pages::escape(&location)), &ctx.request_id);
-                        self.respond(session, 302, pages::HTML, body, &[(header::LOCATION, location), (header::SET_COOKIE, set)])
-                            .await
+                        let set = self.binding_cookie(
+                            &state.binding,
+                            LOGIN_TTL_SECS as u64,
+                            self.secure_context(session, ctx),
+                        );
+                        let body = pages::page(
+                            "Signing in",
+                            &format!(
+                                "<p><a href=\"{}\">Continue to sign-in</a></p>",
+                                pages::escape(&location)
+                            ),
+                            &ctx.request_id,
+                        );
+                        self.respond(
+                            session,
+                            302,
+                            pages::HTML,
+                            body,
+                            &[(header::LOCATION, location), (header::SET_COOKIE, set)],
+                        )
+                        .await
                     }
                     Err(e) => self.refuse_oidc(session, ctx, &route, e).await,
                 }
@@ -196,76 +229,149 @@ impl Gateway {
     }
 
     /// `/_vestibule/oidc/callback`: the provider's redirect after sign-in.
-    pub(super) async fn oidc_callback(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    pub(super) async fn oidc_callback(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
         let Some(route) = self.route_or_fail(session) else {
             return self.fail(session, ctx, GatewayError::UnknownHost).await;
         };
         ctx.route = Some(route.clone());
-        let mut params: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        let mut params: std::collections::HashMap<String, String> =
+            std::collections::HashMap::new();
         for (k, v) in session
             .req_header()
             .uri
             .query()
-            .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect::<Vec<_>>())
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default()
         {
             if params.insert(k, v).is_some() {
-                return self.refuse_oidc(session, ctx, &route, OidcError::BadState).await;
+                return self
+                    .refuse_oidc(session, ctx, &route, OidcError::BadState)
+                    .await;
             }
         }
         let now = self.clock.now();
         let binding = self.first_cookie(session, &self.binding_cookie_name());
-        let state = match LoginState::open(self.sessions.keys(), params.get("state").map(String::as_str), binding.as_deref(), &route.tenant.name, now) {
+        let state = match LoginState::open(
+            self.sessions.keys(),
+            params.get("state").map(String::as_str),
+            binding.as_deref(),
+            &route.tenant.name,
+            now,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 tracing::info!(request_id = %ctx.request_id, reason = %e, "OIDC state refused");
-                return self.refuse_oidc(session, ctx, &route, OidcError::BadState).await;
+                return self
+                    .refuse_oidc(session, ctx, &route, OidcError::BadState)
+                    .await;
             }
         };
-        let Some(sign_in) = route.tenant.sign_in.iter().find(|b| b.provider == state.provider) else {
-            return self.refuse_oidc(session, ctx, &route, OidcError::BadState).await;
+        let Some(sign_in) = route
+            .tenant
+            .sign_in
+            .iter()
+            .find(|b| b.provider == state.provider)
+        else {
+            return self
+                .refuse_oidc(session, ctx, &route, OidcError::BadState)
+                .await;
         };
-        let Some(RuntimeProvider::Oidc(oidc)) = self.providers.get(&state.provider).map(Arc::as_ref) else {
-            return self.refuse_oidc(session, ctx, &route, OidcError::BadState).await;
+        let Some(RuntimeProvider::Oidc(oidc)) =
+            self.providers.get(&state.provider).map(Arc::as_ref)
+        else {
+            return self
+                .refuse_oidc(session, ctx, &route, OidcError::BadState)
+                .await;
         };
         if let Some(error) = params.get("error") {
             // Only the error code's safe characters reach the page.
-            let code: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
-            return self.refuse_oidc(session, ctx, &route, OidcError::ProviderRefused(code)).await;
+            let code: String = error
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(64)
+                .collect();
+            return self
+                .refuse_oidc(session, ctx, &route, OidcError::ProviderRefused(code))
+                .await;
         }
         let Some(code) = params.get("code") else {
-            return self.refuse_oidc(session, ctx, &route, OidcError::Exchange).await;
+            return self
+                .refuse_oidc(session, ctx, &route, OidcError::Exchange)
+                .await;
         };
         // Spend the state before the code: a second callback with the same state is refused
         // even while the first is still exchanging.
-        match self.store.remember_once("login-state", &state.id, state.expires_at, now).await {
+        match self
+            .store
+            .remember_once("login-state", &state.id, state.expires_at, now)
+            .await
+        {
             Ok(true) => {}
-            Ok(false) => return self.refuse_oidc(session, ctx, &route, OidcError::BadState).await,
+            Ok(false) => {
+                return self
+                    .refuse_oidc(session, ctx, &route, OidcError::BadState)
+                    .await
+            }
             Err(e) => {
                 tracing::error!(request_id = %ctx.request_id, error = %e, "store unavailable during sign-in");
-                return self.fail(session, ctx, GatewayError::SignInUnavailable).await;
+                return self
+                    .fail(session, ctx, GatewayError::SignInUnavailable)
+                    .await;
             }
         }
         let redirect_uri = format!("{}/_vestibule/oidc/callback", self.origin(session, ctx));
+        let callback = crate::auth::oidc::Callback {
+            code,
+            iss: params.get("iss").map(String::as_str),
+            redirect_uri: &redirect_uri,
+        };
         let identity = match oidc
-            .complete(self.providers.http(), &self.clock, code, params.get("iss").map(String::as_str), &state, &redirect_uri, &sign_in.hosted_domains)
+            .complete(
+                self.providers.http(),
+                &self.clock,
+                &callback,
+                &state,
+                &sign_in.hosted_domains,
+            )
             .await
         {
             Ok(identity) => identity,
             Err(e) => return self.refuse_oidc(session, ctx, &route, e).await,
         };
-        self.finish_sign_in(session, ctx, &route, identity, &state.return_to).await
+        self.finish_sign_in(session, ctx, &route, identity, &state.return_to)
+            .await
     }
 
-    async fn refuse_oidc(&self, session: &mut Session, ctx: &mut RequestCtx, route: &TenantRoute, e: OidcError) -> Result<bool> {
+    async fn refuse_oidc(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &TenantRoute,
+        e: OidcError,
+    ) -> Result<bool> {
         tracing::warn!(request_id = %ctx.request_id, tenant = %route.tenant.name, reason = e.reason(), error = %e, "OpenID Connect sign-in refused");
         let error = match e {
             OidcError::Unavailable => {
-                self.metrics.rejections.with_label_values(&[route.tenant.name.as_str(), e.reason()]).inc();
+                self.metrics
+                    .rejections
+                    .with_label_values(&[route.tenant.name.as_str(), e.reason()])
+                    .inc();
                 GatewayError::SignInUnavailable
             }
             _ => GatewayError::SignInRejected {
-                status: if matches!(e, OidcError::BadState) { 400 } else { 403 },
+                status: if matches!(e, OidcError::BadState) {
+                    400
+                } else {
+                    403
+                },
                 reason: e.reason(),
                 message: format!("Sign-in refused: {e}."),
             },
@@ -599,7 +705,12 @@ impl Gateway {
                         .await;
                 }
                 provider = Some(live.identity.provider.clone());
-                id_token_hint = live.identity.claims.get("id_token").and_then(|v| v.as_str()).map(str::to_owned);
+                id_token_hint = live
+                    .identity
+                    .claims
+                    .get("id_token")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
             }
             Ok(None) => {}
             Err(e) => {
@@ -612,9 +723,19 @@ impl Gateway {
         let clear = cookie::clear_cookie(&self.cookie_name, self.secure_context(session, ctx));
         // The only post-logout target ever sent: our own signed-out page on this tenant's host.
         let signed_out = format!("{}/_vestibule/signed-out", self.origin(session, ctx));
-        let location = match provider.as_deref().and_then(|p| self.providers.get(p)).map(Arc::as_ref) {
-            Some(RuntimeProvider::WsFed(ws)) => Some(protocol::sign_out_url(&ws.config.passive_endpoint, &ws.config.realm, &signed_out)),
-            Some(RuntimeProvider::Oidc(oidc)) => oidc.end_session_url(id_token_hint.as_deref(), &signed_out),
+        let location = match provider
+            .as_deref()
+            .and_then(|p| self.providers.get(p))
+            .map(Arc::as_ref)
+        {
+            Some(RuntimeProvider::WsFed(ws)) => Some(protocol::sign_out_url(
+                &ws.config.passive_endpoint,
+                &ws.config.realm,
+                &signed_out,
+            )),
+            Some(RuntimeProvider::Oidc(oidc)) => {
+                oidc.end_session_url(id_token_hint.as_deref(), &signed_out)
+            }
             None => None,
         };
         if let Some(location) = location {

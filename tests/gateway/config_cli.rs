@@ -30,13 +30,16 @@ fn every_shipped_config_is_valid() {
     assert!(files.len() >= 2, "{files:?}");
     let mut args = vec!["check-config"];
     args.extend(files.iter().map(String::as_str));
-    // example.yaml reads its key from the environment, as production configs should.
+    // example.yaml reads its secrets from the environment, as production configs should.
     let (code, out, err) = vestibule(
         &args,
-        &[(
-            "VESTIBULE_KEY_K1",
-            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
-        )],
+        &[
+            (
+                "VESTIBULE_KEY_K1",
+                "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            ),
+            ("VESTIBULE_GOOGLE_SECRET", "example-secret"),
+        ],
     );
     assert_eq!(code, 0, "{out}{err}");
     for f in &files {

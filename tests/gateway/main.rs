@@ -6,6 +6,7 @@ mod config_cli;
 mod cookies;
 mod flow;
 mod oidc_flow;
+mod oidc_hostile;
 mod peers;
 mod routing;
 mod spoofing;

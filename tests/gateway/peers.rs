@@ -26,6 +26,25 @@ pub fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// The peer's one ready line, or a panic after 20 s (a peer that cannot start must fail the
+/// test, not hang it).
+fn ready_line(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("identity-provider peer did not start within 20 s");
+        }
+    }
+}
+
 /// The npm `wsfed` identity provider (tests/peers/wsfed/idp.js).
 pub struct WsFedPeer {
     child: Child,
@@ -52,10 +71,7 @@ impl WsFedPeer {
             .stdout(Stdio::piped())
             .spawn()
             .expect("node is installed");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = ready_line(&mut child);
         let ready: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("peer said {line:?}: {e}"));
         Self {
@@ -179,10 +195,7 @@ impl OidcPeer {
             .stderr(Stdio::null())
             .spawn()
             .expect("node is installed");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = ready_line(&mut child);
         let ready: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("op.js said {line:?}: {e}"));
         Self {

@@ -1,0 +1,314 @@
+//! ID tokens a real provider never issues, from a hostile token endpoint run by the test
+//! (discovery, JWKS and token endpoint on 127.0.0.1, signing with the test's own key).
+
+use crate::harness::*;
+use crate::oidc_flow::{begin, callback, oidc_setup};
+use crate::peers::*;
+use crate::wsfed_flow::session_cookie;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+struct Key {
+    encoding: EncodingKey,
+    jwk: Jwk,
+    kid: String,
+}
+
+fn key(dir: &std::path::Path, kid: &str) -> Key {
+    let path = dir.join(format!("{kid}.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let encoding = EncodingKey::from_ec_pem(&std::fs::read(&path).unwrap()).unwrap();
+    let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap();
+    jwk.common.key_id = Some(kid.to_owned());
+    Key {
+        encoding,
+        jwk,
+        kid: kid.to_owned(),
+    }
+}
+
+#[derive(Default)]
+struct Hostile {
+    jwks: Vec<Jwk>,
+    next_id_token: String,
+}
+
+/// Starts the hostile provider; returns its issuer URL and the state to steer it.
+async fn hostile_provider() -> (String, Arc<Mutex<Hostile>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = Arc::new(Mutex::new(Hostile::default()));
+    let (b, s) = (base.clone(), state.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (b, s) = (b.clone(), s.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (b, s) = (b.clone(), s.clone());
+                    async move {
+                        let body = match req.uri().path() {
+                            "/.well-known/openid-configuration" => json!({
+                                "issuer": b,
+                                "authorization_endpoint": format!("{b}/auth"),
+                                "token_endpoint": format!("{b}/token"),
+                                "jwks_uri": format!("{b}/jwks"),
+                                "response_types_supported": ["code"],
+                                "subject_types_supported": ["public"],
+                                "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+                            })
+                            .to_string(),
+                            "/jwks" => serde_json::to_string(&JwkSet {
+                                keys: s.lock().unwrap().jwks.clone(),
+                            })
+                            .unwrap(),
+                            "/token" => json!({
+                                "access_token": "at",
+                                "token_type": "Bearer",
+                                "expires_in": 3600,
+                                "id_token": s.lock().unwrap().next_id_token,
+                            })
+                            .to_string(),
+                            _ => "{}".into(),
+                        };
+                        Ok::<_, hyper::Error>(
+                            Response::builder()
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from(body)))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (base, state)
+}
+
+fn sign(key: &Key, claims: &serde_json::Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
+}
+
+fn claims(issuer: &str, nonce: &str) -> serde_json::Value {
+    json!({
+        "iss": issuer,
+        "aud": CLIENT_ID,
+        "sub": "mallory",
+        "email": "mallory@contoso.example",
+        "email_verified": true,
+        "iat": now(),
+        "exp": now() + 300,
+        "nonce": nonce,
+    })
+}
+
+fn query_param(url: &str, name: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_tokens_a_real_provider_never_issues_are_refused() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, hostile) = hostile_provider().await;
+    let good = key(dir.path(), "good");
+    hostile.lock().unwrap().jwks = vec![good.jwk.clone()];
+    let setup = oidc_setup(up.addr, &issuer, "");
+    let gw = setup.start().await;
+
+    let unsigned = |c: &serde_json::Value| {
+        format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(c.to_string())
+        )
+    };
+    // HS256 keyed with the provider's public key: the classic algorithm-confusion forgery.
+    let hmac_with_public_key = |c: &serde_json::Value| {
+        let public = serde_json::to_vec(&good.jwk).unwrap();
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            c,
+            &EncodingKey::from_secret(&public).unwrap(),
+        )
+        .unwrap()
+    };
+    type Forge<'a> = Box<dyn Fn(&str) -> String + 'a>;
+    let cases: Vec<(&str, Forge, &str)> = vec![
+        (
+            "nonce mismatch",
+            Box::new(|n: &str| {
+                let _ = n;
+                sign(&good, &claims(&issuer, "not-the-nonce"))
+            }),
+            "nonce mismatch",
+        ),
+        (
+            "expired",
+            Box::new(|n: &str| {
+                let mut c = claims(&issuer, n);
+                c["exp"] = json!(now() - 3600);
+                c["iat"] = json!(now() - 7200);
+                sign(&good, &c)
+            }),
+            "expired",
+        ),
+        (
+            "wrong audience",
+            Box::new(|n: &str| {
+                let mut c = claims(&issuer, n);
+                c["aud"] = json!("another-client");
+                sign(&good, &c)
+            }),
+            "wrong audience",
+        ),
+        (
+            "wrong issuer",
+            Box::new(|n: &str| {
+                let mut c = claims(&issuer, n);
+                c["iss"] = json!("https://evil.example");
+                sign(&good, &c)
+            }),
+            "wrong issuer",
+        ),
+        (
+            "alg none",
+            Box::new(|n: &str| unsigned(&claims(&issuer, n))),
+            "the ID token is not valid",
+        ),
+        (
+            "hmac with public key",
+            Box::new(|n: &str| hmac_with_public_key(&claims(&issuer, n))),
+            "the ID token is not valid",
+        ),
+        (
+            "issued in the future",
+            Box::new(|n: &str| {
+                let mut c = claims(&issuer, n);
+                c["iat"] = json!(now() + 3600);
+                c["exp"] = json!(now() + 7200);
+                sign(&good, &c)
+            }),
+            "the ID token is not valid",
+        ),
+        (
+            "unverified e-mail",
+            Box::new(|n: &str| {
+                let mut c = claims(&issuer, n);
+                c["email_verified"] = json!(false);
+                sign(&good, &c)
+            }),
+            "e-mail address is not verified",
+        ),
+        (
+            "another client's azp",
+            Box::new(|n: &str| {
+                let mut c = claims(&issuer, n);
+                c["azp"] = json!("another-client");
+                sign(&good, &c)
+            }),
+            "azp",
+        ),
+    ];
+    for (what, forge, message) in cases {
+        let (auth, binding) = begin(&gw).await;
+        let nonce = query_param(&auth, "nonce");
+        hostile.lock().unwrap().next_id_token = forge(&nonce);
+        let redirect = format!(
+            "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}",
+            urlencode(&query_param(&auth, "state"))
+        );
+        let r = callback(&gw, &redirect, &binding).await;
+        assert_eq!(r.status, 403, "{what}: {}", r.body);
+        assert!(r.body.contains(message), "{what}: {}", r.body);
+        assert!(session_cookie(&r).is_none(), "{what}");
+    }
+    assert_eq!(up.hits(), 0);
+
+    // The control: the same endpoint with an honest token signs in.
+    let (auth, binding) = begin(&gw).await;
+    hostile.lock().unwrap().next_id_token =
+        sign(&good, &claims(&issuer, &query_param(&auth, "nonce")));
+    let redirect = format!(
+        "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}",
+        urlencode(&query_param(&auth, "state"))
+    );
+    let ok = callback(&gw, &redirect, &binding).await;
+    assert_eq!(ok.status, 302, "{}", ok.body);
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        setup.dir.path().join("v.db").display()
+    ))
+    .await
+    .unwrap();
+    let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(sessions, 1, "only the honest sign-in stored a session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_between_redirect_and_callback_is_fetched_once() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, hostile) = hostile_provider().await;
+    let old = key(dir.path(), "old");
+    let new = key(dir.path(), "new");
+    hostile.lock().unwrap().jwks = vec![old.jwk.clone()];
+    let setup = oidc_setup(up.addr, &issuer, "");
+    let gw = setup.start().await;
+    let (auth, binding) = begin(&gw).await;
+    // After the gateway fetched the keys, the provider rotates and signs with the new key.
+    {
+        let mut h = hostile.lock().unwrap();
+        h.jwks = vec![new.jwk.clone()];
+        h.next_id_token = sign(&new, &claims(&issuer, &query_param(&auth, "nonce")));
+    }
+    let redirect = format!(
+        "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}",
+        urlencode(&query_param(&auth, "state"))
+    );
+    let r = callback(&gw, &redirect, &binding).await;
+    assert_eq!(r.status, 302, "{}", r.body);
+}
