@@ -201,3 +201,42 @@ tenants:
         );
     }
 }
+
+#[test]
+fn oidc_provider_mistakes_are_listed() {
+    let yaml = format!(
+        "\
+listeners: [{{ address: 127.0.0.1:8080 }}]
+keys: {{ active: k1, ring: {{ k1: {{ value: AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE= }} }} }}
+assertion: {{ key: {{ file: {root}/certs/dev/assertion.pem }}, audience: crm }}
+providers:
+  - name: google
+    kind: oidc
+    issuer: https://accounts.google.com
+    client_id: abc
+    client_secret: {{ env: VESTIBULE_TEST_SURELY_UNSET_SECRET }}
+    realm: spn:x
+    authorization_params: {{ state: fixed }}
+    id_token_algorithms: [RS256, HS256, none]
+tenants:
+  - name: a
+    hosts: [crm.example]
+    upstream: {{ address: 127.0.0.1:9000 }}
+    sign_in: [{{ provider: google, hosted_domains: [contoso.example] }}]
+",
+        root = env!("CARGO_MANIFEST_DIR")
+    );
+    let (code, lines) = check(&yaml);
+    assert_eq!(code, 2);
+    let text = lines.join("\n");
+    for want in [
+        "9:5: providers[0].client_secret: environment variable VESTIBULE_TEST_SURELY_UNSET_SECRET is not set",
+        "10:12: providers[0].realm: is a WS-Federation setting",
+        "11:36: providers[0].authorization_params.state: is set by Vestibule itself",
+        "12:34: providers[0].id_token_algorithms[1]: `HS256` is not an allowed ID token algorithm",
+        "12:41: providers[0].id_token_algorithms[2]: `none` is not an allowed ID token algorithm",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    assert_eq!(lines.len(), 5, "{text}");
+}

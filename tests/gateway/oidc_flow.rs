@@ -292,3 +292,63 @@ async fn hosted_domain_must_match() {
     assert_eq!(callback(&gw, &redirect, &binding).await.status, 302);
     assert_eq!(up.hits(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_providers_are_listed_and_one_is_picked_by_name() {
+    let up = Upstream::start().await;
+    let op = OidcPeer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, _) = make_cert(dir.path(), "idp");
+    let mut setup = oidc_setup(up.addr, &op.issuer, "");
+    setup.extra_top.push_str(&format!(
+        "  - name: corp\n    kind: wsfed\n    display_name: Office 365\n    passive_endpoint: https://login.microsoftonline.com/common/wsfed\n    certificates: [{}]\n    realm: spn:x\n",
+        cert.display()
+    ));
+    setup.contoso_extra = "    sign_in: [{ provider: op }, { provider: corp, azure_tenant_ids: [0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9] }]\n".into();
+    let gw = setup.start().await;
+    let page = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/login?rd=%2Fdeals",
+        &[],
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(
+            "<a href=\"/_vestibule/login?provider=op&amp;rd=%2Fdeals\">Contoso Google</a>"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains("<a href=\"/_vestibule/login?provider=corp&amp;rd=%2Fdeals\">Office 365</a>"));
+    let to_op = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/login?provider=op&rd=%2Fdeals",
+        &[],
+    )
+    .await;
+    assert!(to_op.header("location").unwrap().starts_with(&op.issuer));
+    let to_corp = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/login?provider=corp&rd=%2Fdeals",
+        &[],
+    )
+    .await;
+    assert!(to_corp
+        .header("location")
+        .unwrap()
+        .starts_with("https://login.microsoftonline.com/common/wsfed?wa=wsignin1.0"));
+    let unknown = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/login?provider=nobody",
+        &[],
+    )
+    .await;
+    assert_eq!(unknown.status, 200, "an unknown name shows the list again");
+}

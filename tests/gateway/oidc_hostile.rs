@@ -312,3 +312,26 @@ async fn a_key_rotated_between_redirect_and_callback_is_fetched_once() {
     let r = callback(&gw, &redirect, &binding).await;
     assert_eq!(r.status, 302, "{}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_naming_another_issuer_is_refused() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, hostile) = hostile_provider().await;
+    let good = key(dir.path(), "good");
+    hostile.lock().unwrap().jwks = vec![good.jwk.clone()];
+    let setup = oidc_setup(up.addr, &issuer, "");
+    let gw = setup.start().await;
+    let (auth, binding) = begin(&gw).await;
+    hostile.lock().unwrap().next_id_token =
+        sign(&good, &claims(&issuer, &query_param(&auth, "nonce")));
+    let redirect = format!(
+        "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}&iss={}",
+        urlencode(&query_param(&auth, "state")),
+        urlencode("https://evil.example")
+    );
+    let r = callback(&gw, &redirect, &binding).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("came from another identity provider"));
+    assert!(session_cookie(&r).is_none());
+}
