@@ -303,22 +303,30 @@ impl Gateway {
             .rejections
             .with_label_values(&[route.tenant.name.as_str(), "no_session"])
             .inc();
+        self.redirect(session, ctx, location, "Sign in", Vec::new())
+            .await
+    }
+
+    /// A 302 with a small page carrying the same link, for clients that do not follow.
+    async fn redirect(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        location: String,
+        link_text: &str,
+        mut extra: Vec<(header::HeaderName, String)>,
+    ) -> Result<bool> {
         let body = pages::page(
-            "Sign-in required",
+            "Redirecting",
             &format!(
-                "<p><a href=\"{}\">Sign in</a></p>",
-                pages::escape(&location)
+                "<p><a href=\"{}\">{}</a></p>",
+                pages::escape(&location),
+                pages::escape(link_text)
             ),
             &ctx.request_id,
         );
-        self.respond(
-            session,
-            302,
-            pages::HTML,
-            body,
-            &[(header::LOCATION, location)],
-        )
-        .await
+        extra.insert(0, (header::LOCATION, location));
+        self.respond(session, 302, pages::HTML, body, &extra).await
     }
 
     /// Removes every client copy of an owned or (from untrusted peers) forwarding header,

@@ -134,97 +134,53 @@ impl Gateway {
         let Some(binding) = chosen else {
             return self.provider_list(session, ctx, &route, &return_to).await;
         };
-        match self.providers.get(&binding.provider).map(Arc::as_ref) {
-            Some(RuntimeProvider::WsFed(ws)) => {
-                let now = self.clock.now();
-                let existing = self.first_cookie(session, &self.binding_cookie_name());
-                let state = LoginState::new(
-                    &route.tenant.name,
-                    &ws.name,
-                    &return_to,
-                    existing.as_deref(),
-                    now,
-                    LOGIN_TTL_SECS,
-                );
-                let reply = format!("{}/_vestibule/wsfed", self.origin(session, ctx));
-                let location = protocol::sign_in_url(
-                    &ws.config.passive_endpoint,
-                    &ws.config.realm,
-                    &reply,
-                    &state.seal(self.sessions.keys()),
-                );
+        let existing = self.first_cookie(session, &self.binding_cookie_name());
+        let mut state = LoginState::new(
+            &route.tenant.name,
+            &binding.provider,
+            &return_to,
+            existing.as_deref(),
+            self.clock.now(),
+            LOGIN_TTL_SECS,
+        );
+        let keys = self.sessions.keys().clone();
+        let origin = self.origin(session, ctx);
+        let location = match self.providers.get(&binding.provider).map(Arc::as_ref) {
+            Some(RuntimeProvider::WsFed(ws)) => Ok(protocol::sign_in_url(
+                &ws.config.passive_endpoint,
+                &ws.config.realm,
+                &format!("{origin}/_vestibule/wsfed"),
+                &state.seal(&keys),
+            )),
+            Some(RuntimeProvider::Oidc(oidc)) => {
+                let redirect_uri = format!("{origin}/_vestibule/oidc/callback");
+                oidc.begin(
+                    self.providers.http(),
+                    &mut state,
+                    |s| s.seal(&keys),
+                    &redirect_uri,
+                )
+                .await
+            }
+            None => return self.fail(session, ctx, GatewayError::NotFound).await,
+        };
+        match location {
+            Ok(location) => {
                 let set = self.binding_cookie(
                     &state.binding,
                     LOGIN_TTL_SECS as u64,
                     self.secure_context(session, ctx),
                 );
-                let body = pages::page(
-                    "Signing in",
-                    &format!(
-                        "<p><a href=\"{}\">Continue to sign-in</a></p>",
-                        pages::escape(&location)
-                    ),
-                    &ctx.request_id,
-                );
-                self.respond(
+                self.redirect(
                     session,
-                    302,
-                    pages::HTML,
-                    body,
-                    &[(header::LOCATION, location), (header::SET_COOKIE, set)],
+                    ctx,
+                    location,
+                    "Continue to sign-in",
+                    vec![(header::SET_COOKIE, set)],
                 )
                 .await
             }
-            Some(RuntimeProvider::Oidc(oidc)) => {
-                let now = self.clock.now();
-                let existing = self.first_cookie(session, &self.binding_cookie_name());
-                let mut state = LoginState::new(
-                    &route.tenant.name,
-                    &oidc.name,
-                    &return_to,
-                    existing.as_deref(),
-                    now,
-                    LOGIN_TTL_SECS,
-                );
-                let redirect_uri =
-                    format!("{}/_vestibule/oidc/callback", self.origin(session, ctx));
-                let keys = self.sessions.keys().clone();
-                match oidc
-                    .begin(
-                        self.providers.http(),
-                        &mut state,
-                        |s| s.seal(&keys),
-                        &redirect_uri,
-                    )
-                    .await
-                {
-                    Ok(location) => {
-                        let set = self.binding_cookie(
-                            &state.binding,
-                            LOGIN_TTL_SECS as u64,
-                            self.secure_context(session, ctx),
-                        );
-                        let body = pages::page(
-                            "Signing in",
-                            &format!(
-                                "<p><a href=\"{}\">Continue to sign-in</a></p>",
-                                pages::escape(&location)
-                            ),
-                            &ctx.request_id,
-                        );
-                        self.respond(
-                            session,
-                            302,
-                            pages::HTML,
-                            body,
-                            &[(header::LOCATION, location), (header::SET_COOKIE, set)],
-                        )
-                        .await
-                    }
-                    Err(e) => self.refuse_oidc(session, ctx, &route, e).await,
-                }
-            }
-            None => self.fail(session, ctx, GatewayError::NotFound).await,
+            Err(e) => self.refuse_oidc(session, ctx, &route, e).await,
         }
     }
 
