@@ -156,5 +156,48 @@ fn wsfed(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hot_path, wsfed);
+/// ID token verification (openidconnect, ES256) — the per-sign-in cost of the OIDC path.
+fn id_token(c: &mut Criterion) {
+    use jsonwebtoken::jwk::{Jwk, JwkSet};
+    use openidconnect::core::{CoreIdToken, CoreIdTokenVerifier};
+    use openidconnect::{ClientId, IssuerUrl, JsonWebKeySet, Nonce};
+    let pem = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/certs/dev/assertion.pem"
+    ))
+    .unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap();
+    let mut jwk = Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::ES256).unwrap();
+    jwk.common.key_id = Some("k1".into());
+    let jwks: JsonWebKeySet<openidconnect::core::CoreJsonWebKey> =
+        serde_json::from_value(serde_json::to_value(JwkSet { keys: vec![jwk] }).unwrap()).unwrap();
+    let now = SystemClock.now();
+    let claims = serde_json::json!({
+        "iss": "https://op.example", "aud": "vestibule", "sub": "alice",
+        "email": "alice@contoso.example", "email_verified": true,
+        "iat": now, "exp": now + 3600, "nonce": "n-0S6_WzA2Mj",
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let raw = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let token: CoreIdToken = raw.parse().unwrap();
+    let verifier = CoreIdTokenVerifier::new_public_client(
+        ClientId::new("vestibule".into()),
+        IssuerUrl::new("https://op.example".into()).unwrap(),
+        jwks,
+    );
+    let nonce = Nonce::new("n-0S6_WzA2Mj".into());
+    assert!(token.claims(&verifier, &nonce).is_ok());
+    c.bench_function("oidc/verify_id_token_es256", |b| {
+        b.iter(|| {
+            token
+                .claims(&verifier, black_box(&nonce))
+                .unwrap()
+                .subject()
+                .len()
+        })
+    });
+}
+
+criterion_group!(benches, hot_path, wsfed, id_token);
 criterion_main!(benches);

@@ -426,12 +426,15 @@ fn request_host_with_port(req: &RequestHeader) -> Option<&str> {
         .filter(|h| !h.is_empty())
 }
 
+/// Whether any value of header `name` contains `needle` (lower case), ignoring ASCII case.
+/// Runs on every request, so it compares in place rather than lower-casing a copy.
 fn header_has(req: &RequestHeader, name: header::HeaderName, needle: &str) -> bool {
-    req.headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.to_ascii_lowercase().contains(needle))
+    let needle = needle.as_bytes();
+    req.headers.get_all(name).iter().any(|v| {
+        v.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+    })
 }
 
 fn accepts_html(req: &RequestHeader) -> bool {
