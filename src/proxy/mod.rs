@@ -42,6 +42,9 @@ pub struct TenantRoute {
     /// The tenant's configuration.
     pub tenant: Tenant,
     peer: HttpPeer,
+    /// Metric handles resolved once: a label lookup per request costs a hash and a lock.
+    latency: prometheus::Histogram,
+    common_statuses: Vec<(u16, prometheus::IntCounter)>,
 }
 
 impl TenantRoute {
@@ -156,8 +159,23 @@ impl Gateway {
     pub fn new(config: &Config, parts: Parts) -> Result<Self, BuildError> {
         let mut routes = HashMap::new();
         for tenant in &config.tenants {
+            let name = tenant.name.as_str();
             let route = Arc::new(TenantRoute {
                 peer: service::upstream_peer(tenant)?,
+                latency: parts.metrics.upstream_latency.with_label_values(&[name]),
+                common_statuses: [200u16, 302, 304, 401]
+                    .into_iter()
+                    .map(|code| {
+                        let label = http::StatusCode::from_u16(code).expect("valid status");
+                        (
+                            code,
+                            parts
+                                .metrics
+                                .requests
+                                .with_label_values(&[name, label.as_str()]),
+                        )
+                    })
+                    .collect(),
                 tenant: tenant.clone(),
             });
             for host in &tenant.hosts {
@@ -386,24 +404,28 @@ impl Gateway {
     /// The upstream never sees Vestibule's own cookie: it is a bearer handle.
     fn strip_session_cookie(&self, req: &mut RequestHeader) -> Result<()> {
         let needle = self.cookie_name.as_bytes();
-        let carries_ours = req
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .any(|v| v.as_bytes().windows(needle.len()).any(|w| w == needle));
-        if !carries_ours {
+        let ours = |v: &http::HeaderValue| v.as_bytes().windows(needle.len()).any(|w| w == needle);
+        if !req.headers.get_all(header::COOKIE).iter().any(ours) {
             return Ok(());
         }
-        let kept: Vec<String> = req
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| cookie::without(v, &self.cookie_name))
-            .collect();
+        // Values that do not carry our cookie (or are not text) pass unchanged.
+        let mut kept: Vec<http::HeaderValue> = Vec::new();
+        for value in req.headers.get_all(header::COOKIE) {
+            match value.to_str() {
+                Ok(text) if ours(value) => {
+                    if let Some(rest) = cookie::without(text, &self.cookie_name) {
+                        kept.push(
+                            http::HeaderValue::from_str(&rest)
+                                .map_err(|_| Error::explain(InvalidHTTPHeader, "cookie header"))?,
+                        );
+                    }
+                }
+                _ => kept.push(value.clone()),
+            }
+        }
         req.remove_header(&header::COOKIE);
-        if !kept.is_empty() {
-            req.insert_header(header::COOKIE, kept.join("; "))?;
+        for value in kept {
+            req.append_header(header::COOKIE, value)?;
         }
         Ok(())
     }
@@ -528,10 +550,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let (Some(sent), Some(route)) = (ctx.upstream_sent, &ctx.route) {
-            self.metrics
-                .upstream_latency
-                .with_label_values(&[route.tenant.name.as_str()])
-                .observe(sent.elapsed().as_secs_f64());
+            route.latency.observe(sent.elapsed().as_secs_f64());
         }
         Ok(())
     }
@@ -575,10 +594,20 @@ impl ProxyHttp for Gateway {
             .response_written()
             .map_or(http::StatusCode::INTERNAL_SERVER_ERROR, |r| r.status);
         let tenant = ctx.route.as_ref().map_or("-", |r| r.tenant.name.as_str());
-        self.metrics
-            .requests
-            .with_label_values(&[tenant, status.as_str()])
-            .inc();
+        let common = ctx.route.as_ref().and_then(|r| {
+            r.common_statuses
+                .iter()
+                .find(|(code, _)| *code == status.as_u16())
+                .map(|(_, counter)| counter)
+        });
+        match common {
+            Some(counter) => counter.inc(),
+            None => self
+                .metrics
+                .requests
+                .with_label_values(&[tenant, status.as_str()])
+                .inc(),
+        }
         tracing::info!(
             target: "vestibule::access",
             request_id = %ctx.request_id,
