@@ -73,6 +73,37 @@ impl Gateway {
         self.route(session.req_header())
     }
 
+    /// Opens the login state a provider sent back (bound to this browser, for this tenant,
+    /// not expired) and finds the tenant's binding and the provider it names. `None` for any
+    /// problem; the reason goes to the log.
+    fn returning_sign_in<'r>(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+        route: &'r TenantRoute,
+        sealed: Option<&str>,
+    ) -> Option<(LoginState, &'r crate::config::SignIn, Arc<RuntimeProvider>)> {
+        let binding = self.first_cookie(session, &self.binding_cookie_name());
+        let state = LoginState::open(
+            self.sessions.keys(),
+            sealed,
+            binding.as_deref(),
+            &route.tenant.name,
+            self.clock.now(),
+        )
+        .inspect_err(
+            |e| tracing::info!(request_id = %ctx.request_id, reason = %e, "login state refused"),
+        )
+        .ok()?;
+        let sign_in = route
+            .tenant
+            .sign_in
+            .iter()
+            .find(|b| b.provider == state.provider)?;
+        let provider = self.providers.get(&state.provider)?.clone();
+        Some((state, sign_in, provider))
+    }
+
     /// `/_vestibule/login`: straight to the one provider, or to the one named by
     /// `?provider=`, or a page listing the tenant's providers. A signed-in user goes back.
     pub(super) async fn login(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -214,35 +245,17 @@ impl Gateway {
             }
         }
         let now = self.clock.now();
-        let binding = self.first_cookie(session, &self.binding_cookie_name());
-        let state = match LoginState::open(
-            self.sessions.keys(),
+        let Some((state, sign_in, provider)) = self.returning_sign_in(
+            session,
+            ctx,
+            &route,
             params.get("state").map(String::as_str),
-            binding.as_deref(),
-            &route.tenant.name,
-            now,
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::info!(request_id = %ctx.request_id, reason = %e, "OIDC state refused");
-                return self
-                    .refuse_oidc(session, ctx, &route, OidcError::BadState)
-                    .await;
-            }
-        };
-        let Some(sign_in) = route
-            .tenant
-            .sign_in
-            .iter()
-            .find(|b| b.provider == state.provider)
-        else {
+        ) else {
             return self
                 .refuse_oidc(session, ctx, &route, OidcError::BadState)
                 .await;
         };
-        let Some(RuntimeProvider::Oidc(oidc)) =
-            self.providers.get(&state.provider).map(Arc::as_ref)
-        else {
+        let RuntimeProvider::Oidc(oidc) = provider.as_ref() else {
             return self
                 .refuse_oidc(session, ctx, &route, OidcError::BadState)
                 .await;
@@ -416,34 +429,14 @@ impl Gateway {
                 .await;
         }
         let now = self.clock.now();
-        let binding = self.first_cookie(session, &self.binding_cookie_name());
-        let state = match LoginState::open(
-            self.sessions.keys(),
-            form.context.as_deref(),
-            binding.as_deref(),
-            &route.tenant.name,
-            now,
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::info!(request_id = %ctx.request_id, reason = %e, "wctx refused");
-                return self
-                    .refuse(session, ctx, &route, WsFedError::BadState)
-                    .await;
-            }
-        };
-        let Some(sign_in) = route
-            .tenant
-            .sign_in
-            .iter()
-            .find(|b| b.provider == state.provider)
+        let Some((state, sign_in, provider)) =
+            self.returning_sign_in(session, ctx, &route, form.context.as_deref())
         else {
             return self
                 .refuse(session, ctx, &route, WsFedError::BadState)
                 .await;
         };
-        let Some(RuntimeProvider::WsFed(ws)) = self.providers.get(&state.provider).map(Arc::as_ref)
-        else {
+        let RuntimeProvider::WsFed(ws) = provider.as_ref() else {
             return self
                 .refuse(session, ctx, &route, WsFedError::BadState)
                 .await;
