@@ -147,3 +147,33 @@ async fn identity_values_with_line_breaks_are_never_injected() {
     assert_eq!(seen.one("x-vestibule-name"), None);
     assert_eq!(seen.one("x-vestibule-user"), Some("alice@contoso.example"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_header_cannot_nominate_our_headers_away() {
+    let up = Upstream::start().await;
+    let setup = Setup::new(up.addr);
+    let gw = setup.start().await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let (_, value) = sessions.create("contoso", alice()).await.unwrap();
+    let c = cookie(&value);
+    // pingora removes Connection-nominated headers before our upstream filter runs, so the
+    // client can only nominate away its own copies, never the ones Vestibule sets.
+    let r = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/deals",
+        &[
+            "Connection: X-Vestibule-User, X-Vestibule-Assertion, close",
+            &c,
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = up.last();
+    assert_eq!(seen.one("x-vestibule-user"), Some("alice@contoso.example"));
+    assert!(seen.one("x-vestibule-assertion").is_some());
+    assert!(seen
+        .all("connection")
+        .iter()
+        .all(|v| !v.to_ascii_lowercase().contains("vestibule")));
+}
