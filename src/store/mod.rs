@@ -59,6 +59,13 @@ pub trait Store: Send + Sync + 'static {
     async fn get_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError>;
     /// Records use of a session.
     async fn touch_session(&self, id: &str, last_seen_at: UnixSeconds) -> Result<(), StoreError>;
+    /// Records use of many sessions at once (the batched form of `touch_session`).
+    async fn touch_sessions(&self, touches: &[(String, UnixSeconds)]) -> Result<(), StoreError> {
+        for (id, seen) in touches {
+            self.touch_session(id, *seen).await?;
+        }
+        Ok(())
+    }
     /// Deletes a session; true when it existed.
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError>;
     /// Deletes sessions past their absolute expiry or idle since before `idle_before`.

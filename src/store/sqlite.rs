@@ -106,6 +106,23 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn touch_sessions(&self, touches: &[(String, UnixSeconds)]) -> Result<(), StoreError> {
+        if touches.is_empty() {
+            return Ok(());
+        }
+        // One transaction: one WAL commit for the whole batch instead of one per session.
+        let mut tx = self.pool.begin().await?;
+        for (id, seen) in touches {
+            sqlx::query("UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE id = ?")
+                .bind(seen)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM sessions WHERE id = ?")
             .bind(id)
