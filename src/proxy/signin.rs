@@ -69,8 +69,19 @@ impl Gateway {
         )
     }
 
-    fn route_or_fail(&self, session: &Session) -> Option<Arc<TenantRoute>> {
-        self.route(session.req_header())
+    /// The tenant of a sign-in endpoint request, recorded in the context; `None` once the
+    /// unknown-host page has been written.
+    async fn sign_in_route(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Arc<TenantRoute>>> {
+        let Some(route) = self.route(session.req_header()) else {
+            self.fail(session, ctx, GatewayError::UnknownHost).await?;
+            return Ok(None);
+        };
+        ctx.route = Some(route.clone());
+        Ok(Some(route))
     }
 
     /// Opens the login state a provider sent back (bound to this browser, for this tenant,
@@ -107,10 +118,9 @@ impl Gateway {
     /// `/_vestibule/login`: straight to the one provider, or to the one named by
     /// `?provider=`, or a page listing the tenant's providers. A signed-in user goes back.
     pub(super) async fn login(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let Some(route) = self.route_or_fail(session) else {
-            return self.fail(session, ctx, GatewayError::UnknownHost).await;
+        let Some(route) = self.sign_in_route(session, ctx).await? else {
+            return Ok(true);
         };
-        ctx.route = Some(route.clone());
         let host = request_host(session.req_header())
             .unwrap_or_default()
             .to_ascii_lowercase();
@@ -221,10 +231,9 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
-        let Some(route) = self.route_or_fail(session) else {
-            return self.fail(session, ctx, GatewayError::UnknownHost).await;
+        let Some(route) = self.sign_in_route(session, ctx).await? else {
+            return Ok(true);
         };
-        ctx.route = Some(route.clone());
         let mut params: std::collections::HashMap<String, String> =
             std::collections::HashMap::new();
         for (k, v) in session
@@ -391,10 +400,9 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
-        let Some(route) = self.route_or_fail(session) else {
-            return self.fail(session, ctx, GatewayError::UnknownHost).await;
+        let Some(route) = self.sign_in_route(session, ctx).await? else {
+            return Ok(true);
         };
-        ctx.route = Some(route.clone());
         let query_action = session.req_header().uri.query().and_then(|q| {
             url::form_urlencoded::parse(q.as_bytes())
                 .find(|(k, _)| k == "wa")
@@ -636,10 +644,9 @@ impl Gateway {
     /// `/_vestibule/logout`: revoke server-side, clear the cookie, and sign out at the
     /// identity provider when the session came from one that supports it.
     pub(super) async fn logout(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let Some(route) = self.route_or_fail(session) else {
-            return self.fail(session, ctx, GatewayError::UnknownHost).await;
+        let Some(route) = self.sign_in_route(session, ctx).await? else {
+            return Ok(true);
         };
-        ctx.route = Some(route.clone());
         let mut provider = None;
         let mut id_token_hint = None;
         match self
