@@ -391,3 +391,12 @@ pub fn alice() -> Identity {
 pub fn cookie(value: &str) -> String {
     format!("Cookie: vestibule={value}")
 }
+
+/// `value` with its middle character replaced by a different one: a forgery that always
+/// changes real bits (trailing base64 characters may carry only padding bits).
+pub fn tamper(value: &str) -> String {
+    let mut bytes = value.as_bytes().to_vec();
+    let mid = bytes.len() / 2;
+    bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).expect("ASCII token")
+}

@@ -150,8 +150,8 @@ async fn state_must_be_present_ours_and_unused() {
         (
             "forged state",
             format!(
-                "/_vestibule/oidc/callback?code={code}&state={}x",
-                &state[..state.len() - 1]
+                "/_vestibule/oidc/callback?code={code}&state={}",
+                urlencode(&tamper(&state))
             ),
             binding.clone(),
         ),

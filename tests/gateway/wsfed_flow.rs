@@ -261,11 +261,7 @@ async fn wctx_must_be_present_genuine_fresh_unused_and_ours() {
     let p = start_sign_in(&gw, &peer).await;
     let cases: Vec<(&str, String, String)> = vec![
         ("missing wctx", p.binding_cookie.clone(), String::new()),
-        (
-            "forged wctx",
-            p.binding_cookie.clone(),
-            format!("{}AA", &p.wctx[..p.wctx.len() - 2]),
-        ),
+        ("forged wctx", p.binding_cookie.clone(), tamper(&p.wctx)),
         (
             "wctx from another browser",
             "vestibule_login=AAAAAAAAAAAAAAAAAAAAAA".into(),
