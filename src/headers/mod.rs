@@ -3,6 +3,8 @@
 
 pub mod plan;
 pub mod sanitize;
+pub mod upstream;
 
 pub use plan::{HeaderNames, SessionHeaders};
 pub use sanitize::OwnedHeaders;
+pub use upstream::{Caller, UpstreamHeaders};

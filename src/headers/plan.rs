@@ -4,50 +4,44 @@
 use super::sanitize::safe_value;
 use crate::assertion::AssertionSlot;
 use crate::identity::Identity;
-use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
-/// The names of the headers Vestibule sets, in the case they are sent.
+/// The names of the headers Vestibule sets. Parsed once: a name parsed per request costs an
+/// allocation and a validation pass each time.
 #[derive(Debug, Clone)]
 pub struct HeaderNames {
     /// User name (UPN or e-mail).
-    pub user: Bytes,
+    pub user: HeaderName,
     /// E-mail address.
-    pub email: Bytes,
+    pub email: HeaderName,
     /// Display name.
-    pub name: Bytes,
+    pub name: HeaderName,
     /// Provider that signed the user in.
-    pub provider: Bytes,
+    pub provider: HeaderName,
     /// Tenant name.
-    pub tenant: Bytes,
+    pub tenant: HeaderName,
     /// Signed JWT.
-    pub assertion: Bytes,
+    pub assertion: HeaderName,
     /// Request id, for correlating logs.
-    pub request_id: Bytes,
+    pub request_id: HeaderName,
 }
 
-/// `x-vestibule-` + `user` → `X-Vestibule-User`.
-fn titled(prefix: &str, suffix: &str) -> Bytes {
-    let mut out = String::with_capacity(prefix.len() + suffix.len());
-    let mut upper = true;
-    for c in prefix.chars().chain(suffix.chars()) {
-        out.push(if upper { c.to_ascii_uppercase() } else { c });
-        upper = c == '-';
-    }
-    Bytes::from(out)
+fn named(prefix: &str, suffix: &str) -> HeaderName {
+    HeaderName::try_from(format!("{prefix}{suffix}"))
+        .expect("validated: the prefix is a lower-case header-name token")
 }
 
 impl HeaderNames {
-    /// Names under `prefix` (lower case, `-` spelling).
+    /// Names under `prefix` (lower case, `-` spelling, validated by the configuration).
     pub fn new(prefix: &str) -> Self {
         Self {
-            user: titled(prefix, "user"),
-            email: titled(prefix, "email"),
-            name: titled(prefix, "name"),
-            provider: titled(prefix, "provider"),
-            tenant: titled(prefix, "tenant"),
-            assertion: titled(prefix, "assertion"),
-            request_id: titled(prefix, "request-id"),
+            user: named(prefix, "user"),
+            email: named(prefix, "email"),
+            name: named(prefix, "name"),
+            provider: named(prefix, "provider"),
+            tenant: named(prefix, "tenant"),
+            assertion: named(prefix, "assertion"),
+            request_id: named(prefix, "request-id"),
         }
     }
 }
@@ -56,7 +50,7 @@ impl HeaderNames {
 #[derive(Debug)]
 pub struct SessionHeaders {
     /// Headers whose values never change during the session.
-    pub fixed: Vec<(Bytes, HeaderValue)>,
+    pub fixed: Box<[(HeaderName, HeaderValue)]>,
     /// The current upstream assertion, re-minted shortly before expiry.
     pub assertion: AssertionSlot,
 }
@@ -78,13 +72,13 @@ impl SessionHeaders {
             match HeaderValue::from_str(value) {
                 Ok(v) if safe_value(value) => fixed.push((name.clone(), v)),
                 _ => tracing::warn!(
-                    header = %String::from_utf8_lossy(name),
+                    header = %name,
                     "identity value not injected: it contains control characters"
                 ),
             }
         }
         Self {
-            fixed,
+            fixed: fixed.into_boxed_slice(),
             assertion: AssertionSlot::empty(),
         }
     }
@@ -108,27 +102,27 @@ mod tests {
     }
 
     #[test]
-    fn names_are_title_cased_under_the_prefix() {
+    fn names_are_under_the_prefix() {
         let n = HeaderNames::new("x-vestibule-");
-        assert_eq!(&n.user[..], b"X-Vestibule-User");
-        assert_eq!(&n.request_id[..], b"X-Vestibule-Request-Id");
+        assert_eq!(n.user.as_str(), "x-vestibule-user");
+        assert_eq!(n.request_id.as_str(), "x-vestibule-request-id");
     }
 
     #[test]
     fn plans_present_values_and_drops_unsafe_ones() {
         let n = HeaderNames::new("x-vestibule-");
         let h = SessionHeaders::prepare(&n, &identity("alice@contoso.example"), "contoso");
-        let names: Vec<&[u8]> = h.fixed.iter().map(|(k, _)| &k[..]).collect();
+        let names: Vec<&str> = h.fixed.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             names,
             vec![
-                &b"X-Vestibule-User"[..],
-                b"X-Vestibule-Name",
-                b"X-Vestibule-Provider",
-                b"X-Vestibule-Tenant"
+                "x-vestibule-user",
+                "x-vestibule-name",
+                "x-vestibule-provider",
+                "x-vestibule-tenant"
             ]
         );
         let bad = SessionHeaders::prepare(&n, &identity("alice\r\nX-Admin: 1"), "contoso");
-        assert!(bad.fixed.iter().all(|(k, _)| &k[..] != b"X-Vestibule-User"));
+        assert!(bad.fixed.iter().all(|(k, _)| *k != n.user));
     }
 }
