@@ -1,30 +1,27 @@
 //! The signed JWT (`X-Vestibule-Assertion`) that lets an upstream verify who the user is
-//! without trusting the network between it and the gateway. Minted once per session and reused
-//! until shortly before expiry: an ECDSA signature per request would cost as much as the whole
-//! proxy path.
+//! without trusting the network between it and the gateway. Minted when a session is loaded
+//! and reused until shortly before expiry (`headers::SessionHeaders`): an ECDSA signature per
+//! request would cost as much as the whole proxy path.
 
 use crate::clock::UnixSeconds;
 use crate::config::AssertionConfig;
 use crate::identity::Identity;
-use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use http::HeaderValue;
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{EncodingKey, Header};
 use serde::Serialize;
-use std::sync::Arc;
 
 /// A minted assertion and when it stops being valid.
 #[derive(Debug)]
 pub struct Minted {
-    /// The compact JWT, ready to be a header value.
-    pub value: HeaderValue,
+    /// The compact JWT.
+    pub jwt: String,
     /// Its `exp`.
     pub expires_at: UnixSeconds,
+    /// Until when it may be sent: shortly before `exp`, so an upstream always receives a
+    /// token with some life left.
+    pub reuse_until: UnixSeconds,
 }
-
-/// Where a session keeps its current assertion.
-pub type AssertionSlot = ArcSwapOption<Minted>;
 
 #[derive(Serialize)]
 struct Claims<'a> {
@@ -32,7 +29,6 @@ struct Claims<'a> {
     aud: &'a str,
     sub: &'a str,
     iat: UnixSeconds,
-    nbf: UnixSeconds,
     exp: UnixSeconds,
     tenant: &'a str,
     user: &'a str,
@@ -98,25 +94,6 @@ impl AssertionSigner {
         &self.jwks
     }
 
-    /// The session's assertion, minting a new one only when the cached one is close to expiry.
-    pub fn current(
-        &self,
-        slot: &AssertionSlot,
-        identity: &Identity,
-        tenant: &str,
-        now: UnixSeconds,
-    ) -> Option<HeaderValue> {
-        if let Some(m) = slot.load().as_ref() {
-            if now + self.refresh_margin < m.expires_at {
-                return Some(m.value.clone());
-            }
-        }
-        let minted = self.mint(identity, tenant, now)?;
-        let value = minted.value.clone();
-        slot.store(Some(Arc::new(minted)));
-        Some(value)
-    }
-
     /// Signs a fresh assertion.
     pub fn mint(&self, identity: &Identity, tenant: &str, now: UnixSeconds) -> Option<Minted> {
         let exp = now + self.lifetime;
@@ -125,7 +102,6 @@ impl AssertionSigner {
             aud: &self.audience,
             sub: &identity.subject,
             iat: now,
-            nbf: now,
             exp,
             tenant,
             user: &identity.user,
@@ -137,8 +113,9 @@ impl AssertionSigner {
         };
         match jsonwebtoken::encode(&self.header, &claims, &self.key) {
             Ok(jwt) => Some(Minted {
-                value: HeaderValue::from_str(&jwt).ok()?,
+                jwt,
                 expires_at: exp,
+                reuse_until: exp - self.refresh_margin,
             }),
             Err(e) => {
                 tracing::error!(error = %e, "could not sign upstream assertion");

@@ -7,7 +7,6 @@
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use rand::RngCore;
-use std::collections::HashMap;
 use std::fmt;
 
 /// Length of an AES-256 key in bytes.
@@ -44,12 +43,14 @@ pub fn valid_key_id(kid: &str) -> bool {
 /// The set of data-encryption keys, with the one that seals new data.
 pub struct KeyRing {
     active: String,
-    keys: HashMap<String, Aes256Gcm>,
+    /// A handful of keys (the active one and those being rotated out): a linear search over
+    /// the id bytes is cheaper than hashing the id on every cookie.
+    keys: Vec<(String, Aes256Gcm)>,
 }
 
 impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ids: Vec<&String> = self.keys.keys().collect();
+        let mut ids: Vec<&String> = self.keys.iter().map(|(id, _)| id).collect();
         ids.sort();
         f.debug_struct("KeyRing")
             .field("active", &self.active)
@@ -61,14 +62,18 @@ impl fmt::Debug for KeyRing {
 impl KeyRing {
     /// Builds a ring; `active` must be one of `keys` (the config validator guarantees it).
     pub fn new(active: &str, keys: &[(String, [u8; KEY_LEN])]) -> Option<Self> {
-        let keys: HashMap<String, Aes256Gcm> = keys
+        let keys: Vec<(String, Aes256Gcm)> = keys
             .iter()
             .map(|(id, key)| (id.clone(), Aes256Gcm::new(&(*key).into())))
             .collect();
-        keys.contains_key(active).then(|| Self {
+        keys.iter().any(|(id, _)| id == active).then(|| Self {
             active: active.to_owned(),
             keys,
         })
+    }
+
+    fn cipher(&self, kid: &str) -> Option<&Aes256Gcm> {
+        self.keys.iter().find(|(id, _)| id == kid).map(|(_, c)| c)
     }
 
     /// The id of the key that seals new data.
@@ -79,7 +84,9 @@ impl KeyRing {
     /// Seals `plaintext` with the active key, binding `aad` (which is not stored).
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let kid = self.active.as_bytes();
-        let cipher = &self.keys[&self.active];
+        let cipher = self
+            .cipher(&self.active)
+            .expect("the active key is in the ring");
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let mut out = Vec::with_capacity(1 + kid.len() + NONCE_LEN + plaintext.len() + TAG_LEN);
@@ -116,7 +123,7 @@ impl KeyRing {
         }
         let kid =
             std::str::from_utf8(&envelope[1..1 + kid_len]).map_err(|_| CryptoError::UnknownKey)?;
-        let cipher = self.keys.get(kid).ok_or(CryptoError::UnknownKey)?;
+        let cipher = self.cipher(kid).ok_or(CryptoError::UnknownKey)?;
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&envelope[1 + kid_len..header]);
         let tag_start = envelope.len() - TAG_LEN;

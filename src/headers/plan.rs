@@ -2,8 +2,11 @@
 //! every request that presents it.
 
 use super::sanitize::safe_value;
-use crate::assertion::AssertionSlot;
+use crate::assertion::AssertionSigner;
+use crate::clock::UnixSeconds;
 use crate::identity::Identity;
+use crate::session::Prepared;
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
 /// The names of the headers Vestibule sets. Parsed once: a name parsed per request costs an
@@ -46,41 +49,127 @@ impl HeaderNames {
     }
 }
 
-/// What a live session sends upstream.
-#[derive(Debug)]
+/// What a live session sends upstream: its identity header values and its current
+/// assertion, all in one buffer (one allocation per session: 100,000 cached sessions must
+/// fit in well under 150 MB).
+#[derive(Debug, Clone)]
 pub struct SessionHeaders {
-    /// Headers whose values never change during the session.
-    pub fixed: Box<[(HeaderName, HeaderValue)]>,
-    /// The current upstream assertion, re-minted shortly before expiry.
-    pub assertion: AssertionSlot,
+    /// User, e-mail, display name, provider, then the assertion.
+    buf: Bytes,
+    /// Where each identity value is in `buf` (`HeaderNames` order); empty when absent or
+    /// unsafe. Offsets rather than four `HeaderValue`s: 16 bytes instead of 160 per session,
+    /// for a re-check of ~100 bytes per request.
+    spans: [(u16, u16); 4],
+    assertion: Option<HeaderValue>,
+    fresh_until: UnixSeconds,
 }
 
+/// When signing fails, how soon a later request tries again.
+const MINT_RETRY_SECS: i64 = 10;
+
+/// Longest identity value sent as a header; longer ones are left out (and logged).
+const MAX_VALUE_LEN: usize = 4096;
+
 impl SessionHeaders {
-    /// The plan for `identity` in `tenant`. A value with a control character is left out (and
-    /// logged): a line break in a claim must never become a header of its own.
-    pub fn prepare(names: &HeaderNames, identity: &Identity, tenant: &str) -> Self {
+    /// The headers for `identity` in `tenant` at `now`, with a freshly signed assertion. A
+    /// value with a control character is left out (and logged): a line break in a claim must
+    /// never become a header of its own.
+    pub fn prepare(
+        identity: &Identity,
+        tenant: &str,
+        signer: &AssertionSigner,
+        now: UnixSeconds,
+    ) -> Self {
+        let minted = signer.mint(identity, tenant, now);
         let candidates = [
-            (&names.user, Some(identity.user.as_str())),
-            (&names.email, identity.email.as_deref()),
-            (&names.name, identity.name.as_deref()),
-            (&names.provider, Some(identity.provider.as_str())),
-            (&names.tenant, Some(tenant)),
+            ("user", Some(identity.user.as_str())),
+            ("email", identity.email.as_deref()),
+            ("name", identity.name.as_deref()),
+            ("provider", Some(identity.provider.as_str())),
         ];
-        let mut fixed = Vec::with_capacity(candidates.len());
-        for (name, value) in candidates {
+        let mut buf = Vec::with_capacity(
+            candidates
+                .iter()
+                .map(|(_, v)| v.map_or(0, str::len))
+                .sum::<usize>()
+                + minted.as_ref().map_or(0, |m| m.jwt.len()),
+        );
+        let mut spans = [(0u16, 0u16); 4];
+        for (i, (header, value)) in candidates.into_iter().enumerate() {
             let Some(value) = value else { continue };
-            match HeaderValue::from_str(value) {
-                Ok(v) if safe_value(value) => fixed.push((name.clone(), v)),
-                _ => tracing::warn!(
-                    header = %name,
-                    "identity value not injected: it contains control characters"
-                ),
+            if let Some(earlier) = spans[..i]
+                .iter()
+                .find(|(a, b)| &buf[usize::from(*a)..usize::from(*b)] == value.as_bytes())
+            {
+                // E-mail and user name are often the same string.
+                spans[i] = *earlier;
+            } else if value.len() <= MAX_VALUE_LEN
+                && safe_value(value)
+                && HeaderValue::from_str(value).is_ok()
+            {
+                let start = buf.len() as u16;
+                buf.extend_from_slice(value.as_bytes());
+                spans[i] = (start, buf.len() as u16);
+            } else {
+                tracing::warn!(
+                    header,
+                    "identity value not injected: it contains control characters or is too long"
+                );
             }
         }
-        Self {
-            fixed: fixed.into_boxed_slice(),
-            assertion: AssertionSlot::empty(),
+        let jwt_start = buf.len();
+        if let Some(m) = &minted {
+            buf.extend_from_slice(m.jwt.as_bytes());
         }
+        let buf = Bytes::from(buf);
+        let assertion = minted.as_ref().map(|_| {
+            HeaderValue::from_maybe_shared(buf.slice(jwt_start..))
+                .expect("a compact JWT is a valid header value")
+        });
+        Self {
+            buf,
+            spans,
+            assertion,
+            fresh_until: minted.map_or(now + MINT_RETRY_SECS, |m| m.reuse_until),
+        }
+    }
+
+    fn value(&self, i: usize) -> Option<HeaderValue> {
+        let (start, end) = self.spans[i];
+        (start < end)
+            .then(|| {
+                HeaderValue::from_maybe_shared(self.buf.slice(usize::from(start)..usize::from(end)))
+                    .ok()
+            })
+            .flatten()
+    }
+
+    /// The identity headers to send, with their names.
+    pub fn identity_headers<'a>(
+        &'a self,
+        names: &'a HeaderNames,
+    ) -> impl Iterator<Item = (&'a HeaderName, HeaderValue)> + 'a {
+        [&names.user, &names.email, &names.name, &names.provider]
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, name)| Some((name, self.value(i)?)))
+    }
+
+    /// The signed assertion, when signing succeeded.
+    pub fn assertion(&self) -> Option<&HeaderValue> {
+        self.assertion.as_ref()
+    }
+
+    /// The user name, for logs.
+    pub fn user(&self) -> Option<&[u8]> {
+        let (start, end) = self.spans[0];
+        (start < end).then(|| &self.buf[usize::from(start)..usize::from(end)])
+    }
+}
+
+impl Prepared for SessionHeaders {
+    fn fresh_until(&self) -> UnixSeconds {
+        self.fresh_until
     }
 }
 
@@ -108,21 +197,66 @@ mod tests {
         assert_eq!(n.request_id.as_str(), "x-vestibule-request-id");
     }
 
+    fn signer() -> AssertionSigner {
+        AssertionSigner::new(&crate::config::AssertionConfig {
+            key_pem: include_bytes!("../../certs/dev/assertion.pem").to_vec(),
+            algorithm: jsonwebtoken::Algorithm::ES256,
+            kid: "dev".into(),
+            issuer: "vestibule".into(),
+            audience: "crm".into(),
+            lifetime: std::time::Duration::from_secs(300),
+        })
+        .unwrap()
+    }
+
     #[test]
     fn plans_present_values_and_drops_unsafe_ones() {
         let n = HeaderNames::new("x-vestibule-");
-        let h = SessionHeaders::prepare(&n, &identity("alice@contoso.example"), "contoso");
-        let names: Vec<&str> = h.fixed.iter().map(|(k, _)| k.as_str()).collect();
+        let signer = signer();
+        let h = SessionHeaders::prepare(
+            &identity("alice@contoso.example"),
+            "contoso",
+            &signer,
+            1_000,
+        );
+        let names: Vec<&str> = h.identity_headers(&n).map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             names,
             vec![
                 "x-vestibule-user",
                 "x-vestibule-name",
-                "x-vestibule-provider",
-                "x-vestibule-tenant"
+                "x-vestibule-provider"
             ]
         );
-        let bad = SessionHeaders::prepare(&n, &identity("alice\r\nX-Admin: 1"), "contoso");
-        assert!(bad.fixed.iter().all(|(k, _)| *k != n.user));
+        assert_eq!(h.user().unwrap(), b"alice@contoso.example");
+        let jwt = h.assertion().unwrap().to_str().unwrap();
+        assert_eq!(jwt.split('.').count(), 3);
+        assert!(h.fresh_until() > 1_000 && h.fresh_until() < 1_000 + 300);
+
+        let mut same = identity("alice@contoso.example");
+        same.email = Some("alice@contoso.example".into());
+        let h = SessionHeaders::prepare(&same, "contoso", &signer, 1_000);
+        let values: Vec<(&str, String)> = h
+            .identity_headers(&n)
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    String::from_utf8(v.as_bytes().to_vec()).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            values[0],
+            ("x-vestibule-user", "alice@contoso.example".into())
+        );
+        assert_eq!(
+            values[1],
+            ("x-vestibule-email", "alice@contoso.example".into())
+        );
+
+        let bad =
+            SessionHeaders::prepare(&identity("alice\r\nX-Admin: 1"), "contoso", &signer, 1_000);
+        assert!(bad.user().is_none());
+        assert!(bad.identity_headers(&n).all(|(k, _)| *k != n.user));
     }
 }

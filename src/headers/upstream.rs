@@ -27,8 +27,9 @@ pub struct Caller<'a> {
     pub authority: Option<&'a str>,
     /// Correlates the upstream request with Vestibule's logs and pages.
     pub request_id: &'a str,
-    /// The caller's session headers and current assertion, when signed in.
-    pub session: Option<(&'a SessionHeaders, Option<HeaderValue>)>,
+    /// The caller's session headers, when signed in, and the tenant header value (one per
+    /// tenant, not per session).
+    pub session: Option<(&'a SessionHeaders, &'a HeaderValue)>,
 }
 
 /// Rewrites request headers for the upstream.
@@ -58,8 +59,7 @@ impl UpstreamHeaders {
         self.strip_session_cookie(headers);
 
         // One growth for everything added below instead of one per insertion.
-        let fixed = caller.session.as_ref().map_or(0, |(s, _)| s.fixed.len());
-        headers.reserve(5 + fixed);
+        headers.reserve(10);
 
         if let Some(ip) = caller.peer {
             let chain = trusted
@@ -84,11 +84,12 @@ impl UpstreamHeaders {
         if let Ok(id) = HeaderValue::from_str(caller.request_id) {
             headers.insert(self.names.request_id.clone(), id);
         }
-        if let Some((session, assertion)) = &caller.session {
-            for (name, value) in session.fixed.iter() {
-                headers.insert(name.clone(), value.clone());
+        if let Some((session, tenant)) = caller.session {
+            for (name, value) in session.identity_headers(&self.names) {
+                headers.insert(name.clone(), value);
             }
-            if let Some(jwt) = assertion {
+            headers.insert(self.names.tenant.clone(), tenant.clone());
+            if let Some(jwt) = session.assertion() {
                 headers.insert(self.names.assertion.clone(), jwt.clone());
             }
         }
@@ -181,7 +182,16 @@ mod tests {
             idp_tenant: None,
             claims: Default::default(),
         };
-        SessionHeaders::prepare(&HeaderNames::new("x-vestibule-"), &identity, "contoso")
+        let signer = crate::assertion::AssertionSigner::new(&crate::config::AssertionConfig {
+            key_pem: include_bytes!("../../certs/dev/assertion.pem").to_vec(),
+            algorithm: jsonwebtoken::Algorithm::ES256,
+            kid: "dev".into(),
+            issuer: "vestibule".into(),
+            audience: "crm".into(),
+            lifetime: std::time::Duration::from_secs(300),
+        })
+        .unwrap();
+        SessionHeaders::prepare(&identity, "contoso", &signer, 1_000)
     }
 
     fn client_headers() -> HeaderMap {
@@ -222,11 +232,15 @@ mod tests {
                 tls: false,
                 authority: None,
                 request_id: "0123456789abcdef",
-                session: Some((&session, Some(HeaderValue::from_static("jwt")))),
+                session: Some((&session, &HeaderValue::from_static("contoso"))),
             },
         );
         assert_eq!(values(&h, "x-vestibule-user"), ["alice@contoso.example"]);
-        assert_eq!(values(&h, "x-vestibule-assertion"), ["jwt"]);
+        assert_eq!(
+            values(&h, "x-vestibule-assertion"),
+            [session.assertion().unwrap().to_str().unwrap()]
+        );
+        assert_eq!(values(&h, "x-vestibule-tenant"), ["contoso"]);
         assert!(h.get("x_vestibule_assertion").is_none());
         assert!(h.get("remote_user").is_none());
         assert_eq!(values(&h, "x-forwarded-for"), ["10.1.2.3"]);

@@ -19,6 +19,7 @@ pub struct RequestCtx {
     pub tls: bool,
     /// When the request was sent upstream.
     pub upstream_sent: Option<Instant>,
-    /// Answer errors as JSON rather than HTML.
+    /// Answer errors as JSON whatever the request prefers (API paths). Otherwise the
+    /// request's `Accept` and `X-Requested-With` decide when an error page is written.
     pub wants_json: bool,
 }

@@ -44,6 +44,8 @@ pub struct TenantRoute {
     /// Metric handles resolved once: a label lookup per request costs a hash and a lock.
     latency: prometheus::Histogram,
     common_statuses: Vec<(u16, prometheus::IntCounter)>,
+    /// The tenant header value, shared by every session of the tenant.
+    tenant_header: http::HeaderValue,
 }
 
 impl TenantRoute {
@@ -113,7 +115,9 @@ impl RequestIds {
 
 /// The gateway service.
 pub struct Gateway {
-    routes: HashMap<String, Arc<TenantRoute>>,
+    /// Host → route. Only read after start-up, so a fast seeded hash is as safe as SipHash
+    /// here (flooding needs inserts) and cheaper on every request.
+    routes: HashMap<String, Arc<TenantRoute>, foldhash::fast::RandomState>,
     sessions: Arc<Sessions>,
     signer: Arc<AssertionSigner>,
     upstream_headers: UpstreamHeaders,
@@ -165,7 +169,7 @@ pub enum BuildError {
 impl Gateway {
     /// Assembles the gateway from validated parts.
     pub fn new(config: &Config, parts: Parts) -> Result<Self, BuildError> {
-        let mut routes = HashMap::new();
+        let mut routes = HashMap::default();
         for tenant in &config.tenants {
             let name = tenant.name.as_str();
             let route = Arc::new(TenantRoute {
@@ -184,6 +188,8 @@ impl Gateway {
                         )
                     })
                     .collect(),
+                tenant_header: http::HeaderValue::from_str(name)
+                    .expect("validated: tenant names are header-safe tokens"),
                 tenant: tenant.clone(),
             });
             for host in &tenant.hosts {
@@ -296,7 +302,8 @@ impl Gateway {
         ctx: &RequestCtx,
         error: GatewayError,
     ) -> Result<bool> {
-        let (content_type, body) = pages::error_body(&error, &ctx.request_id, ctx.wants_json);
+        let json = ctx.wants_json || prefers_json(session.req_header());
+        let (content_type, body) = pages::error_body(&error, &ctx.request_id, json);
         let tenant = ctx.route.as_ref().map_or("-", |r| r.tenant.name.as_str());
         self.metrics
             .rejections
@@ -313,8 +320,8 @@ impl Gateway {
         let navigation = matches!(req.method, http::Method::GET | http::Method::HEAD)
             && accepts_html(req)
             && !is_xhr(req);
-        if route.is_api(req.uri.path()) || ctx.wants_json || !navigation {
-            ctx.wants_json = ctx.wants_json || route.is_api(req.uri.path()) || is_xhr(req);
+        if route.is_api(req.uri.path()) || prefers_json(req) || !navigation {
+            ctx.wants_json = route.is_api(req.uri.path());
             return self.fail(session, ctx, GatewayError::SignInRequired).await;
         }
         let original = req
@@ -376,13 +383,8 @@ impl Gateway {
         let taken = std::mem::replace(req, RequestHeader::from(empty_parts()));
         let mut parts = http::request::Parts::from(taken);
 
-        let now = self.clock.now();
         let session = match (&ctx.session, &ctx.route) {
-            (Some(s), Some(route)) => Some((
-                &s.prepared,
-                self.signer
-                    .current(&s.prepared.assertion, &s.identity, &route.tenant.name, now),
-            )),
+            (Some(s), Some(route)) => Some((&s.prepared, &route.tenant_header)),
             _ => None,
         };
         self.upstream_headers.apply(
@@ -454,8 +456,10 @@ fn accepts_html(req: &RequestHeader) -> bool {
     header_has(req, header::ACCEPT, "text/html")
 }
 
-fn wants_json(req: &RequestHeader) -> bool {
-    header_has(req, header::ACCEPT, "application/json") && !accepts_html(req)
+/// Whether an error should be answered as JSON: the caller asks for JSON and not HTML, or
+/// is a script. Decided only when an error page is written, not for every request.
+fn prefers_json(req: &RequestHeader) -> bool {
+    (header_has(req, header::ACCEPT, "application/json") && !accepts_html(req)) || is_xhr(req)
 }
 
 fn is_xhr(req: &RequestHeader) -> bool {
@@ -481,7 +485,6 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = self.request_ids.next();
         ctx.tls = is_tls(session);
-        ctx.wants_json = wants_json(session.req_header()) || is_xhr(session.req_header());
         let path = session.req_header().uri.path();
         if let Some(rest) = path.strip_prefix("/_vestibule/") {
             let rest = rest.to_owned();
@@ -606,7 +609,12 @@ impl ProxyHttp for Gateway {
             method = %session.req_header().method,
             path = session.req_header().uri.path(),
             status = status.as_u16(),
-            user = ctx.session.as_ref().map(|s| s.identity.user.as_str()),
+            user = ctx
+                .session
+                .as_ref()
+                .and_then(|s| s.prepared.user())
+                .map(String::from_utf8_lossy)
+                .as_deref(),
             error = e.map(|e| e.to_string()),
         );
     }

@@ -7,7 +7,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Tenant};
 use crate::crypto::KeyRing;
 use crate::directory::VerifiedIdentities;
-use crate::headers::{HeaderNames, SessionHeaders};
+use crate::headers::SessionHeaders;
 use crate::metrics::Metrics;
 use crate::providers::{ProviderError, Providers};
 use crate::store::{self, StoreError};
@@ -111,15 +111,17 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
         KeyRing::new(&config.keys.active, &config.keys.ring)
             .expect("validated: active key is in the ring"),
     );
-    let names = HeaderNames::new(&config.headers.prefix);
+    let signer = Arc::new(AssertionSigner::new(&config.assertion)?);
+    let minter = signer.clone();
     let sessions = Arc::new(Sessions::new(
         store.clone(),
         keys,
         clock.clone(),
         config.session.clone(),
-        Box::new(move |identity, tenant, _id| SessionHeaders::prepare(&names, identity, tenant)),
+        Box::new(move |identity, tenant, now| {
+            SessionHeaders::prepare(identity, tenant, &minter, now)
+        }),
     ));
-    let signer = Arc::new(AssertionSigner::new(&config.assertion)?);
     let providers = Arc::new(Providers::start(&config.providers, clock.clone()).await?);
     let parts = Parts {
         sessions: sessions.clone(),
@@ -164,6 +166,15 @@ pub fn run(config: Config) -> Result<(), StartError> {
             if let Err(e) = sessions.purge_seen().await {
                 tracing::warn!(error = %e, "could not purge used sign-in records");
             }
+        }
+    });
+
+    let cached = assembly.sessions.clone();
+    support.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            cached.sweep();
         }
     });
 

@@ -654,19 +654,30 @@ impl Gateway {
             .await
         {
             Ok(Some(live)) => {
+                // The provider and ID token hint are in the sealed record, not in memory.
+                let identity = match self.sessions.identity(&live.id, &route.tenant.name).await {
+                    Ok(identity) => identity,
+                    Err(e) => {
+                        tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
+                        return self
+                            .fail(session, ctx, GatewayError::StoreUnavailable)
+                            .await;
+                    }
+                };
                 if let Err(e) = self.sessions.revoke(&live.id).await {
                     tracing::error!(request_id = %ctx.request_id, error = %e, "could not revoke session");
                     return self
                         .fail(session, ctx, GatewayError::StoreUnavailable)
                         .await;
                 }
-                provider = Some(live.identity.provider.clone());
-                id_token_hint = live
-                    .identity
-                    .claims
-                    .get("id_token")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned);
+                if let Some(identity) = identity {
+                    id_token_hint = identity
+                        .claims
+                        .get("id_token")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned);
+                    provider = Some(identity.provider);
+                }
             }
             Ok(None) => {}
             Err(e) => {

@@ -58,14 +58,18 @@ pub fn find<'a>(
 
 /// Removes cookie `name` from one `Cookie` header value; `None` when nothing else remains.
 pub fn without(header: &str, name: &str) -> Option<String> {
-    let kept: Vec<&str> = header
-        .split(';')
-        .map(str::trim)
-        .filter(|pair: &&str| {
-            !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != name
-        })
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("; "))
+    // Allocates only when another cookie remains: runs on every authenticated request.
+    let mut kept = String::new();
+    for pair in header.split(';').map(str::trim) {
+        if pair.is_empty() || pair.split_once('=').map_or(pair, |(k, _)| k) == name {
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.push_str("; ");
+        }
+        kept.push_str(pair);
+    }
+    (!kept.is_empty()).then_some(kept)
 }
 
 /// `Set-Cookie` value carrying a session handle.

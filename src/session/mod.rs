@@ -9,7 +9,7 @@ use crate::config::SessionConfig;
 use crate::crypto::KeyRing;
 use crate::identity::Identity;
 use crate::store::{Store, StoreError, StoredSession};
-use moka::sync::Cache;
+use dashmap::DashMap;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -47,20 +47,32 @@ struct SealedData {
     identity: Identity,
 }
 
-/// A session in memory, shared by every request that presents its cookie.
+/// Per-session values derived once from the identity (header values, the signed assertion)
+/// and kept in memory instead of the identity itself.
+pub trait Prepared: Clone + Send + Sync + 'static {
+    /// Until when the values may be used; after that a request derives them again from the
+    /// stored identity.
+    fn fresh_until(&self) -> UnixSeconds;
+}
+
+impl Prepared for () {
+    fn fresh_until(&self) -> UnixSeconds {
+        UnixSeconds::MAX
+    }
+}
+
+/// A session in memory, shared by every request that presents its cookie. It holds no
+/// identity: what requests need is in `prepared`, the rest stays sealed in the store.
 pub struct LiveSession<P> {
     /// Session id.
     pub id: SessionId,
-    /// Tenant the session was minted for.
-    pub tenant: String,
-    /// Who signed in.
-    pub identity: Identity,
-    /// When the session was created.
-    pub created_at: UnixSeconds,
     /// Absolute expiry.
     pub expires_at: UnixSeconds,
-    /// Per-session values the caller derives once (header values, the reusable assertion).
+    /// Per-session values derived from the identity (header values, the reusable assertion).
     pub prepared: P,
+    /// When this copy must be checked against the store again (revocation by another
+    /// instance, `session.cache_ttl`) or its prepared values re-derived, whichever is first.
+    revalidate_at: UnixSeconds,
     last_seen: AtomicI64,
     persisted_seen: AtomicI64,
 }
@@ -72,8 +84,8 @@ impl<P> LiveSession<P> {
     }
 }
 
-/// Derives the per-session values kept beside a live session.
-pub type Preparer<P> = dyn Fn(&Identity, &str, &SessionId) -> P + Send + Sync;
+/// Derives the per-session values kept beside a live session, at a given time.
+pub type Preparer<P> = dyn Fn(&Identity, &str, UnixSeconds) -> P + Send + Sync;
 
 /// Creates, loads and revokes sessions.
 pub struct SessionManager<P> {
@@ -81,7 +93,14 @@ pub struct SessionManager<P> {
     keys: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
     config: SessionConfig,
-    cache: Cache<SessionId, Arc<LiveSession<P>>>,
+    /// Bounded by `session.cache_capacity` (see `remember`). A plain concurrent map rather
+    /// than moka: measured with 100,000 entries, moka's bookkeeping took 357 bytes per entry,
+    /// quick_cache's 168 and dashmap's 85 (docs/benchmarks.md), and expiry is decided here
+    /// anyway (`revalidate_at`, `sweep`). Keys are ids of sessions found in the store, never
+    /// chosen by a client, so a fast seeded hash is enough.
+    cache: DashMap<SessionId, Arc<LiveSession<P>>, foldhash::fast::RandomState>,
+    /// When the cache was last swept because it was full.
+    full_sweep_at: AtomicI64,
     prepare: Box<Preparer<P>>,
     touch_interval: i64,
     touches: Arc<TouchQueue>,
@@ -99,7 +118,11 @@ struct TouchQueue {
 /// How long touches gather before one batched write.
 const TOUCH_FLUSH_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
-impl<P: Send + Sync + 'static> SessionManager<P> {
+/// Cached sessions unused for this long (or `cache_ttl`, if longer) are dropped by `sweep`:
+/// their assertion would have to be signed again anyway.
+const CACHE_IDLE_SECS: i64 = 300;
+
+impl<P: Prepared> SessionManager<P> {
     /// A manager over `store`, sealing with `keys`.
     pub fn new(
         store: Arc<dyn Store>,
@@ -108,10 +131,7 @@ impl<P: Send + Sync + 'static> SessionManager<P> {
         config: SessionConfig,
         prepare: Box<Preparer<P>>,
     ) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(config.cache_capacity)
-            .time_to_live(config.cache_ttl)
-            .build();
+        let cache = DashMap::with_hasher(foldhash::fast::RandomState::default());
         // Persist "last seen" at most every tenth of the idle window (and at least every
         // minute), so an authenticated request almost never writes to the store.
         let touch_interval = (config.idle.as_secs() as i64 / 10).clamp(1, 60);
@@ -124,6 +144,7 @@ impl<P: Send + Sync + 'static> SessionManager<P> {
             prepare,
             touch_interval,
             touches: Arc::default(),
+            full_sweep_at: AtomicI64::new(UnixSeconds::MIN),
         }
     }
 
@@ -160,8 +181,9 @@ impl<P: Send + Sync + 'static> SessionManager<P> {
                 expires_at,
             })
             .await?;
-        let live = self.live(id, tenant, data.identity, now, now, expires_at);
-        self.cache.insert(id, live.clone());
+        let prepared = (self.prepare)(&data.identity, tenant, now);
+        let live = self.live(id, prepared, now, expires_at, now);
+        self.remember(&live, now);
         Ok((live, cookie::encode(&self.keys, &id, tenant)))
     }
 
@@ -176,38 +198,73 @@ impl<P: Send + Sync + 'static> SessionManager<P> {
             return Ok(None);
         };
         let now = self.clock.now();
-        if let Some(live) = self.cache.get(&id) {
-            return Ok(self.check_live(live, tenant, now));
+        // No tenant check needed on a cached copy: the cookie opened only for `tenant`, and
+        // ids are unique, so the entry under this id was created or loaded for it.
+        let cached = self.cache.get(&id).map(|entry| entry.value().clone());
+        if let Some(live) = &cached {
+            if now < live.revalidate_at {
+                return Ok(self.check_live(live.clone(), now));
+            }
         }
+        // Not cached, or due for a check against the store (revoked elsewhere? expired?).
         let Some(stored) = self.store.get_session(&id.to_hex()).await? else {
+            self.cache.remove(&id);
             return Ok(None);
         };
-        if stored.tenant != tenant || self.expired(stored.expires_at, stored.last_seen_at, now) {
+        let last_seen = cached.as_ref().map_or(stored.last_seen_at, |l| {
+            l.last_seen().max(stored.last_seen_at)
+        });
+        if stored.tenant != tenant || self.expired(stored.expires_at, last_seen, now) {
+            self.cache.remove(&id);
             return Ok(None);
         }
-        let Ok(json) = self.keys.open(&record_aad(&id, tenant), &stored.payload) else {
+        let prepared = match cached {
+            // Still the same sealed record: keep the values derived from it while fresh.
+            Some(live) if now < live.prepared.fresh_until() => live.prepared.clone(),
+            _ => {
+                let Some(identity) = self.open(&id, tenant, &stored.payload) else {
+                    return Ok(None);
+                };
+                (self.prepare)(&identity, tenant, now)
+            }
+        };
+        let live = self.live(id, prepared, last_seen, stored.expires_at, now);
+        self.remember(&live, now);
+        Ok(self.check_live(live, now))
+    }
+
+    /// The identity sealed in a session's record (read from the store: the cache keeps
+    /// only what requests need).
+    pub async fn identity(
+        &self,
+        id: &SessionId,
+        tenant: &str,
+    ) -> Result<Option<Identity>, StoreError> {
+        Ok(self
+            .store
+            .get_session(&id.to_hex())
+            .await?
+            .filter(|stored| stored.tenant == tenant)
+            .and_then(|stored| self.open(id, tenant, &stored.payload)))
+    }
+
+    fn open(&self, id: &SessionId, tenant: &str, payload: &[u8]) -> Option<Identity> {
+        let Ok(json) = self.keys.open(&record_aad(id, tenant), payload) else {
             tracing::warn!(session = ?id, "stored session does not open with the key ring");
-            return Ok(None);
+            return None;
         };
-        let Ok(data) = serde_json::from_slice::<SealedData>(&json) else {
-            tracing::warn!(session = ?id, "stored session payload is not valid");
-            return Ok(None);
-        };
-        let live = self.live(
-            id,
-            tenant,
-            data.identity,
-            stored.created_at,
-            stored.last_seen_at,
-            stored.expires_at,
-        );
-        self.cache.insert(id, live.clone());
-        Ok(self.check_live(live, tenant, now))
+        match serde_json::from_slice::<SealedData>(&json) {
+            Ok(data) => Some(data.identity),
+            Err(_) => {
+                tracing::warn!(session = ?id, "stored session payload is not valid");
+                None
+            }
+        }
     }
 
     /// Ends a session everywhere this instance can reach: cache and store.
     pub async fn revoke(&self, id: &SessionId) -> Result<bool, StoreError> {
-        self.cache.invalidate(id);
+        self.cache.remove(id);
         self.store.delete_session(&id.to_hex()).await
     }
 
@@ -224,9 +281,36 @@ impl<P: Send + Sync + 'static> SessionManager<P> {
         self.store.purge_seen(self.clock.now()).await
     }
 
-    /// Sessions currently held in memory (approximate; for metrics).
+    /// Drops cached sessions nobody used recently; returns how many remain.
+    pub fn sweep(&self) -> usize {
+        let now = self.clock.now();
+        let keep_for = CACHE_IDLE_SECS.max(self.config.cache_ttl.as_secs() as i64);
+        self.cache
+            .retain(|_, live| now - live.last_seen() < keep_for);
+        self.cache.len()
+    }
+
+    /// Sessions currently held in memory (for metrics).
     pub fn cached(&self) -> u64 {
-        self.cache.entry_count()
+        self.cache.len() as u64
+    }
+
+    /// Caches `live` unless that would pass `session.cache_capacity`. A full cache first
+    /// drops what nobody used within `cache_ttl` (at most once a second); if it is still
+    /// full, the session is served without being cached: the store answers its next request.
+    fn remember(&self, live: &Arc<LiveSession<P>>, now: UnixSeconds) {
+        let capacity = self.config.cache_capacity as usize;
+        if self.cache.len() >= capacity && !self.cache.contains_key(&live.id) {
+            if self.full_sweep_at.swap(now, Ordering::Relaxed) != now {
+                let keep_for = self.config.cache_ttl.as_secs() as i64;
+                self.cache
+                    .retain(|_, cached| now - cached.last_seen() < keep_for);
+            }
+            if self.cache.len() >= capacity {
+                return;
+            }
+        }
+        self.cache.insert(live.id, live.clone());
     }
 
     fn expired(&self, expires_at: UnixSeconds, last_seen: UnixSeconds, now: UnixSeconds) -> bool {
@@ -236,14 +320,10 @@ impl<P: Send + Sync + 'static> SessionManager<P> {
     fn check_live(
         &self,
         live: Arc<LiveSession<P>>,
-        tenant: &str,
         now: UnixSeconds,
     ) -> Option<Arc<LiveSession<P>>> {
-        if live.tenant != tenant {
-            return None;
-        }
         if self.expired(live.expires_at, live.last_seen(), now) {
-            self.cache.invalidate(&live.id);
+            self.cache.remove(&live.id);
             return None;
         }
         live.last_seen.fetch_max(now, Ordering::Relaxed);
@@ -297,20 +377,18 @@ impl<P: Send + Sync + 'static> SessionManager<P> {
     fn live(
         &self,
         id: SessionId,
-        tenant: &str,
-        identity: Identity,
-        created_at: UnixSeconds,
+        prepared: P,
         last_seen: UnixSeconds,
         expires_at: UnixSeconds,
+        now: UnixSeconds,
     ) -> Arc<LiveSession<P>> {
-        let prepared = (self.prepare)(&identity, tenant, &id);
+        let revalidate_at =
+            (now + self.config.cache_ttl.as_secs() as i64).min(prepared.fresh_until());
         Arc::new(LiveSession {
             id,
-            tenant: tenant.to_owned(),
-            identity,
-            created_at,
             expires_at,
             prepared,
+            revalidate_at,
             last_seen: AtomicI64::new(last_seen),
             persisted_seen: AtomicI64::new(last_seen),
         })
@@ -404,7 +482,11 @@ mod tests {
         // A second manager (another instance) sees the session through the store.
         let b = manager(dir.path(), clock.clone(), "k1").await;
         let loaded = b.load("contoso", &cookie).await.unwrap().unwrap();
-        assert_eq!(loaded.identity, identity());
+        assert_eq!(
+            b.identity(&loaded.id, "contoso").await.unwrap(),
+            Some(identity())
+        );
+        assert_eq!(b.identity(&loaded.id, "fabrikam").await.unwrap(), None);
         assert!(a.revoke(&s.id).await.unwrap());
         assert!(a.load("contoso", &cookie).await.unwrap().is_none());
         let c = manager(dir.path(), clock, "k1").await;
@@ -457,5 +539,112 @@ mod tests {
         let (a, _) = m.create("contoso", identity()).await.unwrap();
         let (b, _) = m.create("contoso", identity()).await.unwrap();
         assert_ne!(a.id, b.id);
+    }
+    /// Prepared values stamped with the time they were derived; fresh for 100 s.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Stamp(UnixSeconds);
+
+    impl Prepared for Stamp {
+        fn fresh_until(&self) -> UnixSeconds {
+            self.0 + 100
+        }
+    }
+
+    async fn stamping(dir: &std::path::Path, clock: Arc<FixedClock>) -> SessionManager<Stamp> {
+        let store = Arc::new(SqliteStore::open(&dir.join("s.db")).await.unwrap());
+        let keys = KeyRing::new("k1", &[("k1".into(), [1; KEY_LEN])]).unwrap();
+        SessionManager::new(
+            store,
+            Arc::new(keys),
+            clock,
+            SessionConfig {
+                cookie: "vestibule".into(),
+                idle: Duration::from_secs(3600),
+                absolute: Duration::from_secs(7200),
+                cache_ttl: Duration::from_secs(30),
+                cache_capacity: 100,
+            },
+            Box::new(|_, _, now| Stamp(now)),
+        )
+    }
+
+    #[tokio::test]
+    async fn revalidation_keeps_fresh_values_and_rederives_stale_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FixedClock::new(1_000_000));
+        let m = stamping(dir.path(), clock.clone()).await;
+        let (_, cookie) = m.create("contoso", identity()).await.unwrap();
+        // Past cache_ttl: checked against the store, values kept (still fresh).
+        clock.advance(45);
+        let s = m.load("contoso", &cookie).await.unwrap().unwrap();
+        assert_eq!(s.prepared, Stamp(1_000_000));
+        // Past fresh_until: derived again from the sealed identity.
+        clock.advance(60);
+        let s = m.load("contoso", &cookie).await.unwrap().unwrap();
+        assert_eq!(s.prepared, Stamp(1_000_105));
+    }
+
+    #[tokio::test]
+    async fn revocation_elsewhere_applies_within_cache_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FixedClock::new(1_000_000));
+        let a = stamping(dir.path(), clock.clone()).await;
+        let b = stamping(dir.path(), clock.clone()).await;
+        let (s, cookie) = a.create("contoso", identity()).await.unwrap();
+        assert!(b.revoke(&s.id).await.unwrap());
+        // `a` trusts its cached copy until cache_ttl, then asks the store.
+        clock.advance(29);
+        assert!(a.load("contoso", &cookie).await.unwrap().is_some());
+        clock.advance(1);
+        assert!(a.load("contoso", &cookie).await.unwrap().is_none());
+        assert_eq!(a.cached(), 0);
+    }
+
+    #[tokio::test]
+    async fn sweep_drops_sessions_unused_for_five_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FixedClock::new(1_000_000));
+        let m = stamping(dir.path(), clock.clone()).await;
+        let (_, used) = m.create("contoso", identity()).await.unwrap();
+        m.create("contoso", identity()).await.unwrap();
+        clock.advance(200);
+        assert!(m.load("contoso", &used).await.unwrap().is_some());
+        clock.advance(150);
+        assert_eq!(m.sweep(), 1);
+        // A swept session is not gone: the next request loads it from the store.
+        assert!(m.load("contoso", &used).await.unwrap().is_some());
+    }
+    #[tokio::test]
+    async fn a_full_cache_drops_idle_sessions_and_never_refuses_a_valid_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FixedClock::new(1_000_000));
+        let store = Arc::new(SqliteStore::open(&dir.path().join("s.db")).await.unwrap());
+        let keys = KeyRing::new("k1", &[("k1".into(), [1; KEY_LEN])]).unwrap();
+        let m: SessionManager<()> = SessionManager::new(
+            store,
+            Arc::new(keys),
+            clock.clone(),
+            SessionConfig {
+                cookie: "vestibule".into(),
+                idle: Duration::from_secs(3600),
+                absolute: Duration::from_secs(7200),
+                cache_ttl: Duration::from_secs(30),
+                cache_capacity: 2,
+            },
+            Box::new(|_, _, _| ()),
+        );
+        let mut cookies = Vec::new();
+        for _ in 0..3 {
+            cookies.push(m.create("contoso", identity()).await.unwrap().1);
+        }
+        assert_eq!(m.cached(), 2);
+        for c in &cookies {
+            assert!(m.load("contoso", c).await.unwrap().is_some());
+        }
+        assert_eq!(m.cached(), 2);
+        // Once the cached ones sit unused past cache_ttl, a new load takes their place.
+        clock.advance(40);
+        assert!(m.load("contoso", &cookies[2]).await.unwrap().is_some());
+        assert_eq!(m.cached(), 1);
     }
 }
