@@ -49,7 +49,11 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // Sessions are point reads by key, and the gateway's own cache serves active
+            // ones: 512 KiB of page cache per connection (SQLite's default is 2 MiB) and
+            // the OS page cache behind it. Measured: see docs/benchmarks.md (memory).
+            .pragma("cache_size", "-512");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
