@@ -58,7 +58,12 @@ pub fn find<'a>(
 
 /// Removes cookie `name` from one `Cookie` header value; `None` when nothing else remains.
 pub fn without(header: &str, name: &str) -> Option<String> {
-    // Allocates only when another cookie remains: runs on every authenticated request.
+    // Runs on every authenticated request: the usual header holds our cookie alone.
+    if !header.contains(';') {
+        let pair = header.trim();
+        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        return (!pair.is_empty() && key != name).then(|| pair.to_owned());
+    }
     let mut kept = String::new();
     for pair in header.split(';').map(str::trim) {
         if pair.is_empty() || pair.split_once('=').map_or(pair, |(k, _)| k) == name {
