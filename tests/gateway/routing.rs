@@ -139,3 +139,29 @@ async fn metrics_outside_the_allow_list_are_forbidden() {
     assert_eq!(m.status, 403);
     assert!(!m.body.contains("vestibule_requests_total"));
 }
+
+/// The upstream request is rebuilt around a new header map: the request target must reach the
+/// upstream exactly as the client sent it, in origin form and in absolute form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_target_reaches_the_upstream_unchanged() {
+    let up = Upstream::start().await;
+    let setup = Setup::new(up.addr);
+    let gw = setup.start().await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let (_, value) = sessions.create("contoso", alice()).await.unwrap();
+    let c = cookie(&value);
+    let target = "/deals/7%2F8?q=a%20b&x=%C3%A9&empty=";
+    let r = get(gw.addr, "crm.contoso.test", target, &[&c]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.last().path, target);
+
+    let absolute = format!(
+        "GET http://crm.contoso.test{target} HTTP/1.1\r\nHost: crm.contoso.test\r\n{c}\r\nConnection: close\r\n\r\n"
+    );
+    let r = raw(gw.addr, &absolute).await.unwrap();
+    assert_eq!(r.status, 200);
+    let seen = up.last();
+    assert_eq!(seen.path, target);
+    assert_eq!(seen.one("x-vestibule-user"), Some("alice@contoso.example"));
+    assert_eq!(up.hits(), 2);
+}
