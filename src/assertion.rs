@@ -124,3 +124,17 @@ impl AssertionSigner {
         }
     }
 }
+
+/// The development signer (certs/dev/assertion.pem, ES256, 5-minute lifetime) for unit tests.
+#[cfg(test)]
+pub(crate) fn dev_signer() -> AssertionSigner {
+    AssertionSigner::new(&AssertionConfig {
+        key_pem: include_bytes!("../certs/dev/assertion.pem").to_vec(),
+        algorithm: jsonwebtoken::Algorithm::ES256,
+        kid: "dev".into(),
+        issuer: "vestibule".into(),
+        audience: "crm".into(),
+        lifetime: std::time::Duration::from_secs(300),
+    })
+    .expect("the development key is a P-256 key")
+}

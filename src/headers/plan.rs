@@ -198,15 +198,7 @@ mod tests {
     }
 
     fn signer() -> AssertionSigner {
-        AssertionSigner::new(&crate::config::AssertionConfig {
-            key_pem: include_bytes!("../../certs/dev/assertion.pem").to_vec(),
-            algorithm: jsonwebtoken::Algorithm::ES256,
-            kid: "dev".into(),
-            issuer: "vestibule".into(),
-            audience: "crm".into(),
-            lifetime: std::time::Duration::from_secs(300),
-        })
-        .unwrap()
+        crate::assertion::dev_signer()
     }
 
     #[test]

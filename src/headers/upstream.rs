@@ -190,15 +190,7 @@ mod tests {
             idp_tenant: None,
             claims: Default::default(),
         };
-        let signer = crate::assertion::AssertionSigner::new(&crate::config::AssertionConfig {
-            key_pem: include_bytes!("../../certs/dev/assertion.pem").to_vec(),
-            algorithm: jsonwebtoken::Algorithm::ES256,
-            kid: "dev".into(),
-            issuer: "vestibule".into(),
-            audience: "crm".into(),
-            lifetime: std::time::Duration::from_secs(300),
-        })
-        .unwrap();
+        let signer = crate::assertion::dev_signer();
         SessionHeaders::prepare(&identity, "contoso", &signer, 1_000)
     }
 

@@ -560,7 +560,13 @@ mod tests {
         }
     }
 
-    async fn stamping(dir: &std::path::Path, clock: Arc<FixedClock>) -> SessionManager<Stamp> {
+    /// A manager with a 1-hour idle window, 2-hour lifetime, 30 s cache_ttl.
+    async fn long_lived<P: Prepared>(
+        dir: &std::path::Path,
+        clock: Arc<FixedClock>,
+        cache_capacity: u64,
+        prepare: Box<Preparer<P>>,
+    ) -> SessionManager<P> {
         let store = Arc::new(SqliteStore::open(&dir.join("s.db")).await.unwrap());
         let keys = KeyRing::new("k1", &[("k1".into(), [1; KEY_LEN])]).unwrap();
         SessionManager::new(
@@ -572,10 +578,14 @@ mod tests {
                 idle: Duration::from_secs(3600),
                 absolute: Duration::from_secs(7200),
                 cache_ttl: Duration::from_secs(30),
-                cache_capacity: 100,
+                cache_capacity,
             },
-            Box::new(|_, _, now| Stamp(now)),
+            prepare,
         )
+    }
+
+    async fn stamping(dir: &std::path::Path, clock: Arc<FixedClock>) -> SessionManager<Stamp> {
+        long_lived(dir, clock, 100, Box::new(|_, _, now| Stamp(now))).await
     }
 
     #[tokio::test]
@@ -628,21 +638,8 @@ mod tests {
     async fn a_full_cache_drops_idle_sessions_and_never_refuses_a_valid_one() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FixedClock::new(1_000_000));
-        let store = Arc::new(SqliteStore::open(&dir.path().join("s.db")).await.unwrap());
-        let keys = KeyRing::new("k1", &[("k1".into(), [1; KEY_LEN])]).unwrap();
-        let m: SessionManager<()> = SessionManager::new(
-            store,
-            Arc::new(keys),
-            clock.clone(),
-            SessionConfig {
-                cookie: "vestibule".into(),
-                idle: Duration::from_secs(3600),
-                absolute: Duration::from_secs(7200),
-                cache_ttl: Duration::from_secs(30),
-                cache_capacity: 2,
-            },
-            Box::new(|_, _, _| ()),
-        );
+        let m: SessionManager<()> =
+            long_lived(dir.path(), clock.clone(), 2, Box::new(|_, _, _| ())).await;
         let mut cookies = Vec::new();
         for _ in 0..3 {
             cookies.push(m.create("contoso", identity()).await.unwrap().1);
