@@ -102,17 +102,15 @@ impl UpstreamHeaders {
         if !headers.get_all(COOKIE).iter().any(ours) {
             return;
         }
-        // Values that do not carry our cookie (or are not text) pass unchanged; the rest lose
-        // just our pair. What remains is a subset of a valid value, so it is valid too.
+        // Values that do not carry our cookie pass unchanged; the rest lose just our pair
+        // (as bytes: a value that is not text must not pass through whole). What remains is
+        // a subset of a valid value joined by "; ", so it is valid too.
         let mut kept: Vec<HeaderValue> = Vec::new();
         for value in headers.get_all(COOKIE) {
-            match value.to_str() {
-                Ok(text) if ours(value) => {
-                    if let Some(rest) = cookie::without(text, &self.cookie_name) {
-                        kept.extend(HeaderValue::from_str(&rest).ok());
-                    }
-                }
-                _ => kept.push(value.clone()),
+            if !ours(value) {
+                kept.push(value.clone());
+            } else if let Some(rest) = cookie::without(value.as_bytes(), &self.cookie_name) {
+                kept.extend(HeaderValue::from_bytes(&rest).ok());
             }
         }
         headers.remove(COOKIE);

@@ -655,15 +655,16 @@ impl Gateway {
         {
             Ok(Some(live)) => {
                 // The provider and ID token hint are in the sealed record, not in memory.
-                let identity = match self.sessions.identity(&live.id, &route.tenant.name).await {
-                    Ok(identity) => identity,
-                    Err(e) => {
-                        tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
-                        return self
-                            .fail(session, ctx, GatewayError::StoreUnavailable)
-                            .await;
-                    }
-                };
+                // Without them the sign-out stays local; the revocation below must happen
+                // anyway.
+                let identity = self
+                    .sessions
+                    .identity(&live.id, &route.tenant.name)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(request_id = %ctx.request_id, error = %e, "could not read the session record; signing out locally");
+                        None
+                    });
                 if let Err(e) = self.sessions.revoke(&live.id).await {
                     tracing::error!(request_id = %ctx.request_id, error = %e, "could not revoke session");
                     return self

@@ -42,37 +42,53 @@ pub fn decode(ring: &KeyRing, value: &str, tenant: &str) -> Option<SessionId> {
 }
 
 /// Every value of cookie `name` in `Cookie` header values, in order. More than one can arrive
-/// when a sibling domain plants its own; the caller tries each.
+/// when a sibling domain plants its own; the caller tries each. Works on bytes: another
+/// application's cookie may carry non-ASCII or non-UTF-8 bytes, and that must not hide ours.
 pub fn find<'a>(
     cookie_headers: impl Iterator<Item = &'a [u8]> + 'a,
     name: &'a str,
 ) -> impl Iterator<Item = &'a str> + 'a {
     cookie_headers
-        .filter_map(|h| std::str::from_utf8(h).ok())
-        .flat_map(|h| h.split(';'))
+        .flat_map(|h| h.split(|b| *b == b';'))
         .filter_map(move |pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then(|| v.trim().trim_matches('"'))
+            let (key, value) = split_pair(pair.trim_ascii());
+            let value = std::str::from_utf8(value?.trim_ascii()).ok()?;
+            (key == name.as_bytes()).then(|| value.trim_matches('"'))
         })
 }
 
-/// Removes cookie `name` from one `Cookie` header value; `None` when nothing else remains.
-pub fn without(header: &str, name: &str) -> Option<String> {
-    // Runs on every authenticated request: the usual header holds our cookie alone.
-    if !header.contains(';') {
-        let pair = header.trim();
-        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-        return (!pair.is_empty() && key != name).then(|| pair.to_owned());
+/// `key=value` → (key, Some(value)); a pair without `=` is all key.
+fn split_pair(pair: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match pair.iter().position(|b| *b == b'=') {
+        Some(eq) => (&pair[..eq], Some(&pair[eq + 1..])),
+        None => (pair, None),
     }
-    let mut kept = String::new();
-    for pair in header.split(';').map(str::trim) {
-        if pair.is_empty() || pair.split_once('=').map_or(pair, |(k, _)| k) == name {
+}
+
+/// Whether `pair` is cookie `name`. Stricter to keep than `find` is to accept: spaces
+/// around the key do not save a pair from being removed.
+fn is_named(pair: &[u8], name: &str) -> bool {
+    split_pair(pair).0.trim_ascii() == name.as_bytes()
+}
+
+/// Removes cookie `name` from one `Cookie` header value; `None` when nothing else remains.
+/// Bytes in, bytes out: a value that is not text must still lose our cookie, never pass
+/// through whole.
+pub fn without(header: &[u8], name: &str) -> Option<Vec<u8>> {
+    // Runs on every authenticated request: the usual header holds our cookie alone.
+    if !header.contains(&b';') {
+        let pair = header.trim_ascii();
+        return (!pair.is_empty() && !is_named(pair, name)).then(|| pair.to_vec());
+    }
+    let mut kept = Vec::new();
+    for pair in header.split(|b| *b == b';').map(<[u8]>::trim_ascii) {
+        if pair.is_empty() || is_named(pair, name) {
             continue;
         }
         if !kept.is_empty() {
-            kept.push_str("; ");
+            kept.extend_from_slice(b"; ");
         }
-        kept.push_str(pair);
+        kept.extend_from_slice(pair);
     }
     (!kept.is_empty()).then_some(kept)
 }
@@ -139,13 +155,25 @@ mod tests {
         let found: Vec<&str> = find(headers.into_iter(), "vestibule").collect();
         assert_eq!(found, vec!["x", "y"]);
         assert_eq!(
-            without("a=1; vestibule=x; b=2", "vestibule").unwrap(),
-            "a=1; b=2"
+            without(b"a=1; vestibule=x; b=2", "vestibule").unwrap(),
+            b"a=1; b=2"
         );
-        assert_eq!(without("vestibule=x", "vestibule"), None);
+        assert_eq!(without(b"vestibule=x", "vestibule"), None);
+        assert_eq!(without(b" vestibule =x ;;", "vestibule"), None);
         assert_eq!(
-            without("vestibulex=1", "vestibule").unwrap(),
-            "vestibulex=1"
+            without(b"vestibulex=1", "vestibule").unwrap(),
+            b"vestibulex=1"
+        );
+        // Another application's non-ASCII or non-UTF-8 cookie neither hides ours nor keeps
+        // it from being removed.
+        let odd: &[u8] = b"pref=Zo\xc3\xab; vestibule=v1.abc; raw=\xff\xfe";
+        assert_eq!(
+            find([odd].into_iter(), "vestibule").collect::<Vec<_>>(),
+            vec!["v1.abc"]
+        );
+        assert_eq!(
+            without(odd, "vestibule").unwrap(),
+            b"pref=Zo\xc3\xab; raw=\xff\xfe"
         );
     }
 }

@@ -1,5 +1,5 @@
-//! Server-side sessions: create at sign-in, load on every request (a moka cache hit costs no
-//! store round trip), revoke at sign-out. Idle and absolute lifetimes are checked against the
+//! Server-side sessions: create at sign-in, load on every request (a cache hit costs no store
+//! round trip), revoke at sign-out. Idle and absolute lifetimes are checked against the
 //! injected clock.
 
 pub mod cookie;
@@ -101,6 +101,8 @@ pub struct SessionManager<P> {
     cache: DashMap<SessionId, Arc<LiveSession<P>>, foldhash::fast::RandomState>,
     /// When the cache was last swept because it was full.
     full_sweep_at: AtomicI64,
+    /// Sessions revoked here within the last `cache_ttl`, never to be cached again.
+    revoked: std::sync::Mutex<std::collections::HashMap<SessionId, UnixSeconds>>,
     prepare: Box<Preparer<P>>,
     touch_interval: i64,
     touches: Arc<TouchQueue>,
@@ -145,6 +147,7 @@ impl<P: Prepared> SessionManager<P> {
             touch_interval,
             touches: Arc::default(),
             full_sweep_at: AtomicI64::new(UnixSeconds::MIN),
+            revoked: Default::default(),
         }
     }
 
@@ -182,7 +185,7 @@ impl<P: Prepared> SessionManager<P> {
             })
             .await?;
         let prepared = (self.prepare)(&data.identity, tenant, now);
-        let live = self.live(id, prepared, now, expires_at, now);
+        let live = self.live(id, prepared, (now, now), expires_at, now);
         self.remember(&live, now);
         Ok((live, cookie::encode(&self.keys, &id, tenant)))
     }
@@ -228,7 +231,13 @@ impl<P: Prepared> SessionManager<P> {
                 (self.prepare)(&identity, tenant, now)
             }
         };
-        let live = self.live(id, prepared, last_seen, stored.expires_at, now);
+        let live = self.live(
+            id,
+            prepared,
+            (last_seen, stored.last_seen_at),
+            stored.expires_at,
+            now,
+        );
         self.remember(&live, now);
         Ok(self.check_live(live, now))
     }
@@ -264,8 +273,23 @@ impl<P: Prepared> SessionManager<P> {
 
     /// Ends a session everywhere this instance can reach: cache and store.
     pub async fn revoke(&self, id: &SessionId) -> Result<bool, StoreError> {
+        // Marked first: a load that read the record just before the delete must not put the
+        // session back into the cache afterwards (`remember` checks the mark).
+        let until = self.clock.now() + self.config.cache_ttl.as_secs() as i64;
+        self.revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(*id, until);
+        let deleted = self.store.delete_session(&id.to_hex()).await;
         self.cache.remove(id);
-        self.store.delete_session(&id.to_hex()).await
+        deleted
+    }
+
+    fn is_revoked(&self, id: &SessionId) -> bool {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(id)
     }
 
     /// Deletes expired sessions from the store; returns how many.
@@ -287,6 +311,10 @@ impl<P: Prepared> SessionManager<P> {
         let keep_for = CACHE_IDLE_SECS.max(self.config.cache_ttl.as_secs() as i64);
         self.cache
             .retain(|_, live| now - live.last_seen() < keep_for);
+        self.revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, until| *until > now);
         self.cache.len()
     }
 
@@ -296,10 +324,10 @@ impl<P: Prepared> SessionManager<P> {
     }
 
     /// Caches `live` within `session.cache_capacity`. A full cache first drops what nobody
-    /// used within `cache_ttl` (at most once a second); if that frees nothing, it drops a
-    /// hundredth of its entries in hash order, which is random: a session pushed out is
-    /// loaded from the store again by its next request, while a session never cached
-    /// would be loaded (and its assertion signed) on every request.
+    /// used within `cache_ttl` (at most once a second); if that frees nothing, it drops the
+    /// first hundredth of its entries in iteration order (no recency order is kept): a
+    /// session pushed out is loaded from the store again by its next request, while a
+    /// session never cached would be loaded (and its assertion signed) on every request.
     fn remember(&self, live: &Arc<LiveSession<P>>, now: UnixSeconds) {
         let capacity = self.config.cache_capacity as usize;
         if self.cache.len() >= capacity && !self.cache.contains_key(&live.id) {
@@ -321,6 +349,11 @@ impl<P: Prepared> SessionManager<P> {
             }
         }
         self.cache.insert(live.id, live.clone());
+        // Checked after the insert: a revocation that marked the id meanwhile has either
+        // removed this entry already or is seen here.
+        if self.is_revoked(&live.id) {
+            self.cache.remove(&live.id);
+        }
     }
 
     fn expired(&self, expires_at: UnixSeconds, last_seen: UnixSeconds, now: UnixSeconds) -> bool {
@@ -384,11 +417,13 @@ impl<P: Prepared> SessionManager<P> {
         });
     }
 
+    /// `persisted` is the "last seen" the store holds: a later in-memory `last_seen` still
+    /// has to be written.
     fn live(
         &self,
         id: SessionId,
         prepared: P,
-        last_seen: UnixSeconds,
+        (last_seen, persisted): (UnixSeconds, UnixSeconds),
         expires_at: UnixSeconds,
         now: UnixSeconds,
     ) -> Arc<LiveSession<P>> {
@@ -400,7 +435,7 @@ impl<P: Prepared> SessionManager<P> {
             prepared,
             revalidate_at,
             last_seen: AtomicI64::new(last_seen),
-            persisted_seen: AtomicI64::new(last_seen),
+            persisted_seen: AtomicI64::new(persisted),
         })
     }
 }
@@ -655,5 +690,39 @@ mod tests {
         let (fresh, _) = m.create("contoso", identity()).await.unwrap();
         assert_eq!(m.cached(), 1);
         assert!(m.cache.contains_key(&fresh.id));
+    }
+
+    #[tokio::test]
+    async fn use_of_a_session_rechecked_every_cache_ttl_still_reaches_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FixedClock::new(1_000_000));
+        // idle 1 h: "last seen" is written at most once a minute; cache_ttl 30 s.
+        let m = stamping(dir.path(), clock.clone()).await;
+        let (s, cookie) = m.create("contoso", identity()).await.unwrap();
+        for _ in 0..8 {
+            clock.advance(30);
+            assert!(m.load("contoso", &cookie).await.unwrap().is_some());
+        }
+        tokio::time::sleep(TOUCH_FLUSH_DELAY * 2).await;
+        let stored = m.store.get_session(&s.id.to_hex()).await.unwrap().unwrap();
+        assert!(
+            stored.last_seen_at >= 1_000_000 + 180,
+            "last seen in the store: {}",
+            stored.last_seen_at - 1_000_000
+        );
+    }
+
+    #[tokio::test]
+    async fn a_revoked_session_is_not_cached_again_by_a_load_that_raced_the_revocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FixedClock::new(1_000_000));
+        let m = stamping(dir.path(), clock.clone()).await;
+        let (s, cookie) = m.create("contoso", identity()).await.unwrap();
+        let live = m.cache.get(&s.id).map(|e| e.value().clone()).unwrap();
+        assert!(m.revoke(&s.id).await.unwrap());
+        // The racing load read the record before the delete and now caches it.
+        m.remember(&live, clock.now());
+        assert_eq!(m.cached(), 0);
+        assert!(m.load("contoso", &cookie).await.unwrap().is_none());
     }
 }

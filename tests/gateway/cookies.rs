@@ -198,3 +198,24 @@ async fn key_rotation_keeps_old_sessions_until_the_old_key_is_retired() {
     assert_eq!(status_with(&gw, "crm.contoso.test", &old).await, 302);
     assert_eq!(status_with(&gw, "crm.contoso.test", &new).await, 200);
 }
+
+/// Another application's cookie with non-ASCII bytes (here UTF-8 "Zoë") in the same header
+/// must neither hide the session cookie nor carry it upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_ascii_neighbour_cookie_neither_hides_nor_leaks_ours() {
+    let up = Upstream::start().await;
+    let setup = Setup::new(up.addr);
+    let gw = setup.start().await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let (_, value) = sessions.create("contoso", alice()).await.unwrap();
+    let header = format!("Cookie: pref=Zoë; vestibule={value}; theme=dark");
+    let r = get(gw.addr, "crm.contoso.test", "/", &[&header]).await;
+    assert_eq!(r.status, 200);
+    let seen = up.last();
+    assert_eq!(seen.one("x-vestibule-user"), Some("alice@contoso.example"));
+    let forwarded = seen.all("cookie").join("; ");
+    assert!(!forwarded.contains("vestibule="), "{forwarded}");
+    assert!(!forwarded.contains(&value), "{forwarded}");
+    assert!(forwarded.contains("pref=Zo"), "{forwarded}");
+    assert!(forwarded.contains("theme=dark"), "{forwarded}");
+}
