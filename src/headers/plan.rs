@@ -134,14 +134,14 @@ impl SessionHeaders {
         }
     }
 
-    fn value(&self, i: usize) -> Option<HeaderValue> {
+    /// Where identity value `i` is in `buf`; `None` when it is absent.
+    fn span(&self, i: usize) -> Option<std::ops::Range<usize>> {
         let (start, end) = self.spans[i];
-        (start < end)
-            .then(|| {
-                HeaderValue::from_maybe_shared(self.buf.slice(usize::from(start)..usize::from(end)))
-                    .ok()
-            })
-            .flatten()
+        (start < end).then(|| usize::from(start)..usize::from(end))
+    }
+
+    fn value(&self, i: usize) -> Option<HeaderValue> {
+        HeaderValue::from_maybe_shared(self.buf.slice(self.span(i)?)).ok()
     }
 
     /// The identity headers to send, with their names.
@@ -162,8 +162,7 @@ impl SessionHeaders {
 
     /// The user name, for logs.
     pub fn user(&self) -> Option<&[u8]> {
-        let (start, end) = self.spans[0];
-        (start < end).then(|| &self.buf[usize::from(start)..usize::from(end)])
+        Some(&self.buf[self.span(0)?])
     }
 }
 

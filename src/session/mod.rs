@@ -308,14 +308,20 @@ impl<P: Prepared> SessionManager<P> {
     /// Drops cached sessions nobody used recently; returns how many remain.
     pub fn sweep(&self) -> usize {
         let now = self.clock.now();
-        let keep_for = CACHE_IDLE_SECS.max(self.config.cache_ttl.as_secs() as i64);
-        self.cache
-            .retain(|_, live| now - live.last_seen() < keep_for);
+        self.drop_unused(
+            now,
+            CACHE_IDLE_SECS.max(self.config.cache_ttl.as_secs() as i64),
+        );
         self.revoked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|_, until| *until > now);
         self.cache.len()
+    }
+
+    /// Drops cached sessions not used within the last `secs` seconds.
+    fn drop_unused(&self, now: UnixSeconds, secs: i64) {
+        self.cache.retain(|_, live| now - live.last_seen() < secs);
     }
 
     /// Sessions currently held in memory (for metrics).
@@ -332,9 +338,7 @@ impl<P: Prepared> SessionManager<P> {
         let capacity = self.config.cache_capacity as usize;
         if self.cache.len() >= capacity && !self.cache.contains_key(&live.id) {
             if self.full_sweep_at.swap(now, Ordering::Relaxed) != now {
-                let keep_for = self.config.cache_ttl.as_secs() as i64;
-                self.cache
-                    .retain(|_, cached| now - cached.last_seen() < keep_for);
+                self.drop_unused(now, self.config.cache_ttl.as_secs() as i64);
             }
             if self.cache.len() >= capacity {
                 let victims: Vec<SessionId> = self
