@@ -4,10 +4,10 @@
 use crate::auth::oidc::OidcRuntime;
 use crate::auth::wsfed::metadata::{self, TrustedCert};
 use crate::auth::wsfed::trust::TrustStore;
+use crate::auth::wsfed::CertificateDer;
 use crate::clock::Clock;
 use crate::config::{Provider, ProviderKind, WsFedProvider};
 use openidconnect::reqwest;
-use samael::crypto::CertificateDer;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -171,7 +171,13 @@ impl Providers {
 async fn refresh(client: &reqwest::Client, ws: &WsFedRuntime, now: i64) -> Result<(), String> {
     let url = ws.config.metadata_url.as_ref().ok_or("no metadata_url")?;
     let xml = crate::http_client::get_text(client, url).await?;
-    let signer = ws.config.metadata_signer.clone().map(CertificateDer::from);
+    let signer = ws
+        .config
+        .metadata_signer
+        .clone()
+        .map(CertificateDer::from_der)
+        .transpose()
+        .map_err(|e| format!("metadata signing certificate: {e}"))?;
     let md = metadata::parse(&xml, signer.as_ref(), now).map_err(|e| e.to_string())?;
     tracing::info!(provider = %ws.name, certificates = md.signing.len(), "federation metadata loaded");
     ws.trust.update(md.signing, now);

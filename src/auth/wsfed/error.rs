@@ -20,6 +20,15 @@ pub enum WsFedError {
     /// Not well-formed XML, or not UTF-8.
     #[error("the token is not well-formed XML")]
     Malformed,
+    /// A byte-order mark, a declared encoding other than UTF-8, a malformed or misplaced XML
+    /// declaration, or bytes that are not UTF-8: parsers that decode differently would read
+    /// different documents from the same bytes.
+    #[error("the token is not plain UTF-8 XML: {0}")]
+    Encoding(&'static str),
+    /// The signed canonical assertion and the assertion in the document read differently: two
+    /// parsers disagree about the input, which only a crafted token achieves.
+    #[error("the signed assertion does not read the same as the token")]
+    ViewsDisagree,
     /// Not a RequestSecurityTokenResponse of WS-Trust 2005/02 or 1.3.
     #[error("the token is not a WS-Trust RequestSecurityTokenResponse")]
     NotRstr,
@@ -85,6 +94,8 @@ impl WsFedError {
             Self::Dtd => "dtd",
             Self::Comments => "comments",
             Self::Malformed => "malformed",
+            Self::Encoding(_) => "encoding",
+            Self::ViewsDisagree => "views_disagree",
             Self::NotRstr => "not_rstr",
             Self::WrongTokenType => "wrong_token_type",
             Self::NoAssertion => "no_assertion",

@@ -4,10 +4,10 @@
 //! certificate is configured.
 
 use super::error::WsFedError;
-use super::xmldsig::{self, SignatureAlgorithm, DSIG_NS};
+use super::prolog;
+use super::xmldsig::{self, CertificateDer, SignatureAlgorithm, DSIG_NS};
 use crate::clock::UnixSeconds;
-use roxmltree::{Document, ParsingOptions};
-use samael::crypto::CertificateDer;
+use roxmltree::{Document, Node, ParsingOptions};
 use x509_parser::prelude::*;
 
 const MD_NS: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
@@ -73,8 +73,10 @@ pub fn check_certificate(der: &[u8]) -> Result<TrustedCert, MetadataError> {
             )))
         }
     }
+    let der = CertificateDer::from_der(der.to_vec())
+        .map_err(|e| MetadataError::Certificate(format!("{subject}: {e}")))?;
     Ok(TrustedCert {
-        der: CertificateDer::from(der.to_vec()),
+        der,
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         subject,
@@ -112,31 +114,62 @@ pub fn parse(
     signer: Option<&CertificateDer>,
     now: UnixSeconds,
 ) -> Result<Metadata, MetadataError> {
+    prolog::check(xml).map_err(|e| MetadataError::Document(e.to_string()))?;
     if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
         return Err(MetadataError::Document("contains a DTD".into()));
     }
-    let options = ParsingOptions {
+    let doc = Document::parse_with_options(xml, parsing_options())
+        .map_err(|e| MetadataError::Document(e.to_string()))?;
+    let root = entity_descriptor(&doc)?;
+    let Some(signer) = signer else {
+        return read(root, now);
+    };
+    let id = root
+        .attribute("ID")
+        .ok_or_else(|| MetadataError::Signature("document has no ID".into()))?;
+    xmldsig::check_shape(&doc, root, id, &SignatureAlgorithm::defaults())
+        .map_err(|e: WsFedError| MetadataError::Signature(e.to_string()))?;
+    let signed = xmldsig::verify(
+        xml,
+        std::slice::from_ref(signer),
+        "ID",
+        None,
+        &SignatureAlgorithm::defaults(),
+    )
+    .map_err(|e| MetadataError::Signature(e.to_string()))?;
+    // Certificates are read from the canonical bytes the signature covered, not from the
+    // document as parsed above: what is trusted is what was signed.
+    let signed_doc = Document::parse_with_options(&signed.canonical, parsing_options())
+        .map_err(|e| MetadataError::Signature(format!("signed content unreadable: {e}")))?;
+    let signed_root = entity_descriptor(&signed_doc)?;
+    if signed_root.attribute("ID") != Some(id) {
+        return Err(MetadataError::Signature(
+            "the signature does not cover the document".into(),
+        ));
+    }
+    read(signed_root, now)
+}
+
+fn parsing_options<'i>() -> ParsingOptions<'i> {
+    ParsingOptions {
         allow_dtd: false,
         nodes_limit: 200_000,
         ..ParsingOptions::default()
-    };
-    let doc = Document::parse_with_options(xml, options)
-        .map_err(|e| MetadataError::Document(e.to_string()))?;
+    }
+}
+
+fn entity_descriptor<'a, 'i>(doc: &'a Document<'i>) -> Result<Node<'a, 'i>, MetadataError> {
     let root = doc.root_element();
     if root.tag_name().namespace() != Some(MD_NS) || root.tag_name().name() != "EntityDescriptor" {
         return Err(MetadataError::Document(
             "root is not md:EntityDescriptor".into(),
         ));
     }
-    if let Some(signer) = signer {
-        let id = root
-            .attribute("ID")
-            .ok_or_else(|| MetadataError::Signature("document has no ID".into()))?;
-        xmldsig::check_shape(&doc, root, id, &SignatureAlgorithm::defaults())
-            .map_err(|e: WsFedError| MetadataError::Signature(e.to_string()))?;
-        xmldsig::verify(xml, std::slice::from_ref(signer), "ID", None)
-            .map_err(|e| MetadataError::Signature(e.to_string()))?;
-    }
+    Ok(root)
+}
+
+/// The entity id and signing certificates of an `EntityDescriptor`.
+fn read(root: Node, now: UnixSeconds) -> Result<Metadata, MetadataError> {
     let entity_id = root.attribute("entityID").unwrap_or("").to_owned();
     // WS-Federation signing keys live in the STS RoleDescriptor; fall back to the SAML IdP
     // descriptor for IdPs that publish only that.

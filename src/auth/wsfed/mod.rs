@@ -7,6 +7,7 @@
 pub mod claims;
 pub mod error;
 pub mod metadata;
+pub mod prolog;
 pub mod protocol;
 pub mod saml;
 pub mod token;
@@ -14,9 +15,8 @@ pub mod trust;
 pub mod xmldsig;
 
 pub use error::WsFedError;
-pub use samael::crypto::CertificateDer;
 pub use token::{verify_wresult, Expectations};
-pub use xmldsig::SignatureAlgorithm;
+pub use xmldsig::{CertificateDer, SignatureAlgorithm};
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,8 @@
 //! The verifier against real Microsoft tokens (tests/fixtures/microsoft, see SOURCES.md).
 
 use super::saml::parse_instant;
+use super::xmldsig::CertificateDer;
 use super::*;
-use samael::crypto::CertificateDer;
 
 const AAD_RSTR: &str =
     include_str!("../../../tests/fixtures/microsoft/aad-wsfed-rstr-saml2-2017-04-23.xml");
@@ -16,7 +16,7 @@ const ADFS_CERT: &str =
 
 fn der(pem: &str) -> CertificateDer {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("PEM certificate");
-    CertificateDer::from(pem.contents)
+    CertificateDer::from_der(pem.contents).expect("usable certificate")
 }
 
 fn expect<'a>(realm: &'a str, issuers: &'a [String], now: &str) -> Expectations<'a> {

@@ -3,11 +3,11 @@
 //! clock. Sans I/O: trusted certificates and the time come in as arguments.
 
 use super::error::WsFedError;
+use super::prolog;
 use super::saml::{self, Assertion, SamlVersion, SAML1_NS, SAML2_NS};
-use super::xmldsig::{self, SignatureAlgorithm};
+use super::xmldsig::{self, CertificateDer, SignatureAlgorithm};
 use crate::clock::UnixSeconds;
 use roxmltree::{Document, Node, ParsingOptions};
-use samael::crypto::CertificateDer;
 
 /// WS-Trust 2005/02 (what Azure AD and ADFS send to WS-Fed relying parties).
 pub const WST_2005: &str = "http://schemas.xmlsoap.org/ws/2005/02/trust";
@@ -56,6 +56,7 @@ pub fn verify_wresult(
     if wresult.len() > expect.max_bytes {
         return Err(WsFedError::TooLarge);
     }
+    let declaration = prolog::check(wresult)?;
     // roxmltree refuses DTDs too; this names the problem precisely, and also catches an
     // entity declaration smuggled where a parser might not look for one.
     if wresult.contains("<!DOCTYPE")
@@ -67,22 +68,11 @@ pub fn verify_wresult(
     }
     if wresult.contains("<!--")
         || wresult.contains("<![CDATA[")
-        || wresult.get(1..).is_some_and(|rest| rest.contains("<?"))
+        || wresult[declaration..].contains("<?")
     {
         return Err(WsFedError::Comments);
     }
-    if let Some(decl_end) = wresult.strip_prefix("<?xml").and_then(|r| r.find("?>")) {
-        let decl = wresult[..decl_end + 5].to_ascii_lowercase();
-        if decl.contains("encoding") && !(decl.contains("utf-8") || decl.contains("utf8")) {
-            return Err(WsFedError::Malformed);
-        }
-    }
-    let options = ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: 20_000,
-        ..ParsingOptions::default()
-    };
-    let doc = Document::parse_with_options(wresult, options).map_err(|e| match e {
+    let doc = Document::parse_with_options(wresult, parsing_options()).map_err(|e| match e {
         roxmltree::Error::DtdDetected => WsFedError::Dtd,
         _ => WsFedError::Malformed,
     })?;
@@ -90,20 +80,51 @@ pub fn verify_wresult(
     let rstr = rstr(&doc)?;
     let assertion = the_assertion(&doc, rstr)?;
     check_token_type(rstr, assertion)?;
-    let parsed = saml::parse(assertion)?;
+    let in_document = saml::parse(assertion)?;
 
-    xmldsig::check_shape(&doc, assertion, &parsed.id, expect.algorithms)?;
-    let id_attribute = parsed.version.id_attribute();
-    xmldsig::verify(
+    xmldsig::check_shape(&doc, assertion, &in_document.id, expect.algorithms)?;
+    let signed = xmldsig::verify(
         wresult,
         trusted,
-        id_attribute,
+        in_document.version.id_attribute(),
         xmldsig::key_info_certificate(&doc).as_deref(),
+        expect.algorithms,
     )?;
+    // Every value below comes from the canonical bytes the digest covered, never from the
+    // document as this module parsed it: if any parser read the input differently, what the
+    // signature vouches for is still what is read.
+    let parsed = signed_assertion(&signed.canonical, in_document.version)?;
+    if parsed.id != signed.id || parsed != in_document {
+        return Err(WsFedError::ViewsDisagree);
+    }
 
     check_claims(&parsed, expect)?;
     check_rstr(rstr, expect)?;
     Ok(parsed)
+}
+
+fn parsing_options<'i>() -> ParsingOptions<'i> {
+    ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: 20_000,
+        ..ParsingOptions::default()
+    }
+}
+
+/// Reads the assertion from its signed canonical form: the root element must be an assertion
+/// of the version the document showed.
+fn signed_assertion(canonical: &str, version: SamlVersion) -> Result<Assertion, WsFedError> {
+    let doc = Document::parse_with_options(canonical, parsing_options())
+        .map_err(|_| WsFedError::ViewsDisagree)?;
+    let root = doc.root_element();
+    let namespace = match version {
+        SamlVersion::V1_1 => SAML1_NS,
+        SamlVersion::V2_0 => SAML2_NS,
+    };
+    if root.tag_name().namespace() != Some(namespace) || root.tag_name().name() != "Assertion" {
+        return Err(WsFedError::ViewsDisagree);
+    }
+    saml::parse(root)
 }
 
 /// The single RequestSecurityTokenResponse, bare or in a (one-element) collection.

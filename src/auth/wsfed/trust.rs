@@ -3,9 +3,9 @@
 //! waits for a fetch, and a failed fetch leaves the last good set in place.
 
 use super::metadata::TrustedCert;
+use super::xmldsig::CertificateDer;
 use crate::clock::UnixSeconds;
 use arc_swap::ArcSwap;
-use samael::crypto::CertificateDer;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 

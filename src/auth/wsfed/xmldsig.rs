@@ -2,12 +2,52 @@
 //! child of the assertion, one `Reference` to the assertion's own (unique) id, only the
 //! enveloped-signature and canonicalisation transforms, allowed algorithms. Together these
 //! guarantee the digest covers the whole assertion, so every value read from it is signed.
-//! Then the cryptography, by xmlsec (through samael) with pinned certificates only: a
-//! certificate in the token's KeyInfo is never used as a trust anchor.
+//! Then the cryptography, by xmlsec (through `vestibule_xmlsig`, which parses the document
+//! once more, strictly and as UTF-8) with pinned certificates only: a certificate in the
+//! token's KeyInfo is never used as a trust anchor. What comes back is the canonical form of
+//! the signed element, exactly as digested: the only text signed values may be read from.
 
 use super::error::WsFedError;
 use roxmltree::{Document, Node};
-use samael::crypto::{CertificateDer, CryptoProvider, XmlSec};
+use std::sync::Arc;
+use vestibule_xmlsig::{Algorithm, Signed, VerifyingKey};
+
+/// A trusted signing certificate (DER) with its verification key, loaded once.
+#[derive(Clone)]
+pub struct CertificateDer {
+    der: Arc<[u8]>,
+    key: Arc<VerifyingKey>,
+}
+
+impl CertificateDer {
+    /// Loads a DER certificate's key; fails for a certificate xmlsec cannot use.
+    pub fn from_der(der: Vec<u8>) -> Result<Self, vestibule_xmlsig::Error> {
+        let key = VerifyingKey::from_certificate_der(&der)?;
+        Ok(Self {
+            der: der.into(),
+            key: Arc::new(key),
+        })
+    }
+
+    /// The certificate's DER bytes.
+    pub fn der_data(&self) -> &[u8] {
+        &self.der
+    }
+}
+
+impl PartialEq for CertificateDer {
+    fn eq(&self, other: &Self) -> bool {
+        self.der == other.der
+    }
+}
+
+impl Eq for CertificateDer {}
+
+impl std::fmt::Debug for CertificateDer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CertificateDer({} bytes)", self.der.len())
+    }
+}
 
 /// XML-DSig namespace.
 pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -69,6 +109,17 @@ impl SignatureAlgorithm {
             Self::EcdsaSha256 => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
             Self::EcdsaSha384 => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
             Self::RsaSha1 => "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+        }
+    }
+
+    fn xmlsig(self) -> Algorithm {
+        match self {
+            Self::RsaSha256 => Algorithm::RsaSha256,
+            Self::RsaSha384 => Algorithm::RsaSha384,
+            Self::RsaSha512 => Algorithm::RsaSha512,
+            Self::EcdsaSha256 => Algorithm::EcdsaSha256,
+            Self::EcdsaSha384 => Algorithm::EcdsaSha384,
+            Self::RsaSha1 => Algorithm::RsaSha1,
         }
     }
 
@@ -194,23 +245,37 @@ pub fn key_info_certificate(doc: &Document) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
-/// Verifies the document's single signature with the trusted certificates. `id_attribute` is
-/// the attribute xmlsec resolves the reference by (`ID` or `AssertionID`).
+/// Verifies the document's single signature with the trusted certificates and returns the
+/// canonical bytes of the signed element. `id_attribute` is the attribute the reference is
+/// resolved by (`ID` or `AssertionID`).
 pub fn verify(
     xml: &str,
     trusted: &[CertificateDer],
     id_attribute: &str,
     hint: Option<&[u8]>,
-) -> Result<(), WsFedError> {
+    allowed: &[SignatureAlgorithm],
+) -> Result<Signed, WsFedError> {
     // The certificate the token names (when it is one of ours) first, then the others.
     let mut order: Vec<&CertificateDer> = trusted.iter().collect();
     if let Some(hint) = hint {
         order.sort_by_key(|c| c.der_data() != hint);
     }
-    for cert in order {
-        if XmlSec::verify_signed_xml(xml, cert, Some(id_attribute)).is_ok() {
-            return Ok(());
+    let keys: Vec<&VerifyingKey> = order.iter().map(|c| c.key.as_ref()).collect();
+    let algorithms: Vec<Algorithm> = allowed.iter().map(|a| a.xmlsig()).collect();
+    vestibule_xmlsig::verify_enveloped(xml, id_attribute, &keys, &algorithms).map_err(|e| {
+        use vestibule_xmlsig::Error as X;
+        match e {
+            X::Malformed => WsFedError::Malformed,
+            X::Dtd => WsFedError::Dtd,
+            X::UnexpectedNode => WsFedError::Comments,
+            X::Unsigned => WsFedError::Unsigned,
+            X::Shape => WsFedError::ReferenceMismatch,
+            X::NotAllowed => WsFedError::AlgorithmNotAllowed,
+            X::Init(what) => {
+                tracing::error!(what, "the XML signature library is not usable");
+                WsFedError::BadSignature
+            }
+            X::Key | X::BadSignature => WsFedError::BadSignature,
         }
-    }
-    Err(WsFedError::BadSignature)
+    })
 }
