@@ -588,7 +588,7 @@ impl Gateway {
         tracing::warn!(request_id = %ctx.request_id, tenant = %route.tenant.name, reason = e.reason(), "WS-Federation sign-in refused");
         let status = match e {
             WsFedError::TooLarge => 413,
-            WsFedError::BadForm(_) | WsFedError::BadState => 400,
+            WsFedError::BadForm(_) | WsFedError::BadState | WsFedError::Encoding(_) => 400,
             _ => 403,
         };
         let error = GatewayError::SignInRejected {

@@ -4,6 +4,7 @@ mod harness;
 
 mod config_cli;
 mod cookies;
+mod encoding_attacks;
 mod flow;
 mod oidc_flow;
 mod oidc_hostile;

@@ -71,9 +71,9 @@ pub enum Error {
     #[error("the certificate cannot be used as a verification key")]
     Key,
     /// xmlsec refused to process the signature: a transform, algorithm or reference that is
-    /// not allowed, or a malformed `SignedInfo`.
-    #[error("the signature uses a transform, algorithm or reference that is not allowed")]
-    NotAllowed,
+    /// not allowed, or a malformed `SignedInfo` or signature value.
+    #[error("the signature is malformed or uses a transform, algorithm or reference that is not allowed")]
+    Unprocessable,
     /// The signature does not verify with any of the keys.
     #[error("the signature is not valid for any trusted key")]
     BadSignature,
@@ -446,7 +446,7 @@ unsafe fn attempt(
         }
         (*c).signKey = dup;
         if ffi::xmlSecDSigCtxVerify(c, sig) < 0 {
-            return Err(Error::NotAllowed);
+            return Err(Error::Unprocessable);
         }
         if (*c).status != ffi::xmlSecDSigStatus_xmlSecDSigStatusSucceeded {
             return Ok(Attempt::Invalid);

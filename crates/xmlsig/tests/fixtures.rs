@@ -73,7 +73,7 @@ fn another_key_or_one_changed_byte_does_not_verify() {
 fn an_algorithm_outside_the_allow_list_is_refused_by_xmlsec() {
     assert_eq!(
         verify_enveloped(AAD_RSTR, "ID", &[&key(AAD_CERT)], &[Algorithm::RsaSha1]),
-        Err(Error::NotAllowed)
+        Err(Error::Unprocessable)
     );
 }
 

@@ -43,19 +43,25 @@ pub struct Response {
 }
 
 /// Parses an `application/x-www-form-urlencoded` body. A field given twice is refused: which
-/// copy counts would otherwise depend on the parser.
+/// copy counts would otherwise depend on the parser. Values must decode to UTF-8 exactly: the
+/// usual decoders replace bad bytes with U+FFFD, a silent repair of the very bytes a signature
+/// is checked over.
 pub fn parse_form(body: &[u8]) -> Result<Response, WsFedError> {
     let mut action = None;
     let mut result = None;
     let mut context = None;
-    for (k, v) in url::form_urlencoded::parse(body) {
-        let slot = match k.as_ref() {
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (k, v) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let slot = match form_decode(k)?.as_str() {
             "wa" => &mut action,
             "wresult" => &mut result,
             "wctx" => &mut context,
             _ => continue,
         };
-        if slot.replace(v.into_owned()).is_some() {
+        if slot.replace(form_decode(v)?).is_some() {
             return Err(WsFedError::BadForm("a field appears twice"));
         }
     }
@@ -64,6 +70,16 @@ pub fn parse_form(body: &[u8]) -> Result<Response, WsFedError> {
         result,
         context,
     })
+}
+
+/// One form component: `+` is a space, `%XX` a byte, and the bytes must be UTF-8.
+fn form_decode(raw: &[u8]) -> Result<String, WsFedError> {
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    String::from_utf8(bytes).map_err(|_| WsFedError::Encoding("the form is not valid UTF-8"))
 }
 
 #[cfg(test)]
@@ -96,5 +112,19 @@ mod tests {
             Err(WsFedError::BadForm("a field appears twice"))
         );
         assert_eq!(parse_form(b"wresult=a"), Err(WsFedError::BadForm("no wa")));
+        let r = parse_form(b"wa=wsignin1.0&wresult=a+b%2B%C3%A9&x&&wctx=").unwrap();
+        assert_eq!(r.result.as_deref(), Some("a b+\u{e9}"));
+        assert_eq!(r.context.as_deref(), Some(""));
+        // Not repaired into U+FFFD: refused.
+        for bad in [
+            &b"wa=wsignin1.0&wresult=%FF"[..],
+            b"wa=wsignin1.0&wresult=\xc3",
+            b"wa=%C3",
+        ] {
+            assert!(
+                matches!(parse_form(bad), Err(WsFedError::Encoding(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

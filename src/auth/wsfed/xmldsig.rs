@@ -270,12 +270,13 @@ pub fn verify(
             X::UnexpectedNode => WsFedError::Comments,
             X::Unsigned => WsFedError::Unsigned,
             X::Shape => WsFedError::ReferenceMismatch,
-            X::NotAllowed => WsFedError::AlgorithmNotAllowed,
             X::Init(what) => {
                 tracing::error!(what, "the XML signature library is not usable");
                 WsFedError::BadSignature
             }
-            X::Key | X::BadSignature => WsFedError::BadSignature,
+            // The shape check above already named disallowed algorithms precisely; what xmlsec
+            // still cannot process is a broken signature.
+            X::Unprocessable | X::Key | X::BadSignature => WsFedError::BadSignature,
         }
     })
 }
