@@ -17,6 +17,8 @@ pub enum GatewayError {
     SignInUnavailable,
     /// The Host header names no configured tenant.
     UnknownHost,
+    /// The Host header (or authority) is not `host[:port]`, or is given twice.
+    BadHost,
     /// A reserved path that does not exist.
     NotFound,
     /// An API request without a valid session.
@@ -44,6 +46,7 @@ impl GatewayError {
             Self::SignInRejected { status, .. } => *status,
             Self::SignInUnavailable => 503,
             Self::UnknownHost => 421,
+            Self::BadHost => 400,
             Self::NotFound => 404,
             Self::SignInRequired => 401,
             Self::Forbidden => 403,
@@ -62,6 +65,7 @@ impl GatewayError {
             Self::SignInRejected { reason, .. } => reason,
             Self::SignInUnavailable => "sign_in_unavailable",
             Self::UnknownHost => "unknown_host",
+            Self::BadHost => "bad_host",
             Self::NotFound => "not_found",
             Self::SignInRequired => "sign_in_required",
             Self::Forbidden => "forbidden",
@@ -80,6 +84,7 @@ impl GatewayError {
             Self::SignInRejected { .. } => "Sign-in refused",
             Self::SignInUnavailable => "Sign-in unavailable",
             Self::UnknownHost => "Unknown site",
+            Self::BadHost => "Bad request",
             Self::NotFound => "Not found",
             Self::SignInRequired => "Sign-in required",
             Self::Forbidden => "Forbidden",
@@ -98,6 +103,7 @@ impl GatewayError {
             Self::SignInRejected { message, .. } => message,
             Self::SignInUnavailable => "Sign-in is temporarily unavailable. Please try again in a moment.",
             Self::UnknownHost => "This gateway does not serve the site you asked for. Check the address.",
+            Self::BadHost => "The Host header is not a valid host name with an optional port (1-65535).",
             Self::NotFound => "There is nothing at this address.",
             Self::SignInRequired => "Sign in to continue.",
             Self::Forbidden => "You are not allowed to see this page.",

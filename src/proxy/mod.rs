@@ -228,13 +228,20 @@ impl Gateway {
     }
 
     /// The tenant for a request's Host (exact, case-insensitive, port ignored).
-    fn route(&self, req: &RequestHeader) -> Option<Arc<TenantRoute>> {
-        let host = request_host(req)?;
-        if host.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.routes.get(&host.to_ascii_lowercase()).cloned()
+    /// The tenant the request's Host names. A malformed Host is refused outright: every
+    /// origin built from it (redirects, `wreply`, `X-Forwarded-Host`) must name this site.
+    fn route(&self, req: &RequestHeader) -> Result<Arc<TenantRoute>, GatewayError> {
+        let host = match authority(req) {
+            Err(()) => return Err(GatewayError::BadHost),
+            Ok(None) => return Err(GatewayError::UnknownHost),
+            Ok(Some(a)) => host_of(a),
+        };
+        let found = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.routes.get(&host.to_ascii_lowercase())
         } else {
-            self.routes.get(host).cloned()
-        }
+            self.routes.get(host)
+        };
+        found.cloned().ok_or(GatewayError::UnknownHost)
     }
 
     /// The first cookie value that opens to a live session of this tenant.
@@ -424,21 +431,70 @@ fn empty_parts() -> http::request::Parts {
     http::Request::new(()).into_parts().0
 }
 
-/// The Host header (or HTTP/2 authority) without port.
+/// The Host header (or HTTP/2 authority) without port; `None` when absent or malformed.
 fn request_host(req: &RequestHeader) -> Option<&str> {
-    let raw = request_host_with_port(req)?;
-    if raw.starts_with('[') {
-        return raw.split_once(']').map(|(h, _)| &h[1..]);
-    }
-    Some(raw.rsplit_once(':').map_or(raw, |(h, _)| h))
+    request_host_with_port(req).map(host_of)
 }
 
+/// The validated `host[:port]` of the request; `None` when absent or malformed.
 fn request_host_with_port(req: &RequestHeader) -> Option<&str> {
-    req.headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.authority().map(|a| a.as_str()))
-        .filter(|h| !h.is_empty())
+    authority(req).ok().flatten()
+}
+
+/// The host part of a validated authority (brackets of an IPv6 literal removed).
+fn host_of(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split_once(']').map_or(rest, |(h, _)| h);
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+/// The request's authority: `Ok(None)` when there is none, `Err` when the Host header is
+/// repeated or is not `host[:port]` with a DNS-style name, an IPv4 address or a bracketed
+/// IPv6 address, and a port of 1-65535 digits. `crm.example:@evil.example` would otherwise
+/// route to `crm.example` and put `evil.example` into every origin built from it.
+fn authority(req: &RequestHeader) -> Result<Option<&str>, ()> {
+    let mut hosts = req.headers.get_all(header::HOST).iter();
+    let raw = match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => return Err(()),
+        (Some(h), None) => h.to_str().map_err(|_| ())?,
+        (None, _) => match req.uri.authority() {
+            Some(a) => a.as_str(),
+            None => return Ok(None),
+        },
+    };
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
+        let (literal, after) = rest.split_once(']').ok_or(())?;
+        literal.parse::<std::net::Ipv6Addr>().map_err(|_| ())?;
+        match after {
+            "" => (literal, None),
+            _ => (literal, Some(after.strip_prefix(':').ok_or(())?)),
+        }
+    } else {
+        match raw.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (raw, None),
+        }
+    };
+    let host_ok = raw.starts_with('[')
+        || (!host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')));
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+    });
+    if host_ok && port_ok {
+        Ok(Some(raw))
+    } else {
+        Err(())
+    }
 }
 
 /// Whether any value of header `name` contains `needle` (lower case), ignoring ASCII case.
@@ -490,8 +546,9 @@ impl ProxyHttp for Gateway {
             let rest = rest.to_owned();
             return self.reserved(session, ctx, &rest).await;
         }
-        let Some(route) = self.route(session.req_header()) else {
-            return self.fail(session, ctx, GatewayError::UnknownHost).await;
+        let route = match self.route(session.req_header()) {
+            Ok(route) => route,
+            Err(e) => return self.fail(session, ctx, e).await,
         };
         ctx.route = Some(route.clone());
         if route.is_public(session.req_header().uri.path()) {

@@ -76,9 +76,12 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Arc<TenantRoute>>> {
-        let Some(route) = self.route(session.req_header()) else {
-            self.fail(session, ctx, GatewayError::UnknownHost).await?;
-            return Ok(None);
+        let route = match self.route(session.req_header()) {
+            Ok(route) => route,
+            Err(e) => {
+                self.fail(session, ctx, e).await?;
+                return Ok(None);
+            }
         };
         ctx.route = Some(route.clone());
         Ok(Some(route))
