@@ -1,6 +1,7 @@
 //! Headers as data: which client headers are removed, which identity headers are set. Pure:
 //! the proxy applies the result in one place.
 
+pub mod client;
 pub mod plan;
 pub mod sanitize;
 pub mod upstream;

@@ -270,6 +270,17 @@ impl Gateway {
             .map(|a| a.ip())
     }
 
+    /// The client's address after `proxy.trusted_proxies` (see `headers::client`).
+    fn client_ip(&self, session: &Session) -> Option<IpAddr> {
+        let peer = Self::peer_ip(session)?;
+        let chain = session.req_header().headers.get_all("x-forwarded-for");
+        crate::headers::client::client_address(
+            peer,
+            chain.iter().map(|v| v.as_bytes()),
+            &self.trusted_proxies,
+        )
+    }
+
     fn trusted_peer(&self, ip: Option<IpAddr>) -> bool {
         ip.is_some_and(|ip| self.trusted_proxies.iter().any(|n| n.contains(&ip)))
     }

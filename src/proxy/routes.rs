@@ -40,7 +40,10 @@ impl Gateway {
                 }
             },
             "metrics" if read_only => {
-                let allowed = Self::peer_ip(session)
+                // Decided on the client's address, not the direct peer's: behind a reverse
+                // proxy on this host every peer is loopback.
+                let allowed = self
+                    .client_ip(session)
                     .is_some_and(|ip| self.metrics_allow.iter().any(|n| n.contains(&ip)));
                 if !allowed {
                     return self.fail(session, ctx, GatewayError::Forbidden).await;

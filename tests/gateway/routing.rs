@@ -140,6 +140,59 @@ async fn metrics_outside_the_allow_list_are_forbidden() {
     assert!(!m.body.contains("vestibule_requests_total"));
 }
 
+/// Behind a reverse proxy on the same host every direct peer is loopback: the allow-list is
+/// applied to the client's address from the trusted proxy's `X-Forwarded-For` instead, and a
+/// client cannot talk its way in by sending its own `X-Forwarded-For`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_behind_a_trusted_proxy_are_judged_by_the_client_address() {
+    let up = Upstream::start().await;
+    let mut setup = Setup::new(up.addr);
+    setup.extra_top = "proxy: { trusted_proxies: [127.0.0.0/8] }\n".into();
+    let gw = setup.start().await;
+    // Default allow-list: loopback only. A remote client via the local proxy is refused...
+    let remote = get(
+        gw.addr,
+        "any",
+        "/_vestibule/metrics",
+        &["X-Forwarded-For: 203.0.113.7"],
+    )
+    .await;
+    assert_eq!(remote.status, 403, "{}", remote.body);
+    assert!(!remote.body.contains("vestibule_requests_total"));
+    // ...also when it prepends a loopback address of its own.
+    let spoof = get(
+        gw.addr,
+        "any",
+        "/_vestibule/metrics",
+        &["X-Forwarded-For: 127.0.0.1, 203.0.113.7"],
+    )
+    .await;
+    assert_eq!(spoof.status, 403);
+    let garbage = get(
+        gw.addr,
+        "any",
+        "/_vestibule/metrics",
+        &["X-Forwarded-For: nonsense"],
+    )
+    .await;
+    assert_eq!(garbage.status, 403);
+    // A local scraper (through the proxy or not) is allowed.
+    let local = get(
+        gw.addr,
+        "any",
+        "/_vestibule/metrics",
+        &["X-Forwarded-For: 127.0.0.1"],
+    )
+    .await;
+    assert_eq!(local.status, 200);
+    assert!(local.body.contains("vestibule_requests_total"));
+    assert_eq!(
+        get(gw.addr, "any", "/_vestibule/metrics", &[]).await.status,
+        200
+    );
+    assert_eq!(up.hits(), 0);
+}
+
 /// The upstream request is rebuilt around a new header map: the request target must reach the
 /// upstream exactly as the client sent it, in origin form and in absolute form.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
