@@ -245,6 +245,10 @@ pub struct ProxyConfig {
     pub threads: usize,
     /// Largest body accepted by Vestibule's own POST endpoints.
     pub max_form_body: usize,
+    /// Upstream connect timeout for tenants that set none.
+    pub connect_timeout: Duration,
+    /// Upstream read/write timeout for tenants that set none.
+    pub read_timeout: Duration,
 }
 
 impl ProxyConfig {

@@ -225,9 +225,9 @@ pub struct RawProxy {
     /// Networks whose `X-Forwarded-*` headers are believed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
-    /// Default upstream connect timeout.
+    /// Upstream connect timeout for tenants that set none (default 5s).
     pub connect_timeout: Option<String>,
-    /// Default upstream read timeout.
+    /// Upstream read timeout for tenants that set none (default 60s).
     pub read_timeout: Option<String>,
     /// Worker threads for the proxy.
     pub threads: Option<usize>,

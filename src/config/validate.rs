@@ -225,7 +225,7 @@ impl Validator {
         let log = self.log(&raw.log);
         let all_loopback = listeners.iter().all(|l| l.address.ip().is_loopback());
         let providers = self.providers(&raw.providers, all_loopback);
-        let tenants = self.tenants(&raw.tenants, all_loopback);
+        let tenants = self.tenants(&raw.tenants, all_loopback, &proxy);
         self.sign_ins(&raw.tenants, &raw.providers);
         Some(Config {
             listeners,
@@ -856,6 +856,16 @@ impl Validator {
             trusted_proxies,
             threads: threads.clamp(1, 256),
             max_form_body,
+            connect_timeout: self.duration(
+                &raw.connect_timeout,
+                "proxy.connect_timeout",
+                DEFAULT_CONNECT_TIMEOUT,
+            ),
+            read_timeout: self.duration(
+                &raw.read_timeout,
+                "proxy.read_timeout",
+                DEFAULT_READ_TIMEOUT,
+            ),
         }
     }
 
@@ -878,7 +888,12 @@ impl Validator {
         LogConfig { json, level }
     }
 
-    fn tenants(&mut self, raw: &[RawTenant], all_loopback: bool) -> Vec<Tenant> {
+    fn tenants(
+        &mut self,
+        raw: &[RawTenant],
+        all_loopback: bool,
+        proxy: &ProxyConfig,
+    ) -> Vec<Tenant> {
         if raw.is_empty() {
             self.err("tenants", "give at least one tenant");
         }
@@ -935,6 +950,7 @@ impl Validator {
                 t.upstream.as_ref(),
                 &format!("{path}.upstream"),
                 all_loopback,
+                proxy,
             );
             let public = self.prefixes(&t.public, &format!("{path}.public"));
             let api = self.prefixes(&t.api, &format!("{path}.api"));
@@ -989,11 +1005,13 @@ impl Validator {
         raw.to_vec()
     }
 
+    /// A tenant's upstream; its timeouts default to `proxy.connect_timeout`/`read_timeout`.
     fn upstream(
         &mut self,
         raw: Option<&RawUpstream>,
         path: &str,
         all_loopback: bool,
+        proxy: &ProxyConfig,
     ) -> Option<Upstream> {
         let raw = self.required(&raw, path).copied()?;
         let address = self
@@ -1037,12 +1055,12 @@ impl Validator {
             connect_timeout: self.duration(
                 &raw.connect_timeout,
                 &format!("{path}.connect_timeout"),
-                DEFAULT_CONNECT_TIMEOUT,
+                proxy.connect_timeout,
             ),
             read_timeout: self.duration(
                 &raw.read_timeout,
                 &format!("{path}.read_timeout"),
-                DEFAULT_READ_TIMEOUT,
+                proxy.read_timeout,
             ),
         })
     }

@@ -75,6 +75,28 @@ async fn silent_upstream_gives_504_within_the_timeout() {
     assert_eq!(r.json()["error"], "upstream_timeout");
 }
 
+/// `proxy.read_timeout` is the default for tenants that set none: a key that is accepted
+/// must act. (With the built-in 60 s default the request below would outlast the 20 s bound.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_wide_read_timeout_applies_to_tenants_without_their_own() {
+    let up = Upstream::start().await;
+    let silent = silent_upstream().await;
+    let mut setup = Setup::new(up.addr);
+    setup.extra_top = "proxy: { read_timeout: 1s, connect_timeout: 1s }\n".into();
+    setup.extra_tenants = format!(
+        "  - name: slow\n    hosts: [slow.test]\n    upstream: {{ address: {silent} }}\n    public: [/]\n"
+    );
+    let gw = setup.start().await;
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        get(gw.addr, "slow.test", "/", &["Accept: application/json"]),
+    )
+    .await
+    .expect("proxy.read_timeout was ignored");
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["error"], "upstream_timeout");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_ready_jwks_and_metrics() {
     let up = Upstream::start().await;
