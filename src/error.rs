@@ -27,6 +27,10 @@ pub enum GatewayError {
     Forbidden,
     /// The request is malformed (e.g. an oversized form).
     BadRequest,
+    /// The client took longer than allowed to send its request body.
+    BodyTimeout,
+    /// Every sign-in worker is busy: try again shortly.
+    SignInBusy,
     /// The request method is not accepted at this endpoint.
     MethodNotAllowed,
     /// The session store cannot be reached.
@@ -40,6 +44,14 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// Seconds a client should wait before trying again (`Retry-After`), where that helps.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            Self::SignInBusy => Some(5),
+            _ => None,
+        }
+    }
+
     /// HTTP status sent to the client.
     pub fn status(&self) -> u16 {
         match self {
@@ -51,6 +63,8 @@ impl GatewayError {
             Self::SignInRequired => 401,
             Self::Forbidden => 403,
             Self::BadRequest => 400,
+            Self::BodyTimeout => 408,
+            Self::SignInBusy => 503,
             Self::MethodNotAllowed => 405,
             Self::StoreUnavailable => 503,
             Self::UpstreamUnavailable => 502,
@@ -70,6 +84,8 @@ impl GatewayError {
             Self::SignInRequired => "sign_in_required",
             Self::Forbidden => "forbidden",
             Self::BadRequest => "bad_request",
+            Self::BodyTimeout => "body_timeout",
+            Self::SignInBusy => "sign_in_busy",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::StoreUnavailable => "store_unavailable",
             Self::UpstreamUnavailable => "upstream_unavailable",
@@ -89,6 +105,8 @@ impl GatewayError {
             Self::SignInRequired => "Sign-in required",
             Self::Forbidden => "Forbidden",
             Self::BadRequest => "Bad request",
+            Self::BodyTimeout => "Request timeout",
+            Self::SignInBusy => "Sign-in busy",
             Self::MethodNotAllowed => "Method not allowed",
             Self::StoreUnavailable => "Temporarily unavailable",
             Self::UpstreamUnavailable => "Application unavailable",
@@ -108,6 +126,8 @@ impl GatewayError {
             Self::SignInRequired => "Sign in to continue.",
             Self::Forbidden => "You are not allowed to see this page.",
             Self::BadRequest => "The request could not be understood.",
+            Self::BodyTimeout => "The request took too long to arrive. Please try again.",
+            Self::SignInBusy => "Too many sign-ins are being checked right now. Please try again in a few seconds.",
             Self::MethodNotAllowed => "This address does not accept that kind of request.",
             Self::StoreUnavailable => "Sign-in is temporarily unavailable. Please try again in a moment.",
             Self::UpstreamUnavailable => "The application behind this gateway is not reachable right now. Please try again shortly.",

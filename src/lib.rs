@@ -19,4 +19,5 @@ pub mod metrics;
 pub mod providers;
 pub mod proxy;
 pub mod session;
+pub mod sign_in_pool;
 pub mod store;

@@ -245,6 +245,10 @@ pub struct ProxyConfig {
     pub threads: usize,
     /// Largest body accepted by Vestibule's own POST endpoints.
     pub max_form_body: usize,
+    /// Longest time a client may take to send a form body to Vestibule's own endpoints.
+    pub form_body_timeout: Duration,
+    /// Sign-in verifications that may run at once.
+    pub sign_in_workers: usize,
     /// Upstream connect timeout for tenants that set none.
     pub connect_timeout: Duration,
     /// Upstream read/write timeout for tenants that set none.

@@ -233,6 +233,10 @@ pub struct RawProxy {
     pub threads: Option<usize>,
     /// Largest request body accepted on Vestibule's own endpoints.
     pub max_form_body: Option<String>,
+    /// Longest time a client may take to send such a body (default 10s).
+    pub form_body_timeout: Option<String>,
+    /// Sign-in verifications run at once, off the proxy workers (default: CPUs).
+    pub sign_in_workers: Option<usize>,
 }
 
 /// Metrics endpoint access.

@@ -852,10 +852,21 @@ impl Validator {
                 256 * 1024
             }),
         };
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let sign_in_workers = raw.sign_in_workers.unwrap_or(cpus);
+        if sign_in_workers == 0 || sign_in_workers > 256 {
+            self.err("proxy.sign_in_workers", "must be between 1 and 256");
+        }
         ProxyConfig {
             trusted_proxies,
             threads: threads.clamp(1, 256),
             max_form_body,
+            form_body_timeout: self.duration(
+                &raw.form_body_timeout,
+                "proxy.form_body_timeout",
+                Duration::from_secs(10),
+            ),
+            sign_in_workers: sign_in_workers.clamp(1, 256),
             connect_timeout: self.duration(
                 &raw.connect_timeout,
                 "proxy.connect_timeout",

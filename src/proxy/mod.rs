@@ -113,6 +113,9 @@ impl RequestIds {
     }
 }
 
+/// How long a sign-in waits for a free verification worker before it gets 503.
+const SIGN_IN_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The gateway service.
 pub struct Gateway {
     /// Host → route. Only read after start-up, so a fast seeded hash is as safe as SipHash
@@ -125,6 +128,8 @@ pub struct Gateway {
     trusted_proxies: Vec<IpNet>,
     metrics_allow: Vec<IpNet>,
     max_form_body: usize,
+    form_body_timeout: std::time::Duration,
+    sign_in_pool: crate::sign_in_pool::SignInPool,
     metrics: Arc<Metrics>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -218,6 +223,11 @@ impl Gateway {
             trusted_proxies: config.proxy.trusted_proxies.clone(),
             metrics_allow: config.metrics.allow.clone(),
             max_form_body: config.proxy.max_form_body,
+            form_body_timeout: config.proxy.form_body_timeout,
+            sign_in_pool: crate::sign_in_pool::SignInPool::new(
+                config.proxy.sign_in_workers,
+                SIGN_IN_QUEUE_WAIT,
+            ),
             metrics,
             store,
             clock,
@@ -327,7 +337,12 @@ impl Gateway {
             .rejections
             .with_label_values(&[tenant, error.code()])
             .inc();
-        self.respond(session, error.status(), content_type, body, &[])
+        let retry: Vec<(header::HeaderName, String)> = error
+            .retry_after()
+            .map(|s| (header::RETRY_AFTER, s.to_string()))
+            .into_iter()
+            .collect();
+        self.respond(session, error.status(), content_type, body, &retry)
             .await
     }
 

@@ -256,7 +256,6 @@ impl Gateway {
                     .await;
             }
         }
-        let now = self.clock.now();
         let Some((state, sign_in, provider)) = self.returning_sign_in(
             session,
             ctx,
@@ -291,8 +290,7 @@ impl Gateway {
         // Spend the state before the code: a second callback with the same state is refused
         // even while the first is still exchanging.
         match self
-            .store
-            .remember_once("login-state", &state.id, state.expires_at, now)
+            .spend(ctx, "login-state", &state.id, state.expires_at)
             .await
         {
             Ok(true) => {}
@@ -301,12 +299,7 @@ impl Gateway {
                     .refuse_oidc(session, ctx, &route, OidcError::BadState)
                     .await
             }
-            Err(e) => {
-                tracing::error!(request_id = %ctx.request_id, error = %e, "store unavailable during sign-in");
-                return self
-                    .fail(session, ctx, GatewayError::SignInUnavailable)
-                    .await;
-            }
+            Err(e) => return self.fail(session, ctx, e).await,
         }
         let redirect_uri = format!("{}/_vestibule/oidc/callback", self.origin(session, ctx));
         let callback = crate::auth::oidc::Callback {
@@ -420,11 +413,14 @@ impl Gateway {
                 .await;
         }
         let body = match self.read_form(session).await? {
-            Some(body) => body,
-            None => {
+            FormBody::Complete(body) => body,
+            FormBody::TooLarge => {
                 return self
                     .refuse(session, ctx, &route, WsFedError::TooLarge)
                     .await
+            }
+            FormBody::TooSlow => {
+                return self.fail(session, ctx, GatewayError::BodyTimeout).await;
             }
         };
         let form = match protocol::parse_form(&body) {
@@ -439,7 +435,6 @@ impl Gateway {
                 .refuse(session, ctx, &route, WsFedError::BadForm("unexpected wa"))
                 .await;
         }
-        let now = self.clock.now();
         let Some((state, sign_in, provider)) =
             self.returning_sign_in(session, ctx, &route, form.context.as_deref())
         else {
@@ -452,7 +447,21 @@ impl Gateway {
                 .refuse(session, ctx, &route, WsFedError::BadState)
                 .await;
         };
-        let Some(wresult) = form.result.as_deref() else {
+        // The login state is spent before any verification, whatever its outcome: one
+        // sign-in start buys at most one signature check.
+        match self
+            .spend(ctx, "login-state", &state.id, state.expires_at)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return self
+                    .refuse(session, ctx, &route, WsFedError::BadState)
+                    .await
+            }
+            Err(e) => return self.fail(session, ctx, e).await,
+        }
+        let Some(wresult) = form.result else {
             return self
                 .refuse(session, ctx, &route, WsFedError::BadForm("no wresult"))
                 .await;
@@ -461,67 +470,88 @@ impl Gateway {
             .verify_with_refresh(ws, wresult, &sign_in.allowed_issuers)
             .await
         {
-            Ok(a) => a,
-            Err(e) => return self.refuse(session, ctx, &route, e).await,
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => return self.refuse(session, ctx, &route, e).await,
+            Err(busy) => return self.fail(session, ctx, busy).await,
         };
-        // Only now, with everything checked, are the one-time values spent.
         let skew = ws.config.clock_skew.as_secs() as i64;
         let assertion_key = format!("{}|{}", assertion.issuer, assertion.id);
-        let once = [
-            (
-                "login-state",
-                state.id.as_str(),
-                state.expires_at,
-                WsFedError::BadState,
-            ),
-            (
-                "wsfed-assertion",
-                assertion_key.as_str(),
-                assertion.not_on_or_after + skew,
-                WsFedError::Replayed,
-            ),
-        ];
-        for (kind, key, expires_at, refusal) in once {
-            match self.store.remember_once(kind, key, expires_at, now).await {
-                Ok(true) => {}
-                Ok(false) => return self.refuse(session, ctx, &route, refusal).await,
-                Err(e) => {
-                    tracing::error!(request_id = %ctx.request_id, error = %e, "store unavailable during sign-in");
-                    return self
-                        .fail(session, ctx, GatewayError::SignInUnavailable)
-                        .await;
-                }
+        let replay_until = assertion.not_on_or_after + skew;
+        match self
+            .spend(ctx, "wsfed-assertion", &assertion_key, replay_until)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return self
+                    .refuse(session, ctx, &route, WsFedError::Replayed)
+                    .await
             }
+            Err(e) => return self.fail(session, ctx, e).await,
         }
         let identity = wsfed::claims::identity(&ws.name, &assertion);
         self.finish_sign_in(session, ctx, &route, identity, &state.return_to)
             .await
     }
 
-    /// Verifies, and once more after fetching metadata when the signing key is unknown (a
-    /// key rollover published since the last refresh).
+    /// Verifies on the sign-in pool (never on a proxy worker), and once more after fetching
+    /// metadata when the signing key is unknown (a key rollover published since the last
+    /// refresh). The outer error is a busy pool.
     async fn verify_with_refresh(
         &self,
         ws: &WsFedRuntime,
-        wresult: &str,
+        wresult: String,
         allowed_issuers: &[String],
-    ) -> std::result::Result<wsfed::saml::Assertion, WsFedError> {
-        let attempt = || {
-            let now = self.clock.now();
-            let expect = wsfed::Expectations {
-                realm: &ws.config.realm,
-                allowed_issuers,
-                now,
-                skew: ws.config.clock_skew.as_secs() as i64,
-                algorithms: &ws.config.algorithms,
-                max_bytes: self.max_form_body,
-            };
-            wsfed::verify_wresult(wresult, &ws.trust.current(now), &expect)
+    ) -> std::result::Result<std::result::Result<wsfed::saml::Assertion, WsFedError>, GatewayError>
+    {
+        let wresult: Arc<str> = wresult.into();
+        let job = WsFedJob {
+            realm: ws.config.realm.clone(),
+            allowed_issuers: allowed_issuers.to_vec(),
+            skew: ws.config.clock_skew.as_secs() as i64,
+            algorithms: ws.config.algorithms.clone(),
+            max_bytes: self.max_form_body,
         };
-        match attempt() {
-            Err(WsFedError::BadSignature) if self.providers.refresh_now(ws).await => attempt(),
-            other => other,
+        let attempt = |job: WsFedJob| {
+            let now = self.clock.now();
+            let trusted = ws.trust.current(now);
+            let wresult = wresult.clone();
+            let pool = self.sign_in_pool.clone();
+            async move {
+                pool.run(move || job.verify(&wresult, &trusted, now))
+                    .await
+                    .map_err(|e| {
+                        if e == crate::sign_in_pool::PoolError::Failed {
+                            tracing::error!("WS-Federation verification job failed");
+                        }
+                        GatewayError::SignInBusy
+                    })
+            }
+        };
+        match attempt(job.clone()).await? {
+            Err(WsFedError::BadSignature) if self.providers.refresh_now(ws).await => {
+                attempt(job).await
+            }
+            other => Ok(other),
         }
+    }
+
+    /// Records a one-time value (login state, assertion id) until `expires_at`: `true` the
+    /// first time, `false` once spent; the store being down is a 503.
+    async fn spend(
+        &self,
+        ctx: &RequestCtx,
+        kind: &str,
+        key: &str,
+        expires_at: i64,
+    ) -> std::result::Result<bool, GatewayError> {
+        self.store
+            .remember_once(kind, key, expires_at, self.clock.now())
+            .await
+            .map_err(|e| {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "store unavailable during sign-in");
+                GatewayError::SignInUnavailable
+            })
     }
 
     /// The common end of every sign-in: directory admission, a fresh session, back to where
@@ -602,16 +632,24 @@ impl Gateway {
         self.fail(session, ctx, error).await
     }
 
-    /// Reads a form body up to the configured limit; `None` when it is larger.
-    async fn read_form(&self, session: &mut Session) -> Result<Option<Vec<u8>>> {
-        let mut body = Vec::new();
-        while let Some(chunk) = session.read_request_body().await? {
-            if body.len() + chunk.len() > self.max_form_body {
-                return Ok(None);
+    /// Reads a form body up to the configured size, within the configured time: a slow
+    /// sender cannot hold a connection (and the memory of a half-read body) for long.
+    async fn read_form(&self, session: &mut Session) -> Result<FormBody> {
+        let max = self.max_form_body;
+        let read = async {
+            let mut body = Vec::new();
+            while let Some(chunk) = session.read_request_body().await? {
+                if body.len() + chunk.len() > max {
+                    return Ok(FormBody::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
+            Ok(FormBody::Complete(body))
+        };
+        match tokio::time::timeout(self.form_body_timeout, read).await {
+            Ok(result) => result,
+            Err(_) => Ok(FormBody::TooSlow),
         }
-        Ok(Some(body))
     }
 
     /// The identity provider ended its session: end ours, answer 200.
@@ -747,5 +785,44 @@ impl Gateway {
             &ctx.request_id,
         );
         self.respond(session, 200, pages::HTML, body, &[]).await
+    }
+}
+
+/// What `read_form` got.
+enum FormBody {
+    /// The whole body.
+    Complete(Vec<u8>),
+    /// More than the configured maximum.
+    TooLarge,
+    /// Not complete within the configured time.
+    TooSlow,
+}
+
+/// Everything a WS-Federation verification needs, owned, so it can run on the sign-in pool.
+#[derive(Clone)]
+struct WsFedJob {
+    realm: String,
+    allowed_issuers: Vec<String>,
+    skew: i64,
+    algorithms: Vec<wsfed::SignatureAlgorithm>,
+    max_bytes: usize,
+}
+
+impl WsFedJob {
+    fn verify(
+        &self,
+        wresult: &str,
+        trusted: &[wsfed::CertificateDer],
+        now: i64,
+    ) -> std::result::Result<wsfed::saml::Assertion, WsFedError> {
+        let expect = wsfed::Expectations {
+            realm: &self.realm,
+            allowed_issuers: &self.allowed_issuers,
+            now,
+            skew: self.skew,
+            algorithms: &self.algorithms,
+            max_bytes: self.max_bytes,
+        };
+        wsfed::verify_wresult(wresult, trusted, &expect)
     }
 }

@@ -290,6 +290,68 @@ async fn wctx_must_be_present_genuine_fresh_unused_and_ours() {
     assert_eq!(up.hits(), 0);
 }
 
+/// One sign-in start buys one signature check: a refused wresult spends its wctx, so an
+/// attacker cannot loop forged tokens against one wctx, and a slow sender is cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_wresult_spends_its_wctx_and_a_slow_body_gets_408() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "idp");
+    let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
+    let mut setup = wsfed_setup(up.addr, &peer);
+    setup
+        .extra_top
+        .push_str("proxy: { form_body_timeout: 1s }\n");
+    let gw = setup.start().await;
+    let p = start_sign_in(&gw, &peer).await;
+    let forged = p.wresult.replacen(">Alice Example<", ">Admin Example<", 1);
+    assert_ne!(forged, p.wresult);
+    let r = post_wsfed(
+        &gw,
+        &p.binding_cookie,
+        &[
+            ("wa", "wsignin1.0"),
+            ("wresult", &forged),
+            ("wctx", &p.wctx),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body.contains("not valid for any trusted certificate"),
+        "{}",
+        r.body
+    );
+    // The genuine token with the same wctx: the wctx is gone.
+    let r = p.complete(&gw).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("not valid (start again)"), "{}", r.body);
+    assert!(session_cookie(&r).is_none());
+    // A body announced but sent slowly: 408 within the configured second, not a held worker.
+    let fresh = start_sign_in(&gw, &peer).await;
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let head = format!(
+        "POST /_vestibule/wsfed HTTP/1.1\r\nHost: crm.contoso.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\nCookie: {}\r\nConnection: close\r\n\r\nwa=wsignin1.0&wresult=",
+        fresh.binding_cookie
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the gateway answers a slow body by itself")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("took too long"), "{answer}");
+    // Nothing was spent by the cut-off request: the fresh sign-in still completes.
+    assert_eq!(fresh.complete(&gw).await.status, 302);
+    assert_eq!(up.hits(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signing_key_rollover_is_picked_up_without_a_restart() {
     let up = Upstream::start().await;
