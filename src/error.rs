@@ -27,6 +27,8 @@ pub enum GatewayError {
     Forbidden,
     /// The request is malformed (e.g. an oversized form).
     BadRequest,
+    /// A state-changing request that does not come from this site.
+    CrossSiteRequest,
     /// The client took longer than allowed to send its request body.
     BodyTimeout,
     /// Every sign-in worker is busy: try again shortly.
@@ -64,6 +66,7 @@ impl GatewayError {
             Self::Forbidden => 403,
             Self::BadRequest => 400,
             Self::BodyTimeout => 408,
+            Self::CrossSiteRequest => 403,
             Self::SignInBusy => 503,
             Self::MethodNotAllowed => 405,
             Self::StoreUnavailable => 503,
@@ -85,6 +88,7 @@ impl GatewayError {
             Self::Forbidden => "forbidden",
             Self::BadRequest => "bad_request",
             Self::BodyTimeout => "body_timeout",
+            Self::CrossSiteRequest => "cross_site",
             Self::SignInBusy => "sign_in_busy",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::StoreUnavailable => "store_unavailable",
@@ -106,6 +110,7 @@ impl GatewayError {
             Self::Forbidden => "Forbidden",
             Self::BadRequest => "Bad request",
             Self::BodyTimeout => "Request timeout",
+            Self::CrossSiteRequest => "Forbidden",
             Self::SignInBusy => "Sign-in busy",
             Self::MethodNotAllowed => "Method not allowed",
             Self::StoreUnavailable => "Temporarily unavailable",
@@ -127,6 +132,7 @@ impl GatewayError {
             Self::Forbidden => "You are not allowed to see this page.",
             Self::BadRequest => "The request could not be understood.",
             Self::BodyTimeout => "The request took too long to arrive. Please try again.",
+            Self::CrossSiteRequest => "This action must be started from this site. Use its Sign out button.",
             Self::SignInBusy => "Too many sign-ins are being checked right now. Please try again in a few seconds.",
             Self::MethodNotAllowed => "This address does not accept that kind of request.",
             Self::StoreUnavailable => "Sign-in is temporarily unavailable. Please try again in a moment.",

@@ -37,16 +37,23 @@ pub struct Caller<'a> {
 pub struct UpstreamHeaders {
     owned: OwnedHeaders,
     names: HeaderNames,
-    cookie_name: String,
+    /// The configured cookie name: every one of our cookie names contains it.
+    cookie_base: String,
+    /// Session, binding and sign-out cookie names, plain and prefixed.
+    cookie_names: Vec<String>,
 }
 
 impl UpstreamHeaders {
     /// From validated configuration pieces.
-    pub fn new(owned: OwnedHeaders, names: HeaderNames, cookie_name: &str) -> Self {
+    pub fn new(owned: OwnedHeaders, names: HeaderNames, cookie_base: &str) -> Self {
         Self {
             owned,
             names,
-            cookie_name: cookie_name.to_owned(),
+            cookie_base: cookie_base.to_owned(),
+            cookie_names: cookie::CookieNames::new(cookie_base)
+                .all()
+                .map(str::to_owned)
+                .to_vec(),
         }
     }
 
@@ -95,9 +102,9 @@ impl UpstreamHeaders {
         }
     }
 
-    /// The upstream never sees Vestibule's own cookie: it is a bearer handle.
+    /// The upstream never sees Vestibule's own cookies: the session one is a bearer handle.
     fn strip_session_cookie(&self, headers: &mut HeaderMap) {
-        let needle = self.cookie_name.as_bytes();
+        let needle = self.cookie_base.as_bytes();
         let ours = |v: &HeaderValue| v.as_bytes().windows(needle.len()).any(|w| w == needle);
         if !headers.get_all(COOKIE).iter().any(ours) {
             return;
@@ -109,7 +116,7 @@ impl UpstreamHeaders {
         for value in headers.get_all(COOKIE) {
             if !ours(value) {
                 kept.push(value.clone());
-            } else if let Some(rest) = cookie::without(value.as_bytes(), &self.cookie_name) {
+            } else if let Some(rest) = cookie::without(value.as_bytes(), &self.cookie_names) {
                 kept.extend(HeaderValue::from_bytes(&rest).ok());
             }
         }

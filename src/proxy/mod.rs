@@ -124,7 +124,7 @@ pub struct Gateway {
     sessions: Arc<Sessions>,
     signer: Arc<AssertionSigner>,
     upstream_headers: UpstreamHeaders,
-    cookie_name: String,
+    cookies: cookie::CookieNames,
     trusted_proxies: Vec<IpNet>,
     metrics_allow: Vec<IpNet>,
     max_form_body: usize,
@@ -219,7 +219,7 @@ impl Gateway {
                 HeaderNames::new(&config.headers.prefix),
                 &config.session.cookie,
             ),
-            cookie_name: config.session.cookie.clone(),
+            cookies: cookie::CookieNames::new(&config.session.cookie),
             trusted_proxies: config.proxy.trusted_proxies.clone(),
             metrics_allow: config.metrics.allow.clone(),
             max_form_body: config.proxy.max_form_body,
@@ -254,23 +254,43 @@ impl Gateway {
         found.cloned().ok_or(GatewayError::UnknownHost)
     }
 
-    /// The first cookie value that opens to a live session of this tenant.
+    /// The live session the request's one session cookie names (`__Host-` over HTTPS). Two
+    /// session cookies count as none: one of them was planted.
     async fn load_session(
         &self,
         req: &RequestHeader,
         tenant: &str,
+        secure: bool,
     ) -> Result<Option<Arc<LiveSession<SessionHeaders>>>, crate::store::StoreError> {
-        let values = req
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .map(|v| v.as_bytes());
-        for value in cookie::find(values, &self.cookie_name) {
-            if let Some(s) = self.sessions.load(tenant, value).await? {
-                return Ok(Some(s));
-            }
+        match self.one_cookie(req, self.cookies.session(secure)) {
+            Some(value) => self.sessions.load(tenant, value).await,
+            None => Ok(None),
         }
-        Ok(None)
+    }
+
+    /// The value of cookie `name` when the request carries exactly one of that name.
+    fn one_cookie<'r>(&self, req: &'r RequestHeader, name: &'r str) -> Option<&'r str> {
+        let values = req.headers.get_all(header::COOKIE).iter();
+        cookie::single(values.map(|v| v.as_bytes()), name).unwrap_or_else(|count| {
+            tracing::warn!(
+                cookie = name,
+                count,
+                "several cookies of one name (one was planted?): none is used"
+            );
+            None
+        })
+    }
+
+    /// Whether the browser reached us over HTTPS: our TLS listener, or a trusted proxy's
+    /// `X-Forwarded-Proto: https`. Cheap: decides the cookie names on every request.
+    fn secure_request(&self, session: &Session, ctx: &RequestCtx) -> bool {
+        ctx.tls
+            || (self.trusted_peer(Self::peer_ip(session))
+                && session
+                    .req_header()
+                    .headers
+                    .get("x-forwarded-proto")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
     }
 
     fn peer_ip(session: &Session) -> Option<IpAddr> {
@@ -580,8 +600,9 @@ impl ProxyHttp for Gateway {
         if route.is_public(session.req_header().uri.path()) {
             return Ok(false);
         }
+        let secure = self.secure_request(session, ctx);
         match self
-            .load_session(session.req_header(), &route.tenant.name)
+            .load_session(session.req_header(), &route.tenant.name, secure)
             .await
         {
             Ok(Some(s)) => {

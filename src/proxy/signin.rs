@@ -20,53 +20,38 @@ use std::sync::Arc;
 const LOGIN_TTL_SECS: i64 = 600;
 
 impl Gateway {
-    fn binding_cookie_name(&self) -> String {
-        format!("{}_login", self.cookie_name)
-    }
-
     /// `https://host[:port]` as the browser sees this gateway.
     fn origin(&self, session: &Session, ctx: &RequestCtx) -> String {
-        let req = session.req_header();
-        let forwarded_https = self.trusted_peer(Self::peer_ip(session))
-            && req
-                .headers
-                .get("x-forwarded-proto")
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-        let scheme = if ctx.tls || forwarded_https {
+        let scheme = if self.secure_request(session, ctx) {
             "https"
         } else {
             "http"
         };
         format!(
             "{scheme}://{}",
-            request_host_with_port(req)
+            request_host_with_port(session.req_header())
                 .unwrap_or_default()
                 .to_ascii_lowercase()
         )
     }
 
-    fn secure_context(&self, session: &Session, ctx: &RequestCtx) -> bool {
-        self.origin(session, ctx).starts_with("https:")
-    }
-
-    fn first_cookie(&self, session: &Session, name: &str) -> Option<String> {
-        let values = session
-            .req_header()
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .map(|v| v.as_bytes());
-        cookie::find(values, name).next().map(str::to_owned)
+    /// The request's one login binding cookie, if it carries exactly one.
+    fn binding_value(&self, session: &Session, ctx: &RequestCtx) -> Option<String> {
+        let name = self.cookies.binding(self.secure_request(session, ctx));
+        self.one_cookie(session.req_header(), name)
+            .map(str::to_owned)
     }
 
     /// The binding cookie travels on the provider's cross-site POST back to us, so it needs
-    /// SameSite=None (and therefore Secure wherever the browser sees HTTPS).
+    /// SameSite=None (and therefore Secure wherever the browser sees HTTPS, where it is a
+    /// `__Host-` cookie, which requires `Path=/`; the upstream never receives it).
     fn binding_cookie(&self, value: &str, max_age: u64, secure: bool) -> String {
-        format!(
-            "{}={value}; Path=/_vestibule/; Max-Age={max_age}; HttpOnly; SameSite=None{}",
-            self.binding_cookie_name(),
-            if secure { "; Secure" } else { "" }
-        )
+        let name = self.cookies.binding(secure);
+        if secure {
+            format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=None; Secure")
+        } else {
+            format!("{name}={value}; Path=/_vestibule/; Max-Age={max_age}; HttpOnly; SameSite=None")
+        }
     }
 
     /// The tenant of a sign-in endpoint request, recorded in the context; `None` once the
@@ -97,7 +82,7 @@ impl Gateway {
         route: &'r TenantRoute,
         sealed: Option<&str>,
     ) -> Option<(LoginState, &'r crate::config::SignIn, Arc<RuntimeProvider>)> {
-        let binding = self.first_cookie(session, &self.binding_cookie_name());
+        let binding = self.binding_value(session, ctx);
         let state = LoginState::open(
             self.sessions.keys(),
             sealed,
@@ -146,8 +131,9 @@ impl Gateway {
         let return_to = param("rd")
             .and_then(|rd| return_url::validate(&rd, &host))
             .unwrap_or_else(|| "/".into());
+        let secure = self.secure_request(session, ctx);
         match self
-            .load_session(session.req_header(), &route.tenant.name)
+            .load_session(session.req_header(), &route.tenant.name, secure)
             .await
         {
             Ok(Some(_)) => {
@@ -178,7 +164,7 @@ impl Gateway {
         let Some(binding) = chosen else {
             return self.provider_list(session, ctx, &route, &return_to).await;
         };
-        let existing = self.first_cookie(session, &self.binding_cookie_name());
+        let existing = self.binding_value(session, ctx);
         let mut state = LoginState::new(
             &route.tenant.name,
             &binding.provider,
@@ -213,7 +199,7 @@ impl Gateway {
                 let set = self.binding_cookie(
                     &state.binding,
                     LOGIN_TTL_SECS as u64,
-                    self.secure_context(session, ctx),
+                    self.secure_request(session, ctx),
                 );
                 self.redirect(
                     session,
@@ -592,22 +578,45 @@ impl Gateway {
             .sign_ins
             .with_label_values(&[route.tenant.name.as_str(), provider.as_str()])
             .inc();
-        let secure = self.secure_context(session, ctx);
+        let secure = self.secure_request(session, ctx);
         let max_age = self.sessions.config().absolute.as_secs();
-        let set_session = cookie::set_cookie(&self.cookie_name, &cookie_value, max_age, secure);
-        let clear_binding = self.binding_cookie("", 0, secure);
-        self.respond(
-            session,
-            302,
-            pages::HTML,
-            Bytes::new(),
-            &[
-                (header::LOCATION, return_to.to_owned()),
-                (header::SET_COOKIE, set_session),
-                (header::SET_COOKIE, clear_binding),
-            ],
-        )
-        .await
+        let session_name = self.cookies.session(secure);
+        let mut headers = vec![
+            (header::LOCATION, return_to.to_owned()),
+            (
+                header::SET_COOKIE,
+                cookie::set_cookie(session_name, &cookie_value, max_age, secure),
+            ),
+            (header::SET_COOKIE, self.binding_cookie("", 0, secure)),
+        ];
+        let federated = matches!(
+            self.providers.get(&provider).map(Arc::as_ref),
+            Some(RuntimeProvider::WsFed(_))
+        );
+        if secure && federated {
+            // For the identity provider's cross-site sign-out cleanup (see `CookieNames`).
+            headers.push((
+                header::SET_COOKIE,
+                cookie::set_signout_cookie(self.cookies.signout(), &cookie_value, max_age),
+            ));
+        }
+        self.respond(session, 302, pages::HTML, Bytes::new(), &headers)
+            .await
+    }
+
+    /// `Set-Cookie` values that delete the session cookie (and, over HTTPS, the sign-out one).
+    fn clear_session_cookies(&self, secure: bool) -> Vec<(header::HeaderName, String)> {
+        let mut out = vec![(
+            header::SET_COOKIE,
+            cookie::clear_cookie(self.cookies.session(secure), secure),
+        )];
+        if secure {
+            out.push((
+                header::SET_COOKIE,
+                cookie::set_signout_cookie(self.cookies.signout(), "", 0),
+            ));
+        }
+        out
     }
 
     /// A refused sign-in response: a clear page, a metric, nothing stored.
@@ -652,46 +661,80 @@ impl Gateway {
         }
     }
 
-    /// The identity provider ended its session: end ours, answer 200.
+    /// The identity provider ended its session: end ours, answer 200. Azure AD and ADFS call
+    /// this from a cross-site iframe or image, where the browser withholds the `SameSite=Lax`
+    /// session cookie; the `SameSite=None` sign-out cookie, sent only to this path, names the
+    /// session then. It is read nowhere else.
     async fn sign_out_cleanup(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         route: &TenantRoute,
     ) -> Result<bool> {
-        if let Ok(Some(live)) = self
-            .load_session(session.req_header(), &route.tenant.name)
-            .await
-        {
-            if let Err(e) = self.sessions.revoke(&live.id).await {
-                tracing::error!(request_id = %ctx.request_id, error = %e, "could not revoke session");
-                return self
-                    .fail(session, ctx, GatewayError::StoreUnavailable)
-                    .await;
+        let secure = self.secure_request(session, ctx);
+        let req = session.req_header();
+        let handles: Vec<String> = [
+            self.one_cookie(req, self.cookies.session(secure)),
+            secure
+                .then(|| self.one_cookie(req, self.cookies.signout()))
+                .flatten(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(str::to_owned)
+        .collect();
+        for handle in handles {
+            match self.sessions.load(&route.tenant.name, &handle).await {
+                Ok(Some(live)) => {
+                    if let Err(e) = self.sessions.revoke(&live.id).await {
+                        tracing::error!(request_id = %ctx.request_id, error = %e, "could not revoke session");
+                        return self
+                            .fail(session, ctx, GatewayError::StoreUnavailable)
+                            .await;
+                    }
+                    tracing::info!(request_id = %ctx.request_id, tenant = %route.tenant.name, "session ended by the identity provider's sign-out cleanup");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
+                    return self
+                        .fail(session, ctx, GatewayError::StoreUnavailable)
+                        .await;
+                }
             }
         }
-        let clear = cookie::clear_cookie(&self.cookie_name, self.secure_context(session, ctx));
         let body = pages::page("Signed out", "<p>You are signed out.</p>", &ctx.request_id);
-        self.respond(
-            session,
-            200,
-            pages::HTML,
-            body,
-            &[(header::SET_COOKIE, clear)],
-        )
-        .await
+        let clear = self.clear_session_cookies(secure);
+        self.respond(session, 200, pages::HTML, body, &clear).await
     }
 
     /// `/_vestibule/logout`: revoke server-side, clear the cookie, and sign out at the
     /// identity provider when the session came from one that supports it.
+    /// Only a POST from this site acts: a GET (a link, an image, a cross-site navigation)
+    /// gets a page with the sign-out button, so no other site can sign a user out.
     pub(super) async fn logout(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let Some(route) = self.sign_in_route(session, ctx).await? else {
             return Ok(true);
         };
+        if session.req_header().method != Method::POST {
+            let body = pages::page(
+                "Sign out",
+                "<p>Sign out of this site?</p><form method=\"post\" action=\"/_vestibule/logout\"><button type=\"submit\">Sign out</button></form>",
+                &ctx.request_id,
+            );
+            return self.respond(session, 200, pages::HTML, body, &[]).await;
+        }
+        if !self.same_origin(session, ctx) {
+            tracing::warn!(request_id = %ctx.request_id, tenant = %route.tenant.name, "cross-site sign-out refused");
+            return self
+                .fail(session, ctx, GatewayError::CrossSiteRequest)
+                .await;
+        }
+        let secure = self.secure_request(session, ctx);
         let mut provider = None;
         let mut id_token_hint = None;
         match self
-            .load_session(session.req_header(), &route.tenant.name)
+            .load_session(session.req_header(), &route.tenant.name, secure)
             .await
         {
             Ok(Some(live)) => {
@@ -729,7 +772,7 @@ impl Gateway {
                     .await;
             }
         }
-        let clear = cookie::clear_cookie(&self.cookie_name, self.secure_context(session, ctx));
+        let mut headers = self.clear_session_cookies(secure);
         // The only post-logout target ever sent: our own signed-out page on this tenant's host.
         let signed_out = format!("{}/_vestibule/signed-out", self.origin(session, ctx));
         let location = match provider
@@ -748,14 +791,9 @@ impl Gateway {
             None => None,
         };
         if let Some(location) = location {
+            headers.push((header::LOCATION, location));
             return self
-                .respond(
-                    session,
-                    302,
-                    pages::HTML,
-                    Bytes::new(),
-                    &[(header::LOCATION, location), (header::SET_COOKIE, clear)],
-                )
+                .respond(session, 302, pages::HTML, Bytes::new(), &headers)
                 .await;
         }
         let body = pages::page(
@@ -763,14 +801,22 @@ impl Gateway {
             "<p>You are signed out.</p><p><a href=\"/\">Sign in again</a></p>",
             &ctx.request_id,
         );
-        self.respond(
-            session,
-            200,
-            pages::HTML,
-            body,
-            &[(header::SET_COOKIE, clear)],
-        )
-        .await
+        self.respond(session, 200, pages::HTML, body, &headers)
+            .await
+    }
+
+    /// Whether a state-changing request comes from this site: `Sec-Fetch-Site: same-origin`
+    /// (every current browser sends it), else an `Origin` equal to ours. A request with
+    /// neither is refused: it cannot show where it comes from.
+    fn same_origin(&self, session: &Session, ctx: &RequestCtx) -> bool {
+        let headers = &session.req_header().headers;
+        if let Some(site) = headers.get("sec-fetch-site") {
+            return site.as_bytes() == b"same-origin";
+        }
+        headers.get(header::ORIGIN).is_some_and(|o| {
+            o.as_bytes()
+                .eq_ignore_ascii_case(self.origin(session, ctx).as_bytes())
+        })
     }
 
     /// Where the identity provider sends the browser after federated sign-out.

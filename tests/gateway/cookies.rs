@@ -128,20 +128,53 @@ async fn a_session_of_one_tenant_is_refused_by_another() {
     assert_eq!(up.last().one("x-vestibule-tenant"), Some("fabrikam"));
 }
 
+/// Two session cookies of our name mean one was planted (a sibling domain, a plain-HTTP
+/// page). Trying each would let the attacker's own valid session win over the victim's (login
+/// fixation: the victim then works, and uploads, as the attacker), so the request counts as
+/// carrying none: sign in again, nothing forwarded with anyone's identity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_planted_second_cookie_does_not_hide_the_real_one() {
+async fn two_session_cookies_count_as_none() {
     let up = Upstream::start().await;
     let setup = Setup::new(up.addr);
     let gw = setup.start().await;
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
-    let (_, value) = sessions.create("contoso", alice()).await.unwrap();
+    let (_, victim) = sessions.create("contoso", alice()).await.unwrap();
+    let mut mallory = alice();
+    mallory.user = "mallory@contoso.example".into();
+    mallory.subject = "mallory".into();
+    let (_, attacker) = sessions.create("contoso", mallory).await.unwrap();
+    for cookies in [
+        format!("Cookie: vestibule={attacker}; vestibule={victim}"),
+        format!("Cookie: vestibule={victim}; vestibule={attacker}"),
+        format!("Cookie: vestibule=v1.planted; vestibule={victim}"),
+    ] {
+        for (accept, status) in [("text/html", 302), ("application/json", 401)] {
+            let r = get(
+                gw.addr,
+                "crm.contoso.test",
+                "/",
+                &[&format!("Accept: {accept}"), &cookies],
+            )
+            .await;
+            assert_eq!(r.status, status, "{cookies}");
+        }
+    }
+    // Split over two Cookie headers, too.
     let r = get(
         gw.addr,
         "crm.contoso.test",
         "/",
-        &["Cookie: vestibule=v1.planted", &cookie(&value)],
+        &[
+            "Accept: text/html",
+            &format!("Cookie: vestibule={attacker}"),
+            &cookie(&victim),
+        ],
     )
     .await;
+    assert_eq!(r.status, 302);
+    assert_eq!(up.hits(), 0, "nothing forwarded under either identity");
+    // Alone, each is a session again.
+    let r = get(gw.addr, "crm.contoso.test", "/", &[&cookie(&victim)]).await;
     assert_eq!(r.status, 200);
     assert_eq!(
         up.last().one("x-vestibule-user"),

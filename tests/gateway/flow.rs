@@ -184,13 +184,7 @@ async fn sign_out_revokes_the_session_server_side() {
             .status,
         200
     );
-    let out = get(
-        gw.addr,
-        "crm.contoso.test",
-        "/_vestibule/logout",
-        &[&cookie(&value)],
-    )
-    .await;
+    let out = logout(gw.addr, "crm.contoso.test", &[&cookie(&value)]).await;
     assert_eq!(out.status, 200);
     let cleared = out.header("set-cookie").unwrap();
     assert!(
@@ -257,4 +251,82 @@ async fn return_urls_stay_on_the_tenant_host() {
     assert!(page.body.contains("Sign in to contoso"));
     assert!(!page.body.contains("evil.example"));
     assert_eq!(up.hits(), 0);
+}
+
+/// Signing out changes state, so only a same-origin POST does it: a link, an image or a
+/// cross-site form elsewhere must not end a user's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_only_by_a_same_origin_post() {
+    let up = Upstream::start().await;
+    let setup = Setup::new(up.addr);
+    let gw = setup.start().await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let (_, value) = sessions.create("contoso", alice()).await.unwrap();
+    let still_signed_in = || async {
+        get(gw.addr, "crm.contoso.test", "/", &[&cookie(&value)])
+            .await
+            .status
+            == 200
+    };
+    // A GET (link, <img>, cross-site navigation) only shows the button.
+    let page = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/logout",
+        &[&cookie(&value)],
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("<form method=\"post\" action=\"/_vestibule/logout\">"),
+        "{}",
+        page.body
+    );
+    assert!(page.header("set-cookie").is_none());
+    assert!(still_signed_in().await);
+    for (what, headers) in [
+        ("foreign origin", vec!["Origin: https://evil.example"]),
+        (
+            "cross-site fetch",
+            vec![
+                "Sec-Fetch-Site: cross-site",
+                "Origin: http://crm.contoso.test",
+            ],
+        ),
+        ("same-site sibling", vec!["Sec-Fetch-Site: same-site"]),
+        ("null origin", vec!["Origin: null"]),
+        ("no origin at all", vec![]),
+    ] {
+        let mut req = format!(
+            "POST /_vestibule/logout HTTP/1.1\r\nHost: crm.contoso.test\r\nContent-Length: 0\r\nConnection: close\r\n{}\r\n",
+            cookie(&value)
+        );
+        for h in &headers {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        req.push_str("\r\n");
+        let r = raw(gw.addr, &req).await.unwrap();
+        assert_eq!(r.status, 403, "{what}: {}", r.body);
+        assert!(
+            r.body.contains("must be started from this site"),
+            "{what}: {}",
+            r.body
+        );
+        assert!(r.header("set-cookie").is_none(), "{what}");
+        assert!(still_signed_in().await, "{what}: the session survives");
+    }
+    // The button itself: a same-origin POST (as the browser marks it).
+    let out = raw(
+        gw.addr,
+        &format!(
+            "POST /_vestibule/logout HTTP/1.1\r\nHost: crm.contoso.test\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\nConnection: close\r\n{}\r\n\r\n",
+            cookie(&value)
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert!(!still_signed_in().await);
 }

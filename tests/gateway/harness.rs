@@ -373,6 +373,19 @@ pub async fn get(addr: SocketAddr, host: &str, path: &str, extra: &[&str]) -> Re
     raw(addr, &req).await.expect("gateway answered")
 }
 
+/// Signs out the way the sign-out button does: a same-origin POST to `/_vestibule/logout`.
+pub async fn logout(addr: SocketAddr, host: &str, extra: &[&str]) -> Reply {
+    let mut req = format!(
+        "POST /_vestibule/logout HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\nContent-Length: 0\r\nConnection: close\r\n"
+    );
+    for line in extra {
+        req.push_str(line);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    raw(addr, &req).await.expect("gateway answered")
+}
+
 /// An identity as a verified sign-in would produce it.
 pub fn alice() -> Identity {
     Identity {

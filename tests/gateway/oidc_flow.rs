@@ -102,13 +102,7 @@ async fn full_code_flow_reaches_the_upstream_with_identity() {
     assert!(replay.body.contains("start again"));
 
     // Sign-out: local revoke, then RP-initiated logout at the provider.
-    let out = get(
-        gw.addr,
-        "crm.contoso.test",
-        "/_vestibule/logout",
-        &[&format!("Cookie: {cookie}")],
-    )
-    .await;
+    let out = logout(gw.addr, "crm.contoso.test", &[&format!("Cookie: {cookie}")]).await;
     assert_eq!(out.status, 302);
     let end = out.header("location").unwrap();
     assert!(

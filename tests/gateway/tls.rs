@@ -118,7 +118,22 @@ async fn https_listener_marks_cookies_secure_and_tells_the_upstream() {
     let (_, value) = sessions.create("contoso", alice()).await.unwrap();
     let base = format!("https://localhost:{tls_port}");
     let resolve = format!("localhost:{tls_port}:127.0.0.1");
-    let cookie_header = format!("Cookie: vestibule={value}");
+    // Over HTTPS the session cookie is `__Host-vestibule`: one a sibling domain or a
+    // plain-HTTP page cannot plant. The unprefixed name is not a session there.
+    let cookie_header = format!("Cookie: __Host-vestibule={value}");
+    let planted = curl(&[
+        "--resolve",
+        &resolve,
+        "-H",
+        "Host: crm.contoso.test",
+        "-H",
+        "Accept: text/html",
+        "-H",
+        &format!("Cookie: vestibule={value}"),
+        &format!("{base}/deals"),
+    ]);
+    assert!(planted.contains(" 302"), "{planted}");
+    assert_eq!(up.hits(), 0);
 
     let page = curl(&[
         "--resolve",
@@ -144,11 +159,18 @@ async fn https_listener_marks_cookies_secure_and_tells_the_upstream() {
         "Host: crm.contoso.test",
         "-H",
         &cookie_header,
+        "-H",
+        "Sec-Fetch-Site: same-origin",
+        "-X",
+        "POST",
         &format!("{base}/_vestibule/logout"),
     ]);
     let set_cookie = out
         .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: __host-vestibule=;")
+        })
         .unwrap_or_else(|| panic!("no Set-Cookie in {out}"));
     for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
         assert!(set_cookie.contains(attr), "{attr} missing: {set_cookie}");

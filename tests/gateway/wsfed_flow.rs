@@ -169,13 +169,7 @@ async fn full_flow(token: &str) {
     assert!(session_cookie(&again).is_none());
 
     // Sign-out ends the session here and at the provider.
-    let out = get(
-        gw.addr,
-        "crm.contoso.test",
-        "/_vestibule/logout",
-        &[&format!("Cookie: {cookie}")],
-    )
-    .await;
+    let out = logout(gw.addr, "crm.contoso.test", &[&format!("Cookie: {cookie}")]).await;
     assert_eq!(out.status, 302);
     let to_idp = out.header("location").unwrap();
     assert!(
@@ -487,4 +481,141 @@ async fn pinned_certificates_work_without_metadata_and_cleanup_ends_the_session(
         after.status, 302,
         "the provider's cleanup revoked the session"
     );
+}
+
+/// Azure AD and ADFS end the session by loading `wsignoutcleanup1.0` in a cross-site iframe,
+/// where the browser withholds the `SameSite=Lax` session cookie. Over HTTPS (here: a
+/// trusted TLS-terminating proxy) a sign-in also sets a `SameSite=None` sign-out cookie,
+/// scoped to `/_vestibule/wsfed`, and the cleanup revokes the session it names. That cookie
+/// opens nothing anywhere else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_cleanup_without_the_lax_session_cookie_still_ends_the_session() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "idp");
+    let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
+    let mut setup = wsfed_setup(up.addr, &peer);
+    setup
+        .extra_top
+        .push_str("proxy: { trusted_proxies: [127.0.0.0/8] }\n");
+    let gw = setup.start().await;
+    let https = "X-Forwarded-Proto: https";
+    let login = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/login?rd=/deals",
+        &["Accept: text/html", https],
+    )
+    .await;
+    assert_eq!(login.status, 302, "{}", login.body);
+    let binding = login.header("set-cookie").unwrap();
+    for attr in [
+        "__Host-vestibule_login=",
+        "Path=/;",
+        "Secure",
+        "HttpOnly",
+        "SameSite=None",
+    ] {
+        assert!(binding.contains(attr), "{attr}: {binding}");
+    }
+    let to_idp = login.header("location").unwrap();
+    assert!(to_idp.contains("wreply=https%3A%2F%2Fcrm.contoso.test%2F_vestibule%2Fwsfed"));
+    let html = reqwest::get(to_idp).await.unwrap().text().await.unwrap();
+    let fields = form_fields(&html);
+    let field = |n: &str| fields.iter().find(|(k, _)| k == n).unwrap().1.clone();
+    let body: String = [
+        ("wa", field("wa")),
+        ("wresult", field("wresult")),
+        ("wctx", field("wctx")),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={}", urlencode(v)))
+    .collect::<Vec<_>>()
+    .join("&");
+    let binding_pair = binding.split(';').next().unwrap();
+    let done = raw(
+        gw.addr,
+        &format!(
+            "POST /_vestibule/wsfed HTTP/1.1\r\nHost: crm.contoso.test\r\n{https}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nCookie: {binding_pair}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.status, 302, "{}", done.body);
+    let set: Vec<&str> = done
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let find = |prefix: &str| {
+        *set.iter()
+            .find(|c| c.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix} in {set:?}"))
+    };
+    let session = find("__Host-vestibule=v1.");
+    for attr in ["Path=/;", "HttpOnly", "SameSite=Lax", "Secure"] {
+        assert!(session.contains(attr), "{attr}: {session}");
+    }
+    let signout = find("__Secure-vestibule_signout=v1.");
+    for attr in [
+        "Path=/_vestibule/wsfed;",
+        "HttpOnly",
+        "SameSite=None",
+        "Secure",
+    ] {
+        assert!(signout.contains(attr), "{attr}: {signout}");
+    }
+    let session_pair = session.split(';').next().unwrap().to_owned();
+    let signout_pair = signout.split(';').next().unwrap().to_owned();
+    let page = |cookie: String| {
+        let addr = gw.addr;
+        async move {
+            get(
+                addr,
+                "crm.contoso.test",
+                "/",
+                &["Accept: text/html", https, &format!("Cookie: {cookie}")],
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(page(session_pair.clone()).await, 200);
+    // The sign-out cookie is no session anywhere else (the browser would not even send it).
+    let handle = signout_pair.split_once('=').unwrap().1;
+    assert_eq!(
+        page(format!("__Secure-vestibule_signout={handle}")).await,
+        302
+    );
+    // The cross-site cleanup: only the SameSite=None cookie arrives.
+    let cleanup = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/wsfed?wa=wsignoutcleanup1.0",
+        &[
+            https,
+            "Sec-Fetch-Site: cross-site",
+            &format!("Cookie: {signout_pair}"),
+        ],
+    )
+    .await;
+    assert_eq!(cleanup.status, 200, "{}", cleanup.body);
+    let cleared: Vec<&str> = cleanup
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("__Secure-vestibule_signout=;")
+                && c.contains("Max-Age=0")
+                && c.contains("SameSite=None")),
+        "{cleared:?}"
+    );
+    assert_eq!(page(session_pair).await, 302, "the session is revoked");
+    assert_eq!(up.hits(), 1);
 }

@@ -253,7 +253,7 @@ unsafe fn bytes<'a>(s: *const ffi::xmlChar) -> &'a [u8] {
 ///
 /// # Safety
 /// `attr` points to a live attribute of a live document.
-unsafe fn attribute_value<'a>(attr: &'a ffi::xmlAttr) -> Option<&'a [u8]> {
+unsafe fn attribute_value(attr: &ffi::xmlAttr) -> Option<&[u8]> {
     let child = attr.children;
     if child.is_null() {
         return Some(b"");
