@@ -7,7 +7,7 @@ use crate::auth::wsfed::trust::TrustStore;
 use crate::auth::wsfed::CertificateDer;
 use crate::clock::Clock;
 use crate::config::{Provider, ProviderKind, WsFedProvider};
-use openidconnect::reqwest;
+use crate::http_client::ProviderHttp;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -57,7 +57,7 @@ pub struct ProviderError {
 /// Every configured provider, by name.
 pub struct Providers {
     by_name: HashMap<String, Arc<RuntimeProvider>>,
-    client: reqwest::Client,
+    client: ProviderHttp,
     clock: Arc<dyn Clock>,
 }
 
@@ -65,7 +65,7 @@ impl Providers {
     /// Builds the providers and fetches their metadata once. A provider with neither
     /// reachable metadata nor a pinned certificate stops the start.
     pub async fn start(config: &[Provider], clock: Arc<dyn Clock>) -> Result<Self, ProviderError> {
-        let client = crate::http_client::client();
+        let client = ProviderHttp::new();
         let mut by_name = HashMap::new();
         for p in config {
             let ws = match &p.kind {
@@ -113,7 +113,7 @@ impl Providers {
     }
 
     /// The outbound HTTP client.
-    pub fn http(&self) -> &reqwest::Client {
+    pub fn http(&self) -> &ProviderHttp {
         &self.client
     }
 
@@ -168,9 +168,9 @@ impl Providers {
     }
 }
 
-async fn refresh(client: &reqwest::Client, ws: &WsFedRuntime, now: i64) -> Result<(), String> {
+async fn refresh(client: &ProviderHttp, ws: &WsFedRuntime, now: i64) -> Result<(), String> {
     let url = ws.config.metadata_url.as_ref().ok_or("no metadata_url")?;
-    let xml = crate::http_client::get_text(client, url).await?;
+    let xml = client.get_text(url).await?;
     let signer = ws
         .config
         .metadata_signer

@@ -8,14 +8,15 @@
 use super::state::LoginState;
 use crate::clock::Clock;
 use crate::config::OidcProvider;
+use crate::http_client::ProviderHttp;
 use crate::identity::Identity;
 use arc_swap::ArcSwapOption;
 use base64::Engine;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm};
 use openidconnect::{
-    reqwest, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    ProviderMetadataWithLogout, RedirectUrl, Scope, SignatureVerificationError, TokenResponse,
+    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
+    RedirectUrl, Scope, SignatureVerificationError, TokenResponse,
 };
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -87,6 +88,10 @@ pub struct Callback<'a> {
 /// Least time between two on-demand discovery refreshes (unknown `kid`), seconds.
 const MIN_ON_DEMAND_SECS: i64 = 60;
 
+/// Least time between two discovery attempts made because nothing is cached yet (the
+/// provider was down at start), seconds: sign-in starts cannot make us hammer a provider.
+const MIN_UNCACHED_RETRY_SECS: i64 = 10;
+
 /// An OpenID provider at run time: its settings and the last good discovery document.
 pub struct OidcRuntime {
     /// Provider name.
@@ -97,6 +102,9 @@ pub struct OidcRuntime {
     pub config: OidcProvider,
     metadata: ArcSwapOption<ProviderMetadataWithLogout>,
     last_on_demand: AtomicI64,
+    last_uncached_attempt: AtomicI64,
+    /// One discovery at a time for requests that find nothing cached.
+    uncached: tokio::sync::Mutex<()>,
     discovered: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
@@ -111,12 +119,14 @@ impl OidcRuntime {
             config,
             metadata: ArcSwapOption::empty(),
             last_on_demand: AtomicI64::new(i64::MIN),
+            last_uncached_attempt: AtomicI64::new(i64::MIN),
+            uncached: tokio::sync::Mutex::new(()),
             discovered: std::sync::Mutex::new(None),
         }
     }
 
     /// Fetches discovery (with the JWKS) and keeps it as the last good copy.
-    pub async fn discover(&self, http: &reqwest::Client) -> Result<Metadata, OidcError> {
+    pub async fn discover(&self, http: &ProviderHttp) -> Result<Metadata, OidcError> {
         let issuer = IssuerUrl::new(self.config.issuer.as_str().trim_end_matches('/').to_owned())
             .map_err(|_| OidcError::Unavailable)?;
         match ProviderMetadataWithLogout::discover_async(issuer, http).await {
@@ -147,6 +157,26 @@ impl OidcRuntime {
         self.metadata.load_full()
     }
 
+    /// The discovery document for a sign-in: the cached one (the schedule keeps it fresh,
+    /// and a token signed with an unknown key refreshes it), or, when nothing was ever
+    /// discovered, one attempt shared by every waiting request and made at most every
+    /// `MIN_UNCACHED_RETRY_SECS`. Sign-in starts never cost the provider a request otherwise.
+    pub async fn metadata(&self, http: &ProviderHttp, now: i64) -> Result<Metadata, OidcError> {
+        if let Some(md) = self.cached() {
+            return Ok(md);
+        }
+        let _one_at_a_time = self.uncached.lock().await;
+        if let Some(md) = self.cached() {
+            return Ok(md);
+        }
+        let last = self.last_uncached_attempt.load(Ordering::SeqCst);
+        if now.saturating_sub(last) < MIN_UNCACHED_RETRY_SECS {
+            return Err(OidcError::Unavailable);
+        }
+        self.last_uncached_attempt.store(now, Ordering::SeqCst);
+        self.discover(http).await
+    }
+
     fn client(
         &self,
         md: &ProviderMetadataWithLogout,
@@ -162,17 +192,17 @@ impl OidcRuntime {
         .set_redirect_uri(redirect))
     }
 
-    /// Starts a sign-in: checks the provider is reachable (a fresh discovery, so a provider
-    /// that is down gets a clear page here rather than a dead end), stores nonce and PKCE
-    /// verifier in the login state, and returns the authorization URL.
+    /// Starts a sign-in: stores nonce and PKCE verifier in the login state and returns the
+    /// authorization URL, from the cached discovery document (see `metadata`).
     pub async fn begin(
         &self,
-        http: &reqwest::Client,
+        http: &ProviderHttp,
         state: &mut LoginState,
         seal: impl FnOnce(&LoginState) -> String,
         redirect_uri: &str,
+        now: i64,
     ) -> Result<String, OidcError> {
-        let md = self.discover(http).await?;
+        let md = self.metadata(http, now).await?;
         let client = self.client(&md, redirect_uri)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let nonce = Nonce::new_random();
@@ -195,17 +225,14 @@ impl OidcRuntime {
     /// Finishes a sign-in from the callback (the state is already opened and bound).
     pub async fn complete(
         &self,
-        http: &reqwest::Client,
+        http: &ProviderHttp,
         clock: &Arc<dyn Clock>,
         callback: &Callback<'_>,
         state: &LoginState,
         hosted_domains: &[String],
     ) -> Result<Identity, OidcError> {
         let (code, iss_param, redirect_uri) = (callback.code, callback.iss, callback.redirect_uri);
-        let md = match self.cached() {
-            Some(md) => md,
-            None => self.discover(http).await?,
-        };
+        let md = self.metadata(http, clock.now()).await?;
         if let Some(iss) = iss_param {
             if iss.trim_end_matches('/') != md.issuer().as_str().trim_end_matches('/') {
                 return Err(OidcError::IssuerMismatch);
@@ -242,23 +269,77 @@ impl OidcRuntime {
             other => other,
         }?;
         let mut claims = verified;
-        if self.config.userinfo {
-            if let Ok(request) = client.userinfo_request(response.access_token().clone(), None) {
-                if let Ok(info) = request.request_async::<openidconnect::EmptyAdditionalClaims, _, openidconnect::core::CoreGenderClaim>(http).await {
-                    let info = serde_json::to_value(&info).unwrap_or_default();
-                    if info.get("sub") == claims.get("sub") {
-                        for key in ["email", "email_verified", "name"] {
-                            if claims.get(key).is_none() {
-                                if let Some(v) = info.get(key) {
-                                    claims[key] = v.clone();
-                                }
+        if self.config.userinfo
+            && md.userinfo_endpoint().is_some()
+            && !self.missing_claims(&claims).is_empty()
+        {
+            self.add_userinfo(http, &client, response.access_token(), &mut claims)
+                .await?;
+        }
+        self.identity(&md, claims, id_token.to_string(), hosted_domains)
+    }
+
+    /// Claims the identity needs that the ID token does not carry.
+    fn missing_claims(&self, claims: &serde_json::Value) -> Vec<String> {
+        let mut wanted = vec!["email", "name", self.config.user_claim.as_str()];
+        wanted.extend(self.config.groups_claim.as_deref());
+        let mut missing: Vec<String> = wanted
+            .into_iter()
+            .filter(|k| claims.get(*k).is_none())
+            .map(str::to_owned)
+            .collect();
+        missing.dedup();
+        missing
+    }
+
+    /// Fills the claims the ID token lacks from the userinfo endpoint, as mod_auth_openidc and
+    /// oauth2-proxy do (many providers keep e-mail and profile out of the ID token). The ID
+    /// token's own claims always win; userinfo must name the same `sub`, or the sign-in is
+    /// refused. A userinfo endpoint that fails leaves the claims as they were: a claim the
+    /// identity needs is then reported missing.
+    async fn add_userinfo(
+        &self,
+        http: &ProviderHttp,
+        client: &impl OidcClient,
+        access_token: &openidconnect::AccessToken,
+        claims: &mut serde_json::Value,
+    ) -> Result<(), OidcError> {
+        let Ok(request) = client.userinfo_request(access_token.clone(), None) else {
+            return Ok(());
+        };
+        let info = match request
+            .request_async::<openidconnect::EmptyAdditionalClaims, _, openidconnect::core::CoreGenderClaim>(http)
+            .await
+        {
+            Ok(info) => serde_json::to_value(&info).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(provider = %self.name, error = %e, "userinfo request failed");
+                return Ok(());
+            }
+        };
+        if info.get("sub").is_none() || info.get("sub") != claims.get("sub") {
+            return Err(OidcError::IdToken(
+                "the userinfo response names another subject".into(),
+            ));
+        }
+        for key in self.missing_claims(claims) {
+            if let Some(value) = info.get(&key) {
+                claims[key.as_str()] = value.clone();
+                // `email_verified` belongs to the e-mail it qualifies: taken with it, never
+                // mixed with the ID token's.
+                if key == "email" {
+                    match info.get("email_verified") {
+                        Some(v) => claims["email_verified"] = v.clone(),
+                        None => {
+                            if let Some(map) = claims.as_object_mut() {
+                                map.remove("email_verified");
                             }
                         }
                     }
                 }
             }
         }
-        self.identity(&md, claims, id_token.to_string(), hosted_domains)
+        Ok(())
     }
 
     fn claim_on_demand(&self, now: i64) -> bool {

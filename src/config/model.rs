@@ -69,7 +69,8 @@ pub struct OidcProvider {
     pub authorization_params: Vec<(String, String)>,
     /// Require `email_verified`.
     pub require_verified_email: bool,
-    /// Call userinfo.
+    /// Fetch claims the ID token lacks (e-mail, name, the user and groups claims) from the
+    /// userinfo endpoint, when the provider has one.
     pub userinfo: bool,
     /// Claim used as the user name.
     pub user_claim: String,

@@ -84,9 +84,8 @@ pub struct RawProvider {
     pub authorization_params: BTreeMap<String, String>,
     /// Require `email_verified: true` (default true).
     pub require_verified_email: Option<bool>,
-    /// Call the userinfo endpoint for profile and e-mail.
-    #[serde(default)]
-    pub userinfo: bool,
+    /// Fetch claims the ID token lacks from the userinfo endpoint (default true).
+    pub userinfo: Option<bool>,
     /// Claim that becomes the user name (default `email`).
     pub user_claim: Option<String>,
     /// Claim holding group names or ids.

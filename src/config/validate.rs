@@ -523,7 +523,7 @@ impl Validator {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             require_verified_email: p.require_verified_email.unwrap_or(true),
-            userinfo: p.userinfo,
+            userinfo: p.userinfo.unwrap_or(true),
             user_claim: p.user_claim.clone().unwrap_or_else(|| "email".into()),
             groups_claim: p.groups_claim.clone(),
             id_token_algorithms,

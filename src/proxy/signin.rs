@@ -189,6 +189,7 @@ impl Gateway {
                     &mut state,
                     |s| s.seal(&keys),
                     &redirect_uri,
+                    self.clock.now(),
                 )
                 .await
             }

@@ -225,8 +225,11 @@ async fn provider_key_rotation_needs_no_restart() {
     assert!(session_cookie(&done).is_some());
 }
 
+/// A provider that goes down after start: sessions keep working, and sign-in starts still
+/// redirect from the cached discovery (the browser then meets the provider's outage, as with
+/// any relying party). A provider never reached since start gives a clear 503 page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn provider_down_gives_503_at_sign_in_and_sessions_keep_working() {
+async fn provider_outages_keep_sessions_and_a_never_reached_provider_gives_503() {
     let up = Upstream::start().await;
     let op = OidcPeer::start(&[]);
     let setup = oidc_setup(up.addr, &op.issuer, "");
@@ -234,7 +237,29 @@ async fn provider_down_gives_503_at_sign_in_and_sessions_keep_working() {
     let (auth, binding) = begin(&gw).await;
     let redirect = op.sign_in(&auth, "alice").await;
     let cookie = session_cookie(&callback(&gw, &redirect, &binding).await).unwrap();
+    let issuer = op.issuer.clone();
     drop(op);
+    let login = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/login?rd=%2F",
+        &["Accept: text/html"],
+    )
+    .await;
+    assert_eq!(login.status, 302, "{}", login.body);
+    assert!(login.header("location").unwrap().starts_with(&issuer));
+    let page = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/deals",
+        &[&format!("Cookie: {cookie}")],
+    )
+    .await;
+    assert_eq!(page.status, 200, "an existing session keeps working");
+
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let setup = oidc_setup(up.addr, &closed, "");
+    let gw = setup.start().await;
     let login = get(
         gw.addr,
         "crm.contoso.test",
@@ -244,14 +269,6 @@ async fn provider_down_gives_503_at_sign_in_and_sessions_keep_working() {
     .await;
     assert_eq!(login.status, 503, "{}", login.body);
     assert!(login.body.contains("Sign-in unavailable"));
-    let page = get(
-        gw.addr,
-        "crm.contoso.test",
-        "/deals",
-        &[&format!("Cookie: {cookie}")],
-    )
-    .await;
-    assert_eq!(page.status, 200, "an existing session keeps working");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,4 +362,83 @@ async fn several_providers_are_listed_and_one_is_picked_by_name() {
     )
     .await;
     assert_eq!(unknown.status, 200, "an unknown name shows the list again");
+}
+
+async fn op_stats(op: &OidcPeer) -> serde_json::Value {
+    reqwest::get(format!("http://127.0.0.1:{}/__stats", op.port))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Sign-in starts are unauthenticated: each one must not cost the provider a discovery
+/// fetch (that was an amplifier). Discovery is fetched at start and then from the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_starts_use_the_cached_discovery() {
+    let up = Upstream::start().await;
+    let op = OidcPeer::start(&[]);
+    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let gw = setup.start().await;
+    let before = op_stats(&op).await;
+    assert_eq!(before["discovery"], 1, "{before}");
+    for _ in 0..25 {
+        let login = get(
+            gw.addr,
+            "crm.contoso.test",
+            "/_vestibule/login?rd=%2F",
+            &["Accept: text/html"],
+        )
+        .await;
+        assert_eq!(login.status, 302);
+    }
+    let after = op_stats(&op).await;
+    assert_eq!(after["discovery"], 1, "{after}");
+    assert_eq!(after["jwks"], before["jwks"], "{after}");
+    // A whole sign-in still works from the cache.
+    let (auth, binding) = begin(&gw).await;
+    let redirect = op.sign_in(&auth, "alice").await;
+    assert_eq!(callback(&gw, &redirect, &binding).await.status, 302);
+    assert_eq!(op_stats(&op).await["discovery"], 1);
+}
+
+/// oidc-provider (like Okta and Keycloak, by configuration) can keep e-mail and profile out of
+/// the ID token. By default the gateway fetches what is missing from userinfo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_missing_from_the_id_token_come_from_userinfo() {
+    let up = Upstream::start().await;
+    let op = OidcPeer::start(&[("CONFORM_ID_TOKEN", "1")]);
+    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let gw = setup.start().await;
+    let (auth, binding) = begin(&gw).await;
+    let redirect = op.sign_in(&auth, "alice").await;
+    let done = callback(&gw, &redirect, &binding).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    let cookie = session_cookie(&done).unwrap();
+    assert_eq!(op_stats(&op).await["userinfo"], 1);
+    let page = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/deals",
+        &[&format!("Cookie: {cookie}")],
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        up.last().one("x-vestibule-user"),
+        Some("alice@contoso.example")
+    );
+
+    // Switched off, the same provider's tokens lack the claim the user name comes from.
+    let mut setup = oidc_setup(up.addr, &op.issuer, "");
+    setup.extra_top.push_str("    userinfo: false\n");
+    let gw = setup.start().await;
+    let (auth, binding) = begin(&gw).await;
+    let redirect = op.sign_in(&auth, "bob").await;
+    let r = callback(&gw, &redirect, &binding).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("lacks the `email` claim"), "{}", r.body);
+    assert!(session_cookie(&r).is_none());
+    assert_eq!(up.hits(), 1);
 }

@@ -62,6 +62,10 @@ fn key(dir: &std::path::Path, kid: &str) -> Key {
 struct Hostile {
     jwks: Vec<Jwk>,
     next_id_token: String,
+    /// What userinfo answers (default: `{"sub": "mallory"}`, matching `claims`).
+    userinfo: Option<serde_json::Value>,
+    /// Pad the JWKS past the gateway's 4 MiB limit on provider bodies.
+    huge_jwks: bool,
 }
 
 /// Starts the hostile provider; returns its issuer URL and the state to steer it.
@@ -83,15 +87,32 @@ async fn hostile_provider() -> (String, Arc<Mutex<Hostile>>) {
                                 "authorization_endpoint": format!("{b}/auth"),
                                 "token_endpoint": format!("{b}/token"),
                                 "jwks_uri": format!("{b}/jwks"),
+                                "userinfo_endpoint": format!("{b}/userinfo"),
                                 "response_types_supported": ["code"],
                                 "subject_types_supported": ["public"],
                                 "id_token_signing_alg_values_supported": ["ES256", "RS256"],
                             })
                             .to_string(),
-                            "/jwks" => serde_json::to_string(&JwkSet {
-                                keys: s.lock().unwrap().jwks.clone(),
-                            })
-                            .unwrap(),
+                            "/jwks" => {
+                                let h = s.lock().unwrap();
+                                let set = serde_json::to_string(&JwkSet {
+                                    keys: h.jwks.clone(),
+                                })
+                                .unwrap();
+                                if h.huge_jwks {
+                                    // Still valid JSON: only the size is wrong.
+                                    format!("{}{}", " ".repeat(5 * 1024 * 1024), set)
+                                } else {
+                                    set
+                                }
+                            }
+                            "/userinfo" => s
+                                .lock()
+                                .unwrap()
+                                .userinfo
+                                .clone()
+                                .unwrap_or_else(|| json!({"sub": "mallory"}))
+                                .to_string(),
                             "/token" => json!({
                                 "access_token": "at",
                                 "token_type": "Bearer",
@@ -334,4 +355,93 @@ async fn a_response_naming_another_issuer_is_refused() {
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.body.contains("came from another identity provider"));
     assert!(session_cookie(&r).is_none());
+}
+
+/// Userinfo fills claims the ID token lacks, but only for the subject the ID token names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn userinfo_for_another_subject_is_refused() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, hostile) = hostile_provider().await;
+    let good = key(dir.path(), "good");
+    hostile.lock().unwrap().jwks = vec![good.jwk.clone()];
+    let setup = oidc_setup(up.addr, &issuer, "");
+    let gw = setup.start().await;
+    // A response without `sub` is not a userinfo response at all: nothing is taken from it.
+    for (what, info, message) in [
+        (
+            "another subject",
+            json!({"sub": "alice", "email": "alice@contoso.example", "email_verified": true}),
+            "userinfo response names another subject",
+        ),
+        (
+            "no subject",
+            json!({"email": "alice@contoso.example", "email_verified": true}),
+            "lacks the `email` claim",
+        ),
+    ] {
+        let (auth, binding) = begin(&gw).await;
+        let mut c = claims(&issuer, &query_param(&auth, "nonce"));
+        c.as_object_mut().unwrap().remove("email");
+        c.as_object_mut().unwrap().remove("email_verified");
+        {
+            let mut h = hostile.lock().unwrap();
+            h.next_id_token = sign(&good, &c);
+            h.userinfo = Some(info);
+        }
+        let redirect = format!(
+            "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}",
+            urlencode(&query_param(&auth, "state"))
+        );
+        let r = callback(&gw, &redirect, &binding).await;
+        assert_eq!(r.status, 403, "{what}: {}", r.body);
+        assert!(r.body.contains(message), "{what}: {}", r.body);
+        assert!(session_cookie(&r).is_none(), "{what}");
+    }
+    // The same subject: its e-mail completes the identity.
+    let (auth, binding) = begin(&gw).await;
+    let mut c = claims(&issuer, &query_param(&auth, "nonce"));
+    c.as_object_mut().unwrap().remove("email");
+    c.as_object_mut().unwrap().remove("email_verified");
+    {
+        let mut h = hostile.lock().unwrap();
+        h.next_id_token = sign(&good, &c);
+        h.userinfo = Some(
+            json!({"sub": "mallory", "email": "mallory@contoso.example", "email_verified": true}),
+        );
+    }
+    let redirect = format!(
+        "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}",
+        urlencode(&query_param(&auth, "state"))
+    );
+    let ok = callback(&gw, &redirect, &binding).await;
+    assert_eq!(ok.status, 302, "{}", ok.body);
+    assert_eq!(up.hits(), 0);
+}
+
+/// A provider document past the 4 MiB limit is refused, on the openidconnect path too
+/// (discovery and JWKS): no session, and a clear 503 rather than unbounded memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_bodies_past_the_limit_are_refused() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, hostile) = hostile_provider().await;
+    let good = key(dir.path(), "good");
+    {
+        let mut h = hostile.lock().unwrap();
+        h.jwks = vec![good.jwk.clone()];
+        h.huge_jwks = true;
+    }
+    let setup = oidc_setup(up.addr, &issuer, "");
+    let gw = setup.start().await;
+    let login = get(
+        gw.addr,
+        "crm.contoso.test",
+        "/_vestibule/login?rd=%2F",
+        &["Accept: text/html"],
+    )
+    .await;
+    assert_eq!(login.status, 503, "{}", login.body);
+    assert!(login.body.contains("Sign-in unavailable"));
+    assert_eq!(up.hits(), 0);
 }

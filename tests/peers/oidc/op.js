@@ -45,6 +45,9 @@ const ACCESS_TOKEN_TTL = intEnv('ACCESS_TOKEN_TTL', 3600);
 const REFRESH_TOKEN_TTL = intEnv('REFRESH_TOKEN_TTL', 14 * 24 * 3600);
 const EMAIL_DOMAIN = env.EMAIL_DOMAIN || 'contoso.example';
 const HD = env.HD || undefined;
+// CONFORM_ID_TOKEN=1: scope-granted claims (email, profile) only from userinfo, as
+// oidc-provider, Okta and Keycloak can be configured to do.
+const CONFORM_ID_TOKEN = env.CONFORM_ID_TOKEN === '1';
 const UNVERIFIED_LOGINS = new Set(list(env.UNVERIFIED_LOGINS, ''));
 
 // ---------------------------------------------------------------------------------------
@@ -192,8 +195,9 @@ function configuration() {
       email: ['email', 'email_verified'],
       profile: ['name'],
     },
-    // Put the scope-granted claims into the ID token as well, not only into userinfo.
-    conformIdTokenClaims: false,
+    // Put the scope-granted claims into the ID token as well, not only into userinfo
+    // (unless CONFORM_ID_TOKEN=1).
+    conformIdTokenClaims: CONFORM_ID_TOKEN,
     // offline_access gives a refresh token (also needs prompt=consent in the request).
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     pkce: { required: () => true },
@@ -225,7 +229,20 @@ let handler = (_req, res) => {
   res.end('starting');
 };
 
-const server = http.createServer((req, res) => handler(req, res));
+// Requests per kind, for tests that count what the gateway fetches: GET /__stats.
+const stats = { discovery: 0, jwks: 0, token: 0, userinfo: 0 };
+const server = http.createServer((req, res) => {
+  const path = (req.url || '').split('?')[0];
+  if (path === '/__stats') {
+    res.setHeader('content-type', 'application/json');
+    return res.end(JSON.stringify(stats));
+  }
+  if (path.endsWith('/.well-known/openid-configuration')) stats.discovery += 1;
+  else if (path.endsWith('/jwks')) stats.jwks += 1;
+  else if (path.endsWith('/token')) stats.token += 1;
+  else if (path.endsWith('/me')) stats.userinfo += 1;
+  return handler(req, res);
+});
 server.on('clientError', (_err, socket) => socket.destroy());
 
 await new Promise((resolve, reject) => {
