@@ -40,12 +40,34 @@ pub fn valid_key_id(kid: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+fn lookup_digest(key: &[u8; 32], purpose: &str, value: &str) -> String {
+    let mut message = Vec::with_capacity(purpose.len() + 1 + value.len());
+    message.extend_from_slice(purpose.as_bytes());
+    message.push(0);
+    message.extend_from_slice(value.as_bytes());
+    hmac_sha256(key, &message)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The set of data-encryption keys, with the one that seals new data.
 pub struct KeyRing {
     active: String,
     /// A handful of keys (the active one and those being rotated out): a linear search over
     /// the id bytes is cheaper than hashing the id on every cookie.
     keys: Vec<(String, Aes256Gcm)>,
+    /// Per key, a separate key for lookup digests (never the encryption key itself), the
+    /// active key's first.
+    lookup: Vec<[u8; 32]>,
 }
 
 impl fmt::Debug for KeyRing {
@@ -62,6 +84,15 @@ impl fmt::Debug for KeyRing {
 impl KeyRing {
     /// Builds a ring; `active` must be one of `keys` (the config validator guarantees it).
     pub fn new(active: &str, keys: &[(String, [u8; KEY_LEN])]) -> Option<Self> {
+        let mut lookup: Vec<[u8; 32]> = Vec::with_capacity(keys.len());
+        for (id, key) in keys {
+            let derived = hmac_sha256(key, b"vestibule/lookup-key/v1");
+            if id == active {
+                lookup.insert(0, derived);
+            } else {
+                lookup.push(derived);
+            }
+        }
         let keys: Vec<(String, Aes256Gcm)> = keys
             .iter()
             .map(|(id, key)| (id.clone(), Aes256Gcm::new(&(*key).into())))
@@ -69,7 +100,22 @@ impl KeyRing {
         keys.iter().any(|(id, _)| id == active).then(|| Self {
             active: active.to_owned(),
             keys,
+            lookup,
         })
+    }
+
+    /// A digest of `value` for `purpose` under the active key: lets the store find records
+    /// by a value (a user's subject at an identity provider) without holding the value.
+    pub fn lookup_digest(&self, purpose: &str, value: &str) -> String {
+        lookup_digest(&self.lookup[0], purpose, value)
+    }
+
+    /// The same digest under every key in the ring (records written before a rotation).
+    pub fn lookup_digests(&self, purpose: &str, value: &str) -> Vec<String> {
+        self.lookup
+            .iter()
+            .map(|key| lookup_digest(key, purpose, value))
+            .collect()
     }
 
     fn cipher(&self, kid: &str) -> Option<&Aes256Gcm> {

@@ -117,6 +117,11 @@ impl Providers {
         &self.client
     }
 
+    /// Every provider.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<RuntimeProvider>> {
+        self.by_name.values()
+    }
+
     /// A provider by name.
     pub fn get(&self, name: &str) -> Option<&Arc<RuntimeProvider>> {
         self.by_name.get(name)

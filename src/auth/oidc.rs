@@ -5,6 +5,7 @@
 //! nonce), optional userinfo, hosted-domain and verified-e-mail rules, RP-initiated logout.
 //! The HTTP client is passed in; nothing here opens sockets on its own.
 
+use super::backchannel::{self, LogoutToken, LogoutTokenError};
 use super::state::LoginState;
 use crate::clock::Clock;
 use crate::config::OidcProvider;
@@ -87,6 +88,9 @@ pub struct Callback<'a> {
 
 /// Least time between two on-demand discovery refreshes (unknown `kid`), seconds.
 const MIN_ON_DEMAND_SECS: i64 = 60;
+
+/// Oldest logout token accepted (by `iat`), seconds: a replay record covers that window.
+const LOGOUT_TOKEN_MAX_AGE_SECS: i64 = 300;
 
 /// Least time between two discovery attempts made because nothing is cached yet (the
 /// provider was down at start), seconds: sign-in starts cannot make us hammer a provider.
@@ -279,6 +283,54 @@ impl OidcRuntime {
         self.identity(&md, claims, id_token.to_string(), hosted_domains)
     }
 
+    /// Verifies a back-channel logout token from this provider (fetching its keys once more
+    /// when the token names an unknown one, as for ID tokens).
+    pub async fn verify_logout_token(
+        &self,
+        http: &ProviderHttp,
+        token: &str,
+        now: i64,
+    ) -> Result<LogoutToken, LogoutTokenError> {
+        let md = self
+            .metadata(http, now)
+            .await
+            .map_err(|_| LogoutTokenError::UnknownKey)?;
+        let algorithms = self.allowed_algorithms();
+        let check = |md: &ProviderMetadataWithLogout| {
+            backchannel::verify(
+                token,
+                &backchannel::Expect {
+                    jwks: md.jwks(),
+                    algorithms: &algorithms,
+                    issuer: md.issuer().as_str(),
+                    client_id: &self.config.client_id,
+                    now,
+                    skew: self.config.clock_skew.as_secs() as i64,
+                    max_age: LOGOUT_TOKEN_MAX_AGE_SECS,
+                },
+            )
+        };
+        match check(&md) {
+            Err(LogoutTokenError::UnknownKey) if self.claim_on_demand(now) => {
+                let md = self
+                    .discover(http)
+                    .await
+                    .map_err(|_| LogoutTokenError::UnknownKey)?;
+                check(&md)
+            }
+            other => other,
+        }
+    }
+
+    /// The configured ID token (and logout token) algorithms.
+    fn allowed_algorithms(&self) -> Vec<CoreJwsSigningAlgorithm> {
+        self.config
+            .id_token_algorithms
+            .iter()
+            .filter_map(|a| serde_json::from_value(serde_json::Value::String(a.clone())).ok())
+            .collect()
+    }
+
     /// Claims the identity needs that the ID token does not carry.
     fn missing_claims(&self, claims: &serde_json::Value) -> Vec<String> {
         let mut wanted = vec!["email", "name", self.config.user_claim.as_str()];
@@ -360,12 +412,7 @@ impl OidcRuntime {
         clock: &Arc<dyn Clock>,
     ) -> Result<serde_json::Value, OidcError> {
         let skew = self.config.clock_skew.as_secs() as i64;
-        let algs: Vec<CoreJwsSigningAlgorithm> = self
-            .config
-            .id_token_algorithms
-            .iter()
-            .filter_map(|a| serde_json::from_value(serde_json::Value::String(a.clone())).ok())
-            .collect();
+        let algs = self.allowed_algorithms();
         let (c1, c2) = (clock.clone(), clock.clone());
         let verifier = client
             .verifier()
@@ -460,6 +507,10 @@ impl OidcRuntime {
             .and_then(|g| claims.get(g))
         {
             extra.insert("groups".into(), g.clone());
+        }
+        // The provider's session id: back-channel logout may name the session by it.
+        if let Some(sid) = text("sid") {
+            extra.insert("sid".into(), serde_json::Value::String(sid));
         }
         // Kept (sealed in the session record) for RP-initiated logout's id_token_hint.
         extra.insert("id_token".into(), serde_json::Value::String(raw_id_token));

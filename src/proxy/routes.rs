@@ -66,6 +66,7 @@ impl Gateway {
                 self.wsfed_endpoint(session, ctx).await
             }
             "oidc/callback" if read_only => self.oidc_callback(session, ctx).await,
+            "oidc/backchannel-logout" => self.backchannel_logout(session, ctx).await,
             "health" | "ready" | "metrics" | "jwks.json" | "login" | "logout" | "signed-out"
             | "wsfed" | "oidc/callback" => {
                 self.fail(session, ctx, GatewayError::MethodNotAllowed)

@@ -525,7 +525,7 @@ impl Gateway {
 
     /// Records a one-time value (login state, assertion id) until `expires_at`: `true` the
     /// first time, `false` once spent; the store being down is a 503.
-    async fn spend(
+    pub(super) async fn spend(
         &self,
         ctx: &RequestCtx,
         kind: &str,
@@ -644,7 +644,7 @@ impl Gateway {
 
     /// Reads a form body up to the configured size, within the configured time: a slow
     /// sender cannot hold a connection (and the memory of a half-read body) for long.
-    async fn read_form(&self, session: &mut Session) -> Result<FormBody> {
+    pub(super) async fn read_form(&self, session: &mut Session) -> Result<FormBody> {
         let max = self.max_form_body;
         let read = async {
             let mut body = Vec::new();
@@ -836,7 +836,7 @@ impl Gateway {
 }
 
 /// What `read_form` got.
-enum FormBody {
+pub(super) enum FormBody {
     /// The whole body.
     Complete(Vec<u8>),
     /// More than the configured maximum.

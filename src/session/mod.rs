@@ -8,7 +8,7 @@ use crate::clock::{Clock, UnixSeconds};
 use crate::config::SessionConfig;
 use crate::crypto::KeyRing;
 use crate::identity::Identity;
-use crate::store::{Store, StoreError, StoredSession};
+use crate::store::{SessionMatch, Store, StoreError, StoredSession};
 use dashmap::DashMap;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,27 @@ impl SessionId {
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
+
+    /// Parses the store's form of an id.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 32 || !hex.is_ascii() {
+            return None;
+        }
+        let mut id = [0u8; 16];
+        for (i, byte) in id.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self(id))
+    }
+}
+
+/// Purposes of the lookup digests kept with each session (see `KeyRing::lookup_digest`).
+const SUBJECT_PURPOSE: &str = "session-subject";
+const SID_PURPOSE: &str = "session-sid";
+
+/// Issuer and a value of it, unambiguously joined.
+fn subject_key(issuer: &str, value: &str) -> String {
+    format!("{}\n{value}", issuer.trim_end_matches('/'))
 }
 
 impl fmt::Debug for SessionId {
@@ -182,6 +203,19 @@ impl<P: Prepared> SessionManager<P> {
                 created_at: now,
                 last_seen_at: now,
                 expires_at,
+                subject_digest: Some(self.keys.lookup_digest(
+                    SUBJECT_PURPOSE,
+                    &subject_key(&data.identity.issuer, &data.identity.subject),
+                )),
+                sid_digest: data
+                    .identity
+                    .claims
+                    .get("sid")
+                    .and_then(|v| v.as_str())
+                    .map(|sid| {
+                        self.keys
+                            .lookup_digest(SID_PURPOSE, &subject_key(&data.identity.issuer, sid))
+                    }),
             })
             .await?;
         let prepared = (self.prepare)(&data.identity, tenant, now);
@@ -269,6 +303,37 @@ impl<P: Prepared> SessionManager<P> {
                 None
             }
         }
+    }
+
+    /// Ends the sessions an identity provider's sign-out names, in any tenant: those issued
+    /// for `subject` and/or the provider session `sid` at `issuer` (both given: both match).
+    /// Returns how many were ended.
+    pub async fn revoke_for(
+        &self,
+        issuer: &str,
+        subject: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let matching = SessionMatch {
+            subject: subject.map(|s| {
+                self.keys
+                    .lookup_digests(SUBJECT_PURPOSE, &subject_key(issuer, s))
+            }),
+            sid: sid.map(|s| {
+                self.keys
+                    .lookup_digests(SID_PURPOSE, &subject_key(issuer, s))
+            }),
+        };
+        let ids = self.store.find_sessions(&matching).await?;
+        let mut ended = 0;
+        for hex in ids {
+            if let Some(id) = SessionId::from_hex(&hex) {
+                if self.revoke(&id).await? {
+                    ended += 1;
+                }
+            }
+        }
+        Ok(ended)
     }
 
     /// Ends a session everywhere this instance can reach: cache and store.

@@ -25,6 +25,20 @@ pub struct StoredSession {
     pub last_seen_at: UnixSeconds,
     /// Absolute expiry.
     pub expires_at: UnixSeconds,
+    /// Keyed digest of the identity provider's issuer and subject (see `KeyRing::lookup_digest`).
+    pub subject_digest: Option<String>,
+    /// Keyed digest of the issuer and the provider's session id (`sid`), when it gave one.
+    pub sid_digest: Option<String>,
+}
+
+/// Which sessions an identity provider's sign-out names: any of the digests given for a
+/// field (one per key in the ring), and every field given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionMatch {
+    /// Digests of issuer + subject.
+    pub subject: Option<Vec<String>>,
+    /// Digests of issuer + provider session id.
+    pub sid: Option<Vec<String>>,
 }
 
 /// Why the store failed. Callers map every variant to "service unavailable"; the text goes to
@@ -66,6 +80,8 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(())
     }
+    /// Ids of the sessions matching every given field (none when no field is given).
+    async fn find_sessions(&self, matching: &SessionMatch) -> Result<Vec<String>, StoreError>;
     /// Deletes a session; true when it existed.
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError>;
     /// Deletes sessions past their absolute expiry or idle since before `idle_before`.

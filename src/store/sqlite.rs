@@ -1,6 +1,6 @@
 //! The embedded SQLite backend (sqlx). WAL mode so readers never wait for the writer.
 
-use super::{Store, StoreError, StoredSession};
+use super::{SessionMatch, Store, StoreError, StoredSession};
 use crate::clock::UnixSeconds;
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -24,6 +24,13 @@ fn migrator() -> Migrator {
             "seen once".into(),
             MigrationType::Simple,
             include_str!("../../migrations/sqlite/0002_seen_once.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            3,
+            "session lookup".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0003_session_lookup.sql").into_sql_str(),
             false,
         ),
     ])
@@ -68,8 +75,8 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn insert_session(&self, s: &StoredSession) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO sessions (id, tenant, payload, created_at, last_seen_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, tenant, payload, created_at, last_seen_at, expires_at, \
+             subject_digest, sid_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.tenant)
@@ -77,6 +84,8 @@ impl Store for SqliteStore {
         .bind(s.created_at)
         .bind(s.last_seen_at)
         .bind(s.expires_at)
+        .bind(&s.subject_digest)
+        .bind(&s.sid_digest)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -84,8 +93,8 @@ impl Store for SqliteStore {
 
     async fn get_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, tenant, payload, created_at, last_seen_at, expires_at \
-             FROM sessions WHERE id = ?",
+            "SELECT id, tenant, payload, created_at, last_seen_at, expires_at, \
+             subject_digest, sid_digest FROM sessions WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -97,7 +106,37 @@ impl Store for SqliteStore {
             created_at: r.get(3),
             last_seen_at: r.get(4),
             expires_at: r.get(5),
+            subject_digest: r.get(6),
+            sid_digest: r.get(7),
         }))
+    }
+
+    async fn find_sessions(&self, matching: &SessionMatch) -> Result<Vec<String>, StoreError> {
+        let fields = [
+            ("subject_digest", &matching.subject),
+            ("sid_digest", &matching.sid),
+        ];
+        if fields.iter().all(|(_, digests)| digests.is_none()) {
+            return Ok(Vec::new());
+        }
+        let mut query =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT id FROM sessions WHERE 1 = 1");
+        for (column, digests) in fields {
+            let Some(digests) = digests else { continue };
+            query.push(format_args!(" AND {column} IN ("));
+            let mut list = query.separated(", ");
+            for digest in digests {
+                list.push_bind(digest);
+            }
+            list.push_unseparated(")");
+        }
+        Ok(query
+            .build()
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
     }
 
     async fn touch_session(&self, id: &str, last_seen_at: UnixSeconds) -> Result<(), StoreError> {
@@ -197,6 +236,8 @@ mod tests {
             created_at: 100,
             last_seen_at: last_seen,
             expires_at: expires,
+            subject_digest: Some(format!("sub-{id}")),
+            sid_digest: (id == "a").then(|| "sid-a".to_owned()),
         }
     }
 
@@ -216,6 +257,33 @@ mod tests {
             store.get_session("a").await.unwrap(),
             Some(session("a", 100, 1000))
         );
+        let find = |subject: Option<Vec<&str>>, sid: Option<Vec<&str>>| SessionMatch {
+            subject: subject.map(|v| v.into_iter().map(str::to_owned).collect()),
+            sid: sid.map(|v| v.into_iter().map(str::to_owned).collect()),
+        };
+        let mut found = store
+            .find_sessions(&find(Some(vec!["sub-a", "sub-b", "x"]), None))
+            .await
+            .unwrap();
+        found.sort();
+        assert_eq!(found, ["a", "b"]);
+        assert_eq!(
+            store
+                .find_sessions(&find(None, Some(vec!["sid-a"])))
+                .await
+                .unwrap(),
+            ["a"]
+        );
+        assert!(store
+            .find_sessions(&find(Some(vec!["sub-b"]), Some(vec!["sid-a"])))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .find_sessions(&find(None, None))
+            .await
+            .unwrap()
+            .is_empty());
         store.touch_session("a", 200).await.unwrap();
         store.touch_session("a", 150).await.unwrap();
         assert_eq!(

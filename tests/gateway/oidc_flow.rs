@@ -442,3 +442,59 @@ async fn claims_missing_from_the_id_token_come_from_userinfo() {
     assert!(session_cookie(&r).is_none());
     assert_eq!(up.hits(), 1);
 }
+
+/// OpenID Connect Back-Channel Logout against the real oidc-provider: the user signs out at
+/// the provider, the provider POSTs a logout token (sub + sid) to the gateway, and that
+/// session ends while another user's stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_at_the_provider_ends_the_session_by_back_channel() {
+    let up = Upstream::start().await;
+    let port = free_port();
+    let op = OidcPeer::start(&[(
+        "BACKCHANNEL_LOGOUT_URI",
+        &format!("http://127.0.0.1:{port}/_vestibule/oidc/backchannel-logout"),
+    )]);
+    let mut setup = oidc_setup(up.addr, &op.issuer, "");
+    setup.port = port;
+    let gw = setup.start().await;
+    let mut cookies = Vec::new();
+    let mut browsers = Vec::new();
+    for login in ["alice", "bob"] {
+        let browser = OidcPeer::browser();
+        let (auth, binding) = begin(&gw).await;
+        let redirect = op.sign_in_with(&browser, &auth, login).await;
+        let done = callback(&gw, &redirect, &binding).await;
+        cookies.push(session_cookie(&done).unwrap());
+        browsers.push(browser);
+    }
+    let status = |cookie: String| {
+        let addr = gw.addr;
+        async move {
+            get(
+                addr,
+                "crm.contoso.test",
+                "/deals",
+                &["Accept: text/html", &format!("Cookie: {cookie}")],
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(status(cookies[0].clone()).await, 200);
+    assert_eq!(status(cookies[1].clone()).await, 200);
+    op.end_session(&browsers[0]).await;
+    // The provider's POST happens during its sign-out; give it a moment to land.
+    let mut ended = false;
+    for _ in 0..50 {
+        if status(cookies[0].clone()).await == 302 {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        ended,
+        "alice's session ended by the provider's logout token"
+    );
+    assert_eq!(status(cookies[1].clone()).await, 200, "bob's session stays");
+}

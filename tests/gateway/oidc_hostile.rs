@@ -445,3 +445,183 @@ async fn provider_bodies_past_the_limit_are_refused() {
     assert!(login.body.contains("Sign-in unavailable"));
     assert_eq!(up.hits(), 0);
 }
+
+async fn post_logout_token(gw: &Gateway, body: &str) -> Reply {
+    raw(
+        gw.addr,
+        &format!(
+            "POST /_vestibule/oidc/backchannel-logout HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await
+    .unwrap()
+}
+
+/// Back-channel logout tokens a provider's key signed but that are not valid logout tokens
+/// (or replays, or not from a configured provider) are refused with 400 and end nothing; a
+/// valid one ends exactly the session it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_channel_logout_tokens_are_verified_and_used_once() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, hostile) = hostile_provider().await;
+    let good = key(dir.path(), "good");
+    let stranger = key(dir.path(), "stranger");
+    hostile.lock().unwrap().jwks = vec![good.jwk.clone()];
+    let setup = oidc_setup(up.addr, &issuer, "");
+    let gw = setup.start().await;
+    // Mallory signs in twice: provider sessions s-1 and s-2.
+    let mut cookies = Vec::new();
+    for sid in ["s-1", "s-2"] {
+        let (auth, binding) = begin(&gw).await;
+        let mut c = claims(&issuer, &query_param(&auth, "nonce"));
+        c["sid"] = json!(sid);
+        hostile.lock().unwrap().next_id_token = sign(&good, &c);
+        let redirect = format!(
+            "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}",
+            urlencode(&query_param(&auth, "state"))
+        );
+        cookies.push(session_cookie(&callback(&gw, &redirect, &binding).await).unwrap());
+    }
+    let alive = |cookie: String| {
+        let addr = gw.addr;
+        async move {
+            get(
+                addr,
+                "crm.contoso.test",
+                "/",
+                &[&format!("Cookie: {cookie}")],
+            )
+            .await
+            .status
+                == 200
+        }
+    };
+    let logout = |claims: serde_json::Value| {
+        let mut base = json!({
+            "iss": issuer,
+            "aud": CLIENT_ID,
+            "iat": now(),
+            "jti": format!("j-{}", rand_suffix()),
+            "sub": "mallory",
+            "sid": "s-1",
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        });
+        for (k, v) in claims.as_object().unwrap() {
+            if v.is_null() {
+                base.as_object_mut().unwrap().remove(k);
+            } else {
+                base[k] = v.clone();
+            }
+        }
+        base
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("no token", "other=1".into(), "no logout_token"),
+        (
+            "an ID token (nonce)",
+            format!(
+                "logout_token={}",
+                sign(&good, &logout(json!({"nonce": "n"})))
+            ),
+            "carries a nonce",
+        ),
+        (
+            "another client",
+            format!(
+                "logout_token={}",
+                sign(&good, &logout(json!({"aud": "other"})))
+            ),
+            "another client",
+        ),
+        (
+            "no event",
+            format!(
+                "logout_token={}",
+                sign(&good, &logout(json!({"events": null})))
+            ),
+            "back-channel logout event",
+        ),
+        (
+            "stale",
+            format!(
+                "logout_token={}",
+                sign(&good, &logout(json!({"iat": now() - 3600})))
+            ),
+            "not current",
+        ),
+        (
+            "another key",
+            format!("logout_token={}", sign(&stranger, &logout(json!({})))),
+            "unknown key",
+        ),
+        (
+            "unknown issuer",
+            format!(
+                "logout_token={}",
+                sign(&good, &logout(json!({"iss": "https://evil.example"})))
+            ),
+            "unknown issuer",
+        ),
+        (
+            "two tokens",
+            {
+                let t = sign(&good, &logout(json!({})));
+                format!("logout_token={t}&logout_token={t}")
+            },
+            "no logout_token",
+        ),
+    ];
+    for (what, body, message) in cases {
+        let r = post_logout_token(&gw, &body).await;
+        assert_eq!(r.status, 400, "{what}: {}", r.body);
+        assert_eq!(r.json()["error"], "invalid_request", "{what}");
+        assert!(
+            r.json()["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(message),
+            "{what}: {}",
+            r.body
+        );
+        assert!(r.header("set-cookie").is_none());
+        assert!(alive(cookies[0].clone()).await, "{what}: nothing ended");
+        assert!(alive(cookies[1].clone()).await, "{what}: nothing ended");
+    }
+    let get_it = get(
+        gw.addr,
+        "127.0.0.1",
+        "/_vestibule/oidc/backchannel-logout",
+        &[],
+    )
+    .await;
+    assert_eq!(get_it.status, 405);
+    // The real thing: session s-1 ends, s-2 stays; the same token again is a replay.
+    let token = sign(&good, &logout(json!({})));
+    let ok = post_logout_token(&gw, &format!("logout_token={token}")).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(!alive(cookies[0].clone()).await, "s-1 ended");
+    assert!(alive(cookies[1].clone()).await, "s-2 stays");
+    let replay = post_logout_token(&gw, &format!("logout_token={token}")).await;
+    assert_eq!(replay.status, 400);
+    assert!(replay.body.contains("already used"), "{}", replay.body);
+    // Subject only: every session of the user ends.
+    let all = sign(&good, &logout(json!({"sid": null})));
+    assert_eq!(
+        post_logout_token(&gw, &format!("logout_token={all}"))
+            .await
+            .status,
+        200
+    );
+    assert!(
+        !alive(cookies[1].clone()).await,
+        "s-2 ended with the subject"
+    );
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}

@@ -209,11 +209,65 @@ impl OidcPeer {
     /// Signs `login` in through the provider's development interactions (login, then
     /// consent), starting from the authorization URL; returns the redirect to our callback.
     pub async fn sign_in(&self, authorization_url: &str, login: &str) -> String {
-        let client = reqwest::Client::builder()
+        self.sign_in_with(&Self::browser(), authorization_url, login)
+            .await
+    }
+
+    /// A cookie-keeping client, standing in for one browser at the provider.
+    pub fn browser() -> reqwest::Client {
+        reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .cookie_store(true)
             .build()
+            .unwrap()
+    }
+
+    /// Ends the provider session `browser` holds, confirming on the provider's sign-out page
+    /// (RP-less, as a user signing out at the provider does).
+    pub async fn end_session(&self, browser: &reqwest::Client) {
+        let base = format!("http://127.0.0.1:{}", self.port);
+        let page = browser
+            .get(format!("{base}/session/end?client_id={CLIENT_ID}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
             .unwrap();
+        let grab = |re_start: &str| {
+            let i = page
+                .find(re_start)
+                .unwrap_or_else(|| panic!("{re_start} in {page}"))
+                + re_start.len();
+            page[i..i + page[i..].find('"').unwrap()].to_owned()
+        };
+        let action = grab("<form id=\"op.logoutForm\" method=\"post\" action=\"");
+        let xsrf = grab("name=\"xsrf\" value=\"");
+        let action = if action.starts_with('/') {
+            format!("{base}{action}")
+        } else {
+            action
+        };
+        let done = browser
+            .post(action)
+            .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            done.status().is_redirection(),
+            "sign-out confirmed: {}",
+            done.status()
+        );
+    }
+
+    /// Signs in with `client` (keeping its provider session).
+    pub async fn sign_in_with(
+        &self,
+        client: &reqwest::Client,
+        authorization_url: &str,
+        login: &str,
+    ) -> String {
         let base = format!("http://127.0.0.1:{}", self.port);
         let absolute = |loc: &str| {
             if loc.starts_with('/') {

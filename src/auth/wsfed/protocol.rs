@@ -42,44 +42,20 @@ pub struct Response {
     pub context: Option<String>,
 }
 
-/// Parses an `application/x-www-form-urlencoded` body. A field given twice is refused: which
-/// copy counts would otherwise depend on the parser. Values must decode to UTF-8 exactly: the
-/// usual decoders replace bad bytes with U+FFFD, a silent repair of the very bytes a signature
-/// is checked over.
+/// Parses a posted sign-in response (strictly: see `auth::form`).
 pub fn parse_form(body: &[u8]) -> Result<Response, WsFedError> {
-    let mut action = None;
-    let mut result = None;
-    let mut context = None;
-    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
-        let (k, v) = match pair.iter().position(|b| *b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &b""[..]),
-        };
-        let slot = match form_decode(k)?.as_str() {
-            "wa" => &mut action,
-            "wresult" => &mut result,
-            "wctx" => &mut context,
-            _ => continue,
-        };
-        if slot.replace(form_decode(v)?).is_some() {
-            return Err(WsFedError::BadForm("a field appears twice"));
-        }
-    }
+    let mut fields =
+        crate::auth::form::parse(body, &["wa", "wresult", "wctx"]).map_err(|e| match e {
+            crate::auth::form::FormError::Duplicate => WsFedError::BadForm("a field appears twice"),
+            crate::auth::form::FormError::NotUtf8 => {
+                WsFedError::Encoding("the form is not valid UTF-8")
+            }
+        })?;
     Ok(Response {
-        action: action.ok_or(WsFedError::BadForm("no wa"))?,
-        result,
-        context,
+        action: fields.remove("wa").ok_or(WsFedError::BadForm("no wa"))?,
+        result: fields.remove("wresult"),
+        context: fields.remove("wctx"),
     })
-}
-
-/// One form component: `+` is a space, `%XX` a byte, and the bytes must be UTF-8.
-fn form_decode(raw: &[u8]) -> Result<String, WsFedError> {
-    let spaced: Vec<u8> = raw
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
-    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
-    String::from_utf8(bytes).map_err(|_| WsFedError::Encoding("the form is not valid UTF-8"))
 }
 
 #[cfg(test)]

@@ -48,6 +48,9 @@ const HD = env.HD || undefined;
 // CONFORM_ID_TOKEN=1: scope-granted claims (email, profile) only from userinfo, as
 // oidc-provider, Okta and Keycloak can be configured to do.
 const CONFORM_ID_TOKEN = env.CONFORM_ID_TOKEN === '1';
+// BACKCHANNEL_LOGOUT_URI: the client's OpenID Connect Back-Channel Logout endpoint; ending a
+// session at /session/end then POSTs a logout token (with sid) there.
+const BACKCHANNEL_LOGOUT_URI = env.BACKCHANNEL_LOGOUT_URI || undefined;
 const UNVERIFIED_LOGINS = new Set(list(env.UNVERIFIED_LOGINS, ''));
 
 // ---------------------------------------------------------------------------------------
@@ -186,6 +189,9 @@ function configuration() {
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
         id_token_signed_response_alg: signingKey.alg,
+        ...(BACKCHANNEL_LOGOUT_URI
+          ? { backchannel_logout_uri: BACKCHANNEL_LOGOUT_URI, backchannel_logout_session_required: true }
+          : {}),
       },
     ],
     jwks: { keys: signingKeys },
@@ -204,6 +210,7 @@ function configuration() {
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+      backchannelLogout: { enabled: Boolean(BACKCHANNEL_LOGOUT_URI) },
       revocation: { enabled: false },
       introspection: { enabled: false },
     },
@@ -220,6 +227,13 @@ function configuration() {
       Interaction: 3600,
     },
     clientBasedCORS: () => false,
+    // oidc-provider refuses outgoing requests to special-use addresses (SSRF protection);
+    // this test peer's only outgoing request is the back-channel logout POST to the gateway
+    // on 127.0.0.1, so the check is dropped here.
+    fetch: (url, options) => {
+      const { dispatcher: _ssrfGuard, ...rest } = options;
+      return globalThis.fetch(url, rest);
+    },
     renderError,
   };
 }
@@ -255,6 +269,7 @@ const issuer = env.ISSUER || `http://127.0.0.1:${port}`;
 const provider = new Provider(issuer, configuration());
 
 provider.on('server_error', (_ctx, err) => console.error('server_error', err));
+provider.on('backchannel.error', (_client, err) => console.error('backchannel.error', err.message));
 
 // Mount below the issuer's path, if it has one (ISSUER=http://127.0.0.1:N/some/path).
 const mountPath = new URL(issuer).pathname.replace(/\/$/, '');
