@@ -29,6 +29,8 @@ fn main() {
         .header("wrapper.h")
         .clang_args(&clang_args)
         .allowlist_function("xmlInitParser")
+        .allowlist_function("xmlSetGenericErrorFunc")
+        .allowlist_function("fopen")
         .allowlist_function("xmlReadMemory")
         .allowlist_function("xmlFreeDoc")
         .allowlist_function("xmlDocGetRootElement")

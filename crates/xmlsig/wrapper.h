@@ -1,4 +1,6 @@
 /* The libxml2 and xmlsec (OpenSSL backend) declarations this crate binds. */
+#include <stdio.h>
+#include <libxml/xmlerror.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/valid.h>

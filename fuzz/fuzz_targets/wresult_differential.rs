@@ -143,6 +143,11 @@ fuzz_target!(|data: &[u8]| {
         max_bytes: 256 * 1024,
     };
     let Ok(accepted) = verify_wresult(&doc, &seed.trusted, &expect) else { return };
+    // Replaying a corpus with VESTIBULE_FUZZ_REPORT=1 lists what was accepted (one line per
+    // input), so a run can say how many accepted inputs the checks below were applied to.
+    if std::env::var_os("VESTIBULE_FUZZ_REPORT").is_some() {
+        eprintln!("accepted seed={} mode={} subject={}", selector & 1, (selector >> 1) % 3, accepted.subject);
+    }
     assert_eq!(accepted.subject, seed.subject, "accepted an identity the IdP never signed");
     let signed = verify_enveloped(
         &doc,

@@ -164,3 +164,43 @@ fn concurrent_verifications_share_one_key() {
         t.join().unwrap();
     }
 }
+
+/// libxml2's canonicaliser reports some malformed input (this one came from the differential
+/// fuzzer, a mutation of the Azure AD token) through its generic error channel, which is
+/// stderr by default, bypassing the parser's NOERROR flag. A forged token must not be able to
+/// write to the gateway's logs: the report is dropped, the token refused.
+#[test]
+fn canonicaliser_errors_do_not_reach_stderr() {
+    let input = include_str!("regressions/c14n-error-printed-to-stderr.xml");
+    let captured = tempfile_path();
+    // SAFETY: this test owns its process (nextest runs each test alone); fd 2 is restored.
+    let saved = unsafe {
+        let saved = libc::dup(2);
+        let file = libc::open(
+            std::ffi::CString::new(captured.clone()).unwrap().as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC,
+            0o600,
+        );
+        libc::dup2(file, 2);
+        libc::close(file);
+        saved
+    };
+    let result = aad(input);
+    // SAFETY: as above.
+    unsafe {
+        libc::dup2(saved, 2);
+        libc::close(saved);
+    }
+    let printed = std::fs::read_to_string(&captured).unwrap();
+    let _ = std::fs::remove_file(&captured);
+    assert!(result.is_err(), "a mutated token never verifies");
+    assert_eq!(printed, "", "nothing printed");
+}
+
+fn tempfile_path() -> String {
+    format!(
+        "{}/vestibule-xmlsig-stderr-{}",
+        std::env::temp_dir().display(),
+        std::process::id()
+    )
+}
