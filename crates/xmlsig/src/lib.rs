@@ -96,6 +96,57 @@ pub enum Algorithm {
     RsaSha1,
 }
 
+impl Algorithm {
+    /// Parses a configuration name such as `rsa-sha256`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "rsa-sha256" => Self::RsaSha256,
+            "rsa-sha384" => Self::RsaSha384,
+            "rsa-sha512" => Self::RsaSha512,
+            "ecdsa-sha256" => Self::EcdsaSha256,
+            "ecdsa-sha384" => Self::EcdsaSha384,
+            "rsa-sha1" => Self::RsaSha1,
+            _ => return None,
+        })
+    }
+
+    /// The default allow-list: SHA-256 and up.
+    pub fn defaults() -> Vec<Self> {
+        vec![
+            Self::RsaSha256,
+            Self::RsaSha384,
+            Self::RsaSha512,
+            Self::EcdsaSha256,
+            Self::EcdsaSha384,
+        ]
+    }
+
+    /// The XML-DSig `SignatureMethod` URI.
+    pub fn signature_uri(self) -> &'static str {
+        match self {
+            Self::RsaSha256 => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            Self::RsaSha384 => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+            Self::RsaSha512 => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+            Self::EcdsaSha256 => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+            Self::EcdsaSha384 => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+            Self::RsaSha1 => "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+        }
+    }
+
+    /// The `DigestMethod` URIs a reference may use with this signature algorithm.
+    pub fn digest_uris(self) -> &'static [&'static str] {
+        match self {
+            // A SHA-1 signature switch also admits SHA-1 digests: that is what such IdPs send.
+            Self::RsaSha1 => &["http://www.w3.org/2000/09/xmldsig#sha1"],
+            _ => &[
+                "http://www.w3.org/2001/04/xmlenc#sha256",
+                "http://www.w3.org/2001/04/xmldsig-more#sha384",
+                "http://www.w3.org/2001/04/xmlenc#sha512",
+            ],
+        }
+    }
+}
+
 /// A verification key loaded once from a DER certificate and shared between threads.
 pub struct VerifyingKey {
     key: NonNull<ffi::xmlSecKey>,

@@ -10,7 +10,7 @@
 use super::error::WsFedError;
 use roxmltree::{Document, Node};
 use std::sync::Arc;
-use vestibule_xmlsig::{Algorithm, Signed, VerifyingKey};
+use vestibule_xmlsig::{Signed, VerifyingKey};
 
 /// A trusted signing certificate (DER) with its verification key, loaded once.
 #[derive(Clone)]
@@ -59,82 +59,9 @@ const C14N: [&str; 2] = [
     "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
 ];
 
-/// A signature algorithm Vestibule can be told to accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureAlgorithm {
-    /// RSA PKCS#1 v1.5 with SHA-256.
-    RsaSha256,
-    /// RSA PKCS#1 v1.5 with SHA-384.
-    RsaSha384,
-    /// RSA PKCS#1 v1.5 with SHA-512.
-    RsaSha512,
-    /// ECDSA P-256 with SHA-256.
-    EcdsaSha256,
-    /// ECDSA with SHA-384.
-    EcdsaSha384,
-    /// RSA with SHA-1: broken hash; only behind the dangerous switch.
-    RsaSha1,
-}
-
-impl SignatureAlgorithm {
-    /// Parses a configuration name such as `rsa-sha256`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "rsa-sha256" => Self::RsaSha256,
-            "rsa-sha384" => Self::RsaSha384,
-            "rsa-sha512" => Self::RsaSha512,
-            "ecdsa-sha256" => Self::EcdsaSha256,
-            "ecdsa-sha384" => Self::EcdsaSha384,
-            "rsa-sha1" => Self::RsaSha1,
-            _ => return None,
-        })
-    }
-
-    /// The default allow-list: SHA-256 and up.
-    pub fn defaults() -> Vec<Self> {
-        vec![
-            Self::RsaSha256,
-            Self::RsaSha384,
-            Self::RsaSha512,
-            Self::EcdsaSha256,
-            Self::EcdsaSha384,
-        ]
-    }
-
-    fn signature_uri(self) -> &'static str {
-        match self {
-            Self::RsaSha256 => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-            Self::RsaSha384 => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
-            Self::RsaSha512 => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
-            Self::EcdsaSha256 => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
-            Self::EcdsaSha384 => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
-            Self::RsaSha1 => "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
-        }
-    }
-
-    fn xmlsig(self) -> Algorithm {
-        match self {
-            Self::RsaSha256 => Algorithm::RsaSha256,
-            Self::RsaSha384 => Algorithm::RsaSha384,
-            Self::RsaSha512 => Algorithm::RsaSha512,
-            Self::EcdsaSha256 => Algorithm::EcdsaSha256,
-            Self::EcdsaSha384 => Algorithm::EcdsaSha384,
-            Self::RsaSha1 => Algorithm::RsaSha1,
-        }
-    }
-
-    fn digest_uris(self) -> &'static [&'static str] {
-        match self {
-            // A SHA-1 signature switch also admits SHA-1 digests: that is what such IdPs send.
-            Self::RsaSha1 => &["http://www.w3.org/2000/09/xmldsig#sha1"],
-            _ => &[
-                "http://www.w3.org/2001/04/xmlenc#sha256",
-                "http://www.w3.org/2001/04/xmldsig-more#sha384",
-                "http://www.w3.org/2001/04/xmlenc#sha512",
-            ],
-        }
-    }
-}
+/// The signature algorithms Vestibule can be told to accept (with their URIs and the digests
+/// each admits): defined with the verifier in `vestibule_xmlsig`.
+pub use vestibule_xmlsig::Algorithm as SignatureAlgorithm;
 
 fn dsig_child<'a, 'i>(node: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
     node.children().find(|c| {
@@ -261,8 +188,7 @@ pub fn verify(
         order.sort_by_key(|c| c.der_data() != hint);
     }
     let keys: Vec<&VerifyingKey> = order.iter().map(|c| c.key.as_ref()).collect();
-    let algorithms: Vec<Algorithm> = allowed.iter().map(|a| a.xmlsig()).collect();
-    vestibule_xmlsig::verify_enveloped(xml, id_attribute, &keys, &algorithms).map_err(|e| {
+    vestibule_xmlsig::verify_enveloped(xml, id_attribute, &keys, allowed).map_err(|e| {
         use vestibule_xmlsig::Error as X;
         match e {
             X::Malformed => WsFedError::Malformed,
