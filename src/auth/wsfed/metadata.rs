@@ -114,6 +114,11 @@ pub fn parse(
     signer: Option<&CertificateDer>,
     now: UnixSeconds,
 ) -> Result<Metadata, MetadataError> {
+    // Azure AD (Entra) serves federation metadata as UTF-8 with a byte-order mark. One UTF-8
+    // BOM says nothing but "UTF-8", which is how every parser here reads the text anyway:
+    // it is removed before any of them sees the document, and the declaration after it must
+    // still name UTF-8 or nothing (a BOM followed by `encoding="UTF-7"` is refused).
+    let xml = xml.strip_prefix('\u{feff}').unwrap_or(xml);
     prolog::check(xml).map_err(|e| MetadataError::Document(e.to_string()))?;
     if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
         return Err(MetadataError::Document("contains a DTD".into()));
@@ -301,6 +306,44 @@ mod tests {
             parse(ADFS_METADATA, Some(&wrong), mid),
             Err(MetadataError::Signature(_))
         ));
+    }
+
+    /// The encoding class applies to metadata too: its certificates decide which tokens verify.
+    #[test]
+    fn metadata_that_is_not_plain_utf8_is_refused_before_any_parser() {
+        let signer = pem_der(AAD_CERT);
+        let now = parse_instant("2017-04-23T16:20:00Z").unwrap();
+        let body = AAD_METADATA.trim_start_matches('\u{feff}');
+        let body = match body.strip_prefix("<?xml") {
+            Some(rest) => &rest[rest.find("?>").unwrap() + 2..],
+            None => body,
+        };
+        assert!(
+            parse(body, Some(&signer), now).is_ok(),
+            "the body alone verifies"
+        );
+        // As Azure AD serves it: a UTF-8 byte-order mark and a UTF-8 declaration.
+        let served = format!("\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?>{body}");
+        assert!(
+            parse(&served, Some(&signer), now).is_ok(),
+            "a UTF-8 BOM is fine"
+        );
+        for prolog in [
+            "\u{feff}\u{feff}",
+            "<?xml version=\"1.0\" encoding=\"UTF-7\"?>",
+            "<?xml version=\"1.0\" encoding=\"UTF-7\" standalone=\"utf-8\"?>",
+            "\u{feff}<?xml version=\"1.0\" encoding=\"UTF-7\"?>",
+            "<?xml version=\"1.0\" encoding=\"UTF-16\"?>",
+            " <?xml version=\"1.0\"?>",
+        ] {
+            let doc = format!("{prolog}{body}");
+            for signer in [Some(&signer), None] {
+                match parse(&doc, signer, now) {
+                    Err(MetadataError::Document(why)) => assert!(why.contains("UTF-8"), "{why}"),
+                    other => panic!("{prolog:?}: {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]
