@@ -27,6 +27,9 @@ pub enum GatewayError {
     Forbidden,
     /// The request is malformed (e.g. an oversized form).
     BadRequest,
+    /// Sign-in was started over plain HTTP on a host browsers do not treat as secure: its
+    /// cookies would not survive the identity provider's cross-site POST back.
+    HttpsRequired,
     /// A state-changing request that does not come from this site.
     CrossSiteRequest,
     /// The client took longer than allowed to send its request body.
@@ -66,6 +69,7 @@ impl GatewayError {
             Self::Forbidden => 403,
             Self::BadRequest => 400,
             Self::BodyTimeout => 408,
+            Self::HttpsRequired => 400,
             Self::CrossSiteRequest => 403,
             Self::SignInBusy => 503,
             Self::MethodNotAllowed => 405,
@@ -88,6 +92,7 @@ impl GatewayError {
             Self::Forbidden => "forbidden",
             Self::BadRequest => "bad_request",
             Self::BodyTimeout => "body_timeout",
+            Self::HttpsRequired => "https_required",
             Self::CrossSiteRequest => "cross_site",
             Self::SignInBusy => "sign_in_busy",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -110,6 +115,7 @@ impl GatewayError {
             Self::Forbidden => "Forbidden",
             Self::BadRequest => "Bad request",
             Self::BodyTimeout => "Request timeout",
+            Self::HttpsRequired => "HTTPS required",
             Self::CrossSiteRequest => "Forbidden",
             Self::SignInBusy => "Sign-in busy",
             Self::MethodNotAllowed => "Method not allowed",
@@ -132,6 +138,7 @@ impl GatewayError {
             Self::Forbidden => "You are not allowed to see this page.",
             Self::BadRequest => "The request could not be understood.",
             Self::BodyTimeout => "The request took too long to arrive. Please try again.",
+            Self::HttpsRequired => "Signing in needs HTTPS: open this site with https://. Administrators: serve TLS on the listener, or, behind a TLS-terminating proxy, list that proxy under proxy.trusted_proxies so that its X-Forwarded-Proto: https is believed.",
             Self::CrossSiteRequest => "This action must be started from this site. Use its Sign out button.",
             Self::SignInBusy => "Too many sign-ins are being checked right now. Please try again in a few seconds.",
             Self::MethodNotAllowed => "This address does not accept that kind of request.",

@@ -57,7 +57,12 @@ fn main() -> ExitCode {
             let mut ok = true;
             for file in &files {
                 match vestibule::config::load_file(file) {
-                    Ok(_) => println!("{}: ok", file.display()),
+                    Ok(config) => {
+                        for warning in config.warnings() {
+                            eprintln!("{}: warning: {warning}", file.display());
+                        }
+                        println!("{}: ok", file.display());
+                    }
                     Err(errors) => {
                         ok = false;
                         print_errors(file, &errors);

@@ -34,6 +34,30 @@ pub struct Config {
     pub tenants: Vec<Tenant>,
 }
 
+impl Config {
+    /// Settings that are valid but will not work as a user expects, one line each with its
+    /// YAML path: printed by `check-config` and logged at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, l) in self.listeners.iter().enumerate() {
+            if l.tls.is_none()
+                && !l.address.ip().is_loopback()
+                && self.proxy.trusted_proxies.is_empty()
+            {
+                out.push(format!(
+                    "listeners[{i}] ({}): plain HTTP beyond loopback, and no proxy.trusted_proxies: \
+                     browsers keep Vestibule's sign-in cookies only over HTTPS (or on localhost), so \
+                     sign-in through this listener fails. Give it `tls`, or put a TLS-terminating \
+                     proxy in front and list it under proxy.trusted_proxies (its \
+                     X-Forwarded-Proto: https is then believed)",
+                    l.address
+                ));
+            }
+        }
+        out
+    }
+}
+
 /// An identity provider.
 #[derive(Debug, Clone)]
 pub struct Provider {

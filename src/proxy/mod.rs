@@ -282,6 +282,15 @@ impl Gateway {
         })
     }
 
+    /// Whether the browser treats this origin as secure: HTTPS, or a loopback host over
+    /// plain HTTP (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`), where browsers accept
+    /// `Secure` cookies. Decides the `Secure` attribute, and whether a sign-in can work at
+    /// all: its binding cookie must be `SameSite=None`, which browsers keep only if `Secure`.
+    fn browser_secure(&self, session: &Session, ctx: &RequestCtx) -> bool {
+        self.secure_request(session, ctx)
+            || request_host(session.req_header()).is_some_and(is_loopback_host)
+    }
+
     /// Whether the browser reached us over HTTPS: our TLS listener, or a trusted proxy's
     /// `X-Forwarded-Proto: https`. Cheap: decides the cookie names on every request.
     fn secure_request(&self, session: &Session, ctx: &RequestCtx) -> bool {
@@ -486,6 +495,16 @@ fn request_host(req: &RequestHeader) -> Option<&str> {
 /// The validated `host[:port]` of the request; `None` when absent or malformed.
 fn request_host_with_port(req: &RequestHeader) -> Option<&str> {
     authority(req).ok().flatten()
+}
+
+/// A host name browsers treat as loopback (and so as a secure context over plain HTTP).
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    host.eq_ignore_ascii_case("localhost")
+        || host.len().checked_sub(".localhost".len()).is_some_and(|i| {
+            host.is_char_boundary(i) && host[i..].eq_ignore_ascii_case(".localhost")
+        })
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The host part of a validated authority (brackets of an IPv6 literal removed).

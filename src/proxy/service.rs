@@ -143,6 +143,9 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
 /// Runs the gateway until a shutdown signal. Never returns on success.
 pub fn run(config: Config) -> Result<(), StartError> {
     init_logging(config.log.json, &config.log.level);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     // A small runtime of our own owns the store's connections and background jobs; pingora
     // runs its own runtimes for the proxy threads.
     let support = tokio::runtime::Builder::new_multi_thread()

@@ -35,23 +35,30 @@ impl Gateway {
         )
     }
 
+    /// How the browser reached us, for cookie names and attributes.
+    fn transport(&self, session: &Session, ctx: &RequestCtx) -> Transport {
+        Transport {
+            https: self.secure_request(session, ctx),
+            secure_cookies: self.browser_secure(session, ctx),
+        }
+    }
+
     /// The request's one login binding cookie, if it carries exactly one.
     fn binding_value(&self, session: &Session, ctx: &RequestCtx) -> Option<String> {
-        let name = self.cookies.binding(self.secure_request(session, ctx));
+        let name = self.cookies.binding(self.transport(session, ctx).https);
         self.one_cookie(session.req_header(), name)
             .map(str::to_owned)
     }
 
     /// The binding cookie travels on the provider's cross-site POST back to us, so it needs
-    /// SameSite=None (and therefore Secure wherever the browser sees HTTPS, where it is a
-    /// `__Host-` cookie, which requires `Path=/`; the upstream never receives it).
-    fn binding_cookie(&self, value: &str, max_age: u64, secure: bool) -> String {
-        let name = self.cookies.binding(secure);
-        if secure {
-            format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=None; Secure")
-        } else {
-            format!("{name}={value}; Path=/_vestibule/; Max-Age={max_age}; HttpOnly; SameSite=None")
-        }
+    /// `SameSite=None`, which browsers keep only with `Secure`: over HTTPS a `__Host-` cookie
+    /// (which requires `Path=/`; the upstream never receives it), on a loopback host a
+    /// `Secure` one. Elsewhere sign-in does not start (`login`), so none is set.
+    fn binding_cookie(&self, value: &str, max_age: u64, t: Transport) -> String {
+        let name = self.cookies.binding(t.https);
+        let path = if t.https { "/" } else { "/_vestibule/" };
+        let secure = if t.secure_cookies { "; Secure" } else { "" };
+        format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=None{secure}")
     }
 
     /// The tenant of a sign-in endpoint request, recorded in the context; `None` once the
@@ -131,9 +138,14 @@ impl Gateway {
         let return_to = param("rd")
             .and_then(|rd| return_url::validate(&rd, &host))
             .unwrap_or_else(|| "/".into());
-        let secure = self.secure_request(session, ctx);
+        let t = self.transport(session, ctx);
+        if !t.secure_cookies {
+            // The binding cookie could not survive the provider's cross-site POST: say why
+            // now rather than fail at the end of a sign-in.
+            return self.fail(session, ctx, GatewayError::HttpsRequired).await;
+        }
         match self
-            .load_session(session.req_header(), &route.tenant.name, secure)
+            .load_session(session.req_header(), &route.tenant.name, t.https)
             .await
         {
             Ok(Some(_)) => {
@@ -197,11 +209,7 @@ impl Gateway {
         };
         match location {
             Ok(location) => {
-                let set = self.binding_cookie(
-                    &state.binding,
-                    LOGIN_TTL_SECS as u64,
-                    self.secure_request(session, ctx),
-                );
+                let set = self.binding_cookie(&state.binding, LOGIN_TTL_SECS as u64, t);
                 self.redirect(
                     session,
                     ctx,
@@ -579,42 +587,42 @@ impl Gateway {
             .sign_ins
             .with_label_values(&[route.tenant.name.as_str(), provider.as_str()])
             .inc();
-        let secure = self.secure_request(session, ctx);
+        let t = self.transport(session, ctx);
         let max_age = self.sessions.config().absolute.as_secs();
-        let session_name = self.cookies.session(secure);
+        let session_name = self.cookies.session(t.https);
         let mut headers = vec![
             (header::LOCATION, return_to.to_owned()),
             (
                 header::SET_COOKIE,
-                cookie::set_cookie(session_name, &cookie_value, max_age, secure),
+                cookie::set_cookie(session_name, &cookie_value, max_age, t.secure_cookies),
             ),
-            (header::SET_COOKIE, self.binding_cookie("", 0, secure)),
+            (header::SET_COOKIE, self.binding_cookie("", 0, t)),
         ];
         let federated = matches!(
             self.providers.get(&provider).map(Arc::as_ref),
             Some(RuntimeProvider::WsFed(_))
         );
-        if secure && federated {
+        if t.secure_cookies && federated {
             // For the identity provider's cross-site sign-out cleanup (see `CookieNames`).
             headers.push((
                 header::SET_COOKIE,
-                cookie::set_signout_cookie(self.cookies.signout(), &cookie_value, max_age),
+                cookie::set_signout_cookie(self.cookies.signout(t.https), &cookie_value, max_age),
             ));
         }
         self.respond(session, 302, pages::HTML, Bytes::new(), &headers)
             .await
     }
 
-    /// `Set-Cookie` values that delete the session cookie (and, over HTTPS, the sign-out one).
-    fn clear_session_cookies(&self, secure: bool) -> Vec<(header::HeaderName, String)> {
+    /// `Set-Cookie` values that delete the session cookie and the sign-out one.
+    fn clear_session_cookies(&self, t: Transport) -> Vec<(header::HeaderName, String)> {
         let mut out = vec![(
             header::SET_COOKIE,
-            cookie::clear_cookie(self.cookies.session(secure), secure),
+            cookie::clear_cookie(self.cookies.session(t.https), t.secure_cookies),
         )];
-        if secure {
+        if t.secure_cookies {
             out.push((
                 header::SET_COOKIE,
-                cookie::set_signout_cookie(self.cookies.signout(), "", 0),
+                cookie::set_signout_cookie(self.cookies.signout(t.https), "", 0),
             ));
         }
         out
@@ -672,12 +680,12 @@ impl Gateway {
         ctx: &mut RequestCtx,
         route: &TenantRoute,
     ) -> Result<bool> {
-        let secure = self.secure_request(session, ctx);
+        let t = self.transport(session, ctx);
         let req = session.req_header();
         let handles: Vec<String> = [
-            self.one_cookie(req, self.cookies.session(secure)),
-            secure
-                .then(|| self.one_cookie(req, self.cookies.signout()))
+            self.one_cookie(req, self.cookies.session(t.https)),
+            t.secure_cookies
+                .then(|| self.one_cookie(req, self.cookies.signout(t.https)))
                 .flatten(),
         ]
         .into_iter()
@@ -705,7 +713,7 @@ impl Gateway {
             }
         }
         let body = pages::page("Signed out", "<p>You are signed out.</p>", &ctx.request_id);
-        let clear = self.clear_session_cookies(secure);
+        let clear = self.clear_session_cookies(t);
         self.respond(session, 200, pages::HTML, body, &clear).await
     }
 
@@ -731,11 +739,11 @@ impl Gateway {
                 .fail(session, ctx, GatewayError::CrossSiteRequest)
                 .await;
         }
-        let secure = self.secure_request(session, ctx);
+        let t = self.transport(session, ctx);
         let mut provider = None;
         let mut id_token_hint = None;
         match self
-            .load_session(session.req_header(), &route.tenant.name, secure)
+            .load_session(session.req_header(), &route.tenant.name, t.https)
             .await
         {
             Ok(Some(live)) => {
@@ -773,7 +781,7 @@ impl Gateway {
                     .await;
             }
         }
-        let mut headers = self.clear_session_cookies(secure);
+        let mut headers = self.clear_session_cookies(t);
         // The only post-logout target ever sent: our own signed-out page on this tenant's host.
         let signed_out = format!("{}/_vestibule/signed-out", self.origin(session, ctx));
         let location = match provider
@@ -833,6 +841,14 @@ impl Gateway {
         );
         self.respond(session, 200, pages::HTML, body, &[]).await
     }
+}
+
+/// How the browser reached the gateway: cookie names follow `https` (`__Host-` prefixes),
+/// the `Secure` attribute follows `secure_cookies` (HTTPS or a loopback host).
+#[derive(Debug, Clone, Copy)]
+struct Transport {
+    https: bool,
+    secure_cookies: bool,
 }
 
 /// What `read_form` got.

@@ -86,6 +86,7 @@ pub struct CookieNames {
     binding: String,
     host_binding: String,
     signout: String,
+    secure_signout: String,
 }
 
 impl CookieNames {
@@ -96,7 +97,8 @@ impl CookieNames {
             host_session: format!("__Host-{base}"),
             binding: format!("{base}_login"),
             host_binding: format!("__Host-{base}_login"),
-            signout: format!("__Secure-{base}_signout"),
+            signout: format!("{base}_signout"),
+            secure_signout: format!("__Secure-{base}_signout"),
         }
     }
 
@@ -120,19 +122,25 @@ impl CookieNames {
 
     /// The sign-out cookie: the session handle again, `SameSite=None`, sent only to the
     /// WS-Federation endpoint and read only by its sign-out cleanup, so that an identity
-    /// provider's cross-site cleanup request can still name the session (HTTPS only).
-    pub fn signout(&self) -> &str {
-        &self.signout
+    /// provider's cross-site cleanup request can still name the session (`__Secure-` over
+    /// HTTPS; a `Path` other than `/` rules out `__Host-`).
+    pub fn signout(&self, secure: bool) -> &str {
+        if secure {
+            &self.secure_signout
+        } else {
+            &self.signout
+        }
     }
 
     /// Every name, for stripping them all from what the upstream receives.
-    pub fn all(&self) -> [&str; 5] {
+    pub fn all(&self) -> [&str; 6] {
         [
             &self.session,
             &self.host_session,
             &self.binding,
             &self.host_binding,
             &self.signout,
+            &self.secure_signout,
         ]
     }
 }
@@ -218,7 +226,8 @@ mod tests {
         assert_eq!(n.session(false), "vestibule");
         assert_eq!(n.binding(true), "__Host-vestibule_login");
         assert_eq!(n.binding(false), "vestibule_login");
-        assert_eq!(n.signout(), "__Secure-vestibule_signout");
+        assert_eq!(n.signout(true), "__Secure-vestibule_signout");
+        assert_eq!(n.signout(false), "vestibule_signout");
         assert_eq!(
             without(
                 b"__Host-vestibule=s; crm=1; __Host-vestibule_login=b; vestibule_login=c",

@@ -240,3 +240,39 @@ tenants:
     }
     assert_eq!(lines.len(), 5, "{text}");
 }
+
+/// A plain-HTTP listener reachable beyond loopback, with no trusted proxy in front, cannot
+/// serve a browser sign-in (its cookies need HTTPS): check-config says so, and still passes.
+#[test]
+fn a_plain_http_listener_beyond_loopback_gets_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/vestibule.yaml"),
+    )
+    .unwrap();
+    let exposed = shipped.replacen("- address: 127.0.0.1:8080", "- address: 0.0.0.0:8080", 1);
+    assert_ne!(exposed, shipped);
+    let path = dir.path().join("exposed.yaml");
+    std::fs::write(&path, &exposed).unwrap();
+    let file = path.to_str().unwrap();
+    let (code, out, err) = vestibule(&["check-config", file], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(": ok"), "{out}");
+    assert!(
+        err.contains(&format!(
+            "{file}: warning: listeners[0] (0.0.0.0:8080): plain HTTP beyond loopback"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("proxy.trusted_proxies"), "{err}");
+    // With a trusted proxy named, or on loopback only, there is nothing to warn about.
+    let proxied = format!("{exposed}\nproxy:\n  trusted_proxies: [10.0.0.0/8]\n");
+    if !exposed.contains("\nproxy:") {
+        std::fs::write(&path, &proxied).unwrap();
+        let (code, _, err) = vestibule(&["check-config", file], &[]);
+        assert_eq!(code, 0);
+        assert!(!err.contains("warning"), "{err}");
+    }
+    let (_, _, err) = vestibule(&["check-config", "config/vestibule.yaml"], &[]);
+    assert!(!err.contains("warning"), "{err}");
+}

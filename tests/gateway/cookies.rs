@@ -34,7 +34,7 @@ async fn every_bit_flip_of_a_valid_cookie_is_refused() {
     let gw = setup.start().await;
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let (_, value) = sessions.create("contoso", alice()).await.unwrap();
-    assert_eq!(status_with(&gw, "crm.contoso.test", &value).await, 200);
+    assert_eq!(status_with(&gw, "crm.contoso.localhost", &value).await, 200);
     let before = up.hits();
     let sealed = URL_SAFE_NO_PAD
         .decode(value.trim_start_matches("v1."))
@@ -45,7 +45,7 @@ async fn every_bit_flip_of_a_valid_cookie_is_refused() {
         copy[i] ^= 0x01;
         let forged = format!("v1.{}", URL_SAFE_NO_PAD.encode(&copy));
         assert_eq!(
-            status_with(&gw, "crm.contoso.test", &forged).await,
+            status_with(&gw, "crm.contoso.localhost", &forged).await,
             302,
             "flip in byte {i}"
         );
@@ -59,7 +59,7 @@ async fn every_bit_flip_of_a_valid_cookie_is_refused() {
         &value[..value.len() - 3],
     ] {
         assert_eq!(
-            status_with(&gw, "crm.contoso.test", junk).await,
+            status_with(&gw, "crm.contoso.localhost", junk).await,
             302,
             "{junk:.20}"
         );
@@ -80,12 +80,15 @@ async fn cookie_sealed_with_an_unknown_key_is_refused() {
         .decode(value.trim_start_matches("v1."))
         .unwrap();
     assert_eq!(KeyRing::key_id_of(&sealed), Some("k9"));
-    assert_eq!(status_with(&gw, "crm.contoso.test", &value).await, 302);
+    assert_eq!(status_with(&gw, "crm.contoso.localhost", &value).await, 302);
     // Same session, but a key id the gateway knows pasted in front of the foreign envelope.
     let mut relabelled = sealed.clone();
     relabelled[1..3].copy_from_slice(b"k1");
     let relabelled = format!("v1.{}", URL_SAFE_NO_PAD.encode(&relabelled));
-    assert_eq!(status_with(&gw, "crm.contoso.test", &relabelled).await, 302);
+    assert_eq!(
+        status_with(&gw, "crm.contoso.localhost", &relabelled).await,
+        302
+    );
     assert_eq!(up.hits(), 0);
 }
 
@@ -99,19 +102,19 @@ async fn expired_sessions_are_refused() {
         .sessions(Arc::new(FixedClock::new(now() - 9 * 3600)))
         .await;
     let (_, old) = past.create("contoso", alice()).await.unwrap();
-    assert_eq!(status_with(&gw, "crm.contoso.test", &old).await, 302);
+    assert_eq!(status_with(&gw, "crm.contoso.localhost", &old).await, 302);
     // Idle lifetime (1h) over: signed in, and last seen, two hours ago.
     let idle = setup
         .sessions(Arc::new(FixedClock::new(now() - 2 * 3600)))
         .await;
     let (_, stale) = idle.create("contoso", alice()).await.unwrap();
-    assert_eq!(status_with(&gw, "crm.contoso.test", &stale).await, 302);
+    assert_eq!(status_with(&gw, "crm.contoso.localhost", &stale).await, 302);
     // Half an hour ago is fine.
     let recent = setup
         .sessions(Arc::new(FixedClock::new(now() - 1800)))
         .await;
     let (_, fresh) = recent.create("contoso", alice()).await.unwrap();
-    assert_eq!(status_with(&gw, "crm.contoso.test", &fresh).await, 200);
+    assert_eq!(status_with(&gw, "crm.contoso.localhost", &fresh).await, 200);
     assert_eq!(up.hits(), 1);
 }
 
@@ -122,7 +125,10 @@ async fn a_session_of_one_tenant_is_refused_by_another() {
     let gw = setup.start().await;
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let (_, fabrikam) = sessions.create("fabrikam", alice()).await.unwrap();
-    assert_eq!(status_with(&gw, "crm.contoso.test", &fabrikam).await, 302);
+    assert_eq!(
+        status_with(&gw, "crm.contoso.localhost", &fabrikam).await,
+        302
+    );
     assert_eq!(up.hits(), 0);
     assert_eq!(status_with(&gw, "crm.fabrikam.test", &fabrikam).await, 200);
     assert_eq!(up.last().one("x-vestibule-tenant"), Some("fabrikam"));
@@ -151,7 +157,7 @@ async fn two_session_cookies_count_as_none() {
         for (accept, status) in [("text/html", 302), ("application/json", 401)] {
             let r = get(
                 gw.addr,
-                "crm.contoso.test",
+                "crm.contoso.localhost",
                 "/",
                 &[&format!("Accept: {accept}"), &cookies],
             )
@@ -162,7 +168,7 @@ async fn two_session_cookies_count_as_none() {
     // Split over two Cookie headers, too.
     let r = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/",
         &[
             "Accept: text/html",
@@ -174,7 +180,7 @@ async fn two_session_cookies_count_as_none() {
     assert_eq!(r.status, 302);
     assert_eq!(up.hits(), 0, "nothing forwarded under either identity");
     // Alone, each is a session again.
-    let r = get(gw.addr, "crm.contoso.test", "/", &[&cookie(&victim)]).await;
+    let r = get(gw.addr, "crm.contoso.localhost", "/", &[&cookie(&victim)]).await;
     assert_eq!(r.status, 200);
     assert_eq!(
         up.last().one("x-vestibule-user"),
@@ -193,7 +199,7 @@ async fn key_rotation_keeps_old_sessions_until_the_old_key_is_retired() {
         .create("contoso", alice())
         .await
         .unwrap();
-    assert_eq!(status_with(&gw, "crm.contoso.test", &old).await, 200);
+    assert_eq!(status_with(&gw, "crm.contoso.localhost", &old).await, 200);
     gw.stop();
 
     // Rotate: k2 becomes active, k1 stays in the ring.
@@ -202,7 +208,7 @@ async fn key_rotation_keeps_old_sessions_until_the_old_key_is_retired() {
     setup.port = free_port();
     let mut gw = setup.start().await;
     assert_eq!(
-        status_with(&gw, "crm.contoso.test", &old).await,
+        status_with(&gw, "crm.contoso.localhost", &old).await,
         200,
         "old key still opens"
     );
@@ -220,7 +226,7 @@ async fn key_rotation_keeps_old_sessions_until_the_old_key_is_retired() {
         Some("k2"),
         "new sessions use the new key"
     );
-    assert_eq!(status_with(&gw, "crm.contoso.test", &new).await, 200);
+    assert_eq!(status_with(&gw, "crm.contoso.localhost", &new).await, 200);
     gw.stop();
 
     // Retire k1: its sessions end, k2's continue.
@@ -228,8 +234,8 @@ async fn key_rotation_keeps_old_sessions_until_the_old_key_is_retired() {
     setup.ring = vec![("k2", KEY_2)];
     setup.port = free_port();
     let gw = setup.start().await;
-    assert_eq!(status_with(&gw, "crm.contoso.test", &old).await, 302);
-    assert_eq!(status_with(&gw, "crm.contoso.test", &new).await, 200);
+    assert_eq!(status_with(&gw, "crm.contoso.localhost", &old).await, 302);
+    assert_eq!(status_with(&gw, "crm.contoso.localhost", &new).await, 200);
 }
 
 /// Another application's cookie with non-ASCII bytes (here UTF-8 "Zoë") in the same header
@@ -242,7 +248,7 @@ async fn a_non_ascii_neighbour_cookie_neither_hides_nor_leaks_ours() {
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let (_, value) = sessions.create("contoso", alice()).await.unwrap();
     let header = format!("Cookie: pref=Zoë; vestibule={value}; theme=dark");
-    let r = get(gw.addr, "crm.contoso.test", "/", &[&header]).await;
+    let r = get(gw.addr, "crm.contoso.localhost", "/", &[&header]).await;
     assert_eq!(r.status, 200);
     let seen = up.last();
     assert_eq!(seen.one("x-vestibule-user"), Some("alice@contoso.example"));

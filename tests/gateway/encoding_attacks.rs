@@ -288,7 +288,7 @@ async fn declarations_naming_other_encodings_are_refused_through_the_gateway() {
     let r = raw(
         gw.addr,
         &format!(
-            "POST /_vestibule/wsfed HTTP/1.1\r\nHost: crm.contoso.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nCookie: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST /_vestibule/wsfed HTTP/1.1\r\nHost: crm.contoso.localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nCookie: {}\r\nConnection: close\r\n\r\n{body}",
             body.len(),
             p.binding_cookie
         ),

@@ -14,7 +14,7 @@ async fn browser_navigation_without_session_is_sent_to_sign_in() {
     let gw = setup.start().await;
     let r = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/deals?id=7&q=a%20b",
         &["Accept: text/html,application/xhtml+xml"],
     )
@@ -25,7 +25,7 @@ async fn browser_navigation_without_session_is_sent_to_sign_in() {
         Some("/_vestibule/login?rd=%2Fdeals%3Fid%3D7%26q%3Da%2520b")
     );
     assert_eq!(r.header("cache-control"), Some("no-store"));
-    let head = raw(gw.addr, "HEAD / HTTP/1.1\r\nHost: crm.contoso.test\r\nAccept: text/html\r\nConnection: close\r\n\r\n").await.unwrap();
+    let head = raw(gw.addr, "HEAD / HTTP/1.1\r\nHost: crm.contoso.localhost\r\nAccept: text/html\r\nConnection: close\r\n\r\n").await.unwrap();
     assert_eq!(head.status, 302);
     assert_eq!(up.hits(), 0, "nothing was forwarded");
 }
@@ -47,8 +47,9 @@ async fn api_requests_without_session_get_401_json() {
         ("GET", "/api/x", &[]),
     ];
     for (method, path, extra) in cases {
-        let mut req =
-            format!("{method} {path} HTTP/1.1\r\nHost: crm.contoso.test\r\nConnection: close\r\n");
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: crm.contoso.localhost\r\nConnection: close\r\n"
+        );
         for l in extra {
             req.push_str(l);
             req.push_str("\r\n");
@@ -62,7 +63,7 @@ async fn api_requests_without_session_get_401_json() {
         assert_eq!(body["request_id"].as_str().unwrap().len(), 16);
     }
     // A form POST from a browser is not a navigation we can replay: 401 page, not a redirect.
-    let post = raw(gw.addr, "POST /deals HTTP/1.1\r\nHost: crm.contoso.test\r\nAccept: text/html\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await.unwrap();
+    let post = raw(gw.addr, "POST /deals HTTP/1.1\r\nHost: crm.contoso.localhost\r\nAccept: text/html\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await.unwrap();
     assert_eq!(post.status, 401);
     assert!(post.body.contains("Sign-in required"));
     assert_eq!(up.hits(), 0, "nothing was forwarded");
@@ -78,7 +79,7 @@ async fn signed_in_request_reaches_upstream_with_identity_and_verifiable_asserti
 
     let r = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/deals?id=7",
         &["Accept: text/html", &cookie(&value), "Cookie: theme=dark"],
     )
@@ -128,7 +129,13 @@ async fn signed_in_request_reaches_upstream_with_identity_and_verifiable_asserti
     assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() == 300);
 
     // A second request reuses the same assertion (minted once per session).
-    get(gw.addr, "crm.contoso.test", "/other", &[&cookie(&value)]).await;
+    get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/other",
+        &[&cookie(&value)],
+    )
+    .await;
     assert_eq!(up.last().one("x-vestibule-assertion"), Some(jwt.as_str()));
     // A tampered assertion does not verify.
     let mut forged = jwt.clone().into_bytes();
@@ -149,7 +156,7 @@ async fn public_paths_pass_without_session_and_without_identity() {
     let gw = setup.start().await;
     let r = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/static/app.css",
         &["Accept: text/html"],
     )
@@ -165,7 +172,13 @@ async fn public_paths_pass_without_session_and_without_identity() {
         "/static//deals",
         "/static/%5c..%5cdeals",
     ] {
-        let r = get(gw.addr, "crm.contoso.test", sneaky, &["Accept: text/html"]).await;
+        let r = get(
+            gw.addr,
+            "crm.contoso.localhost",
+            sneaky,
+            &["Accept: text/html"],
+        )
+        .await;
         assert_eq!(r.status, 302, "{sneaky}");
     }
     assert_eq!(up.hits(), 1);
@@ -179,12 +192,12 @@ async fn sign_out_revokes_the_session_server_side() {
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let (_, value) = sessions.create("contoso", alice()).await.unwrap();
     assert_eq!(
-        get(gw.addr, "crm.contoso.test", "/", &[&cookie(&value)])
+        get(gw.addr, "crm.contoso.localhost", "/", &[&cookie(&value)])
             .await
             .status,
         200
     );
-    let out = logout(gw.addr, "crm.contoso.test", &[&cookie(&value)]).await;
+    let out = logout(gw.addr, "crm.contoso.localhost", &[&cookie(&value)]).await;
     assert_eq!(out.status, 200);
     let cleared = out.header("set-cookie").unwrap();
     assert!(
@@ -194,7 +207,7 @@ async fn sign_out_revokes_the_session_server_side() {
     // The old cookie, replayed, is worthless.
     let again = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/",
         &["Accept: text/html", &cookie(&value)],
     )
@@ -215,20 +228,20 @@ async fn return_urls_stay_on_the_tenant_host() {
         let c = c.clone();
         async move {
             let path = format!("/_vestibule/login?rd={rd}");
-            get(gw.addr, "crm.contoso.test", &path, &[&c]).await
+            get(gw.addr, "crm.contoso.localhost", &path, &[&c]).await
         }
     };
     let ok = login("%2Fdeals%3Fid%3D7").await;
     assert_eq!(ok.status, 302);
     assert_eq!(ok.header("location"), Some("/deals?id=7"));
-    let same_host = login("https%3A%2F%2Fcrm.contoso.test%2Freports").await;
+    let same_host = login("https%3A%2F%2Fcrm.contoso.localhost%2Freports").await;
     assert_eq!(same_host.header("location"), Some("/reports"));
     for evil in [
         "%2F%2Fevil.example",
         "%2F%5Cevil.example",
         "https%3Aevil.example",
         "https%3A%2F%2Fevil.example%2F",
-        "https%3A%2F%2Fcrm.contoso.test%40evil.example%2F",
+        "https%3A%2F%2Fcrm.contoso.localhost%40evil.example%2F",
         "%2F%252F%252Fevil.example",
         "%2F%0D%0ALocation%3A%20https%3A%2F%2Fevil.example",
         "%20%2F%2Fevil.example",
@@ -242,7 +255,7 @@ async fn return_urls_stay_on_the_tenant_host() {
     // Without a session the sign-in page is shown (no provider is configured yet).
     let page = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/_vestibule/login?rd=%2F%2Fevil.example",
         &[],
     )
@@ -263,7 +276,7 @@ async fn sign_out_only_by_a_same_origin_post() {
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let (_, value) = sessions.create("contoso", alice()).await.unwrap();
     let still_signed_in = || async {
-        get(gw.addr, "crm.contoso.test", "/", &[&cookie(&value)])
+        get(gw.addr, "crm.contoso.localhost", "/", &[&cookie(&value)])
             .await
             .status
             == 200
@@ -271,7 +284,7 @@ async fn sign_out_only_by_a_same_origin_post() {
     // A GET (link, <img>, cross-site navigation) only shows the button.
     let page = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/_vestibule/logout",
         &[&cookie(&value)],
     )
@@ -291,7 +304,7 @@ async fn sign_out_only_by_a_same_origin_post() {
             "cross-site fetch",
             vec![
                 "Sec-Fetch-Site: cross-site",
-                "Origin: http://crm.contoso.test",
+                "Origin: http://crm.contoso.localhost",
             ],
         ),
         ("same-site sibling", vec!["Sec-Fetch-Site: same-site"]),
@@ -299,7 +312,7 @@ async fn sign_out_only_by_a_same_origin_post() {
         ("no origin at all", vec![]),
     ] {
         let mut req = format!(
-            "POST /_vestibule/logout HTTP/1.1\r\nHost: crm.contoso.test\r\nContent-Length: 0\r\nConnection: close\r\n{}\r\n",
+            "POST /_vestibule/logout HTTP/1.1\r\nHost: crm.contoso.localhost\r\nContent-Length: 0\r\nConnection: close\r\n{}\r\n",
             cookie(&value)
         );
         for h in &headers {
@@ -321,7 +334,7 @@ async fn sign_out_only_by_a_same_origin_post() {
     let out = raw(
         gw.addr,
         &format!(
-            "POST /_vestibule/logout HTTP/1.1\r\nHost: crm.contoso.test\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\nConnection: close\r\n{}\r\n\r\n",
+            "POST /_vestibule/logout HTTP/1.1\r\nHost: crm.contoso.localhost\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\nConnection: close\r\n{}\r\n\r\n",
             cookie(&value)
         ),
     )

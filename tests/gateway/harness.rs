@@ -206,7 +206,7 @@ impl Setup {
              log: {{ level: \"info,vestibule::access=off\" }}\n\
              {top}\
              tenants:\n\
-             \x20 - name: contoso\n    hosts: [crm.contoso.test]\n    upstream: {{ address: {up} }}\n    public: [/static/]\n    api: [/api/]\n{contoso}\
+             \x20 - name: contoso\n    hosts: [crm.contoso.localhost]\n    upstream: {{ address: {up} }}\n    public: [/static/]\n    api: [/api/]\n{contoso}\
              \x20 - name: fabrikam\n    hosts: [crm.fabrikam.test]\n    upstream: {{ address: {up} }}\n\
              {extra}",
             port = self.port,

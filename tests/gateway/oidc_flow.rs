@@ -19,7 +19,7 @@ pub fn oidc_setup(up: std::net::SocketAddr, issuer: &str, binding: &str) -> Setu
 pub async fn begin(gw: &Gateway) -> (String, String) {
     let first = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/deals",
         &["Accept: text/html"],
     )
@@ -27,7 +27,7 @@ pub async fn begin(gw: &Gateway) -> (String, String) {
     assert_eq!(first.status, 302);
     let login = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         first.header("location").unwrap(),
         &["Accept: text/html"],
     )
@@ -52,7 +52,7 @@ pub async fn callback(gw: &Gateway, redirect: &str, cookie: &str) -> Reply {
     } else {
         vec![cookie_line.as_str()]
     };
-    get(gw.addr, "crm.contoso.test", path, &extra).await
+    get(gw.addr, "crm.contoso.localhost", path, &extra).await
 }
 
 fn query_param(url: &str, name: &str) -> String {
@@ -85,7 +85,7 @@ async fn full_code_flow_reaches_the_upstream_with_identity() {
     let cookie = session_cookie(&done).expect("session");
     let page = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/deals",
         &[&format!("Cookie: {cookie}")],
     )
@@ -102,7 +102,12 @@ async fn full_code_flow_reaches_the_upstream_with_identity() {
     assert!(replay.body.contains("start again"));
 
     // Sign-out: local revoke, then RP-initiated logout at the provider.
-    let out = logout(gw.addr, "crm.contoso.test", &[&format!("Cookie: {cookie}")]).await;
+    let out = logout(
+        gw.addr,
+        "crm.contoso.localhost",
+        &[&format!("Cookie: {cookie}")],
+    )
+    .await;
     assert_eq!(out.status, 302);
     let end = out.header("location").unwrap();
     assert!(
@@ -112,11 +117,11 @@ async fn full_code_flow_reaches_the_upstream_with_identity() {
     assert!(!query_param(end, "id_token_hint").is_empty());
     assert_eq!(
         query_param(end, "post_logout_redirect_uri"),
-        "http://crm.contoso.test/_vestibule/signed-out"
+        "http://crm.contoso.localhost/_vestibule/signed-out"
     );
     let after = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/deals",
         &["Accept: text/html", &format!("Cookie: {cookie}")],
     )
@@ -241,7 +246,7 @@ async fn provider_outages_keep_sessions_and_a_never_reached_provider_gives_503()
     drop(op);
     let login = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/_vestibule/login?rd=%2F",
         &["Accept: text/html"],
     )
@@ -250,7 +255,7 @@ async fn provider_outages_keep_sessions_and_a_never_reached_provider_gives_503()
     assert!(login.header("location").unwrap().starts_with(&issuer));
     let page = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/deals",
         &[&format!("Cookie: {cookie}")],
     )
@@ -262,7 +267,7 @@ async fn provider_outages_keep_sessions_and_a_never_reached_provider_gives_503()
     let gw = setup.start().await;
     let login = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/_vestibule/login?rd=%2F",
         &["Accept: text/html"],
     )
@@ -319,7 +324,7 @@ async fn several_providers_are_listed_and_one_is_picked_by_name() {
     let gw = setup.start().await;
     let page = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/_vestibule/login?rd=%2Fdeals",
         &[],
     )
@@ -337,7 +342,7 @@ async fn several_providers_are_listed_and_one_is_picked_by_name() {
         .contains("<a href=\"/_vestibule/login?provider=corp&amp;rd=%2Fdeals\">Office 365</a>"));
     let to_op = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/_vestibule/login?provider=op&rd=%2Fdeals",
         &[],
     )
@@ -345,7 +350,7 @@ async fn several_providers_are_listed_and_one_is_picked_by_name() {
     assert!(to_op.header("location").unwrap().starts_with(&op.issuer));
     let to_corp = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/_vestibule/login?provider=corp&rd=%2Fdeals",
         &[],
     )
@@ -356,7 +361,7 @@ async fn several_providers_are_listed_and_one_is_picked_by_name() {
         .starts_with("https://login.microsoftonline.com/common/wsfed?wa=wsignin1.0"));
     let unknown = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/_vestibule/login?provider=nobody",
         &[],
     )
@@ -386,7 +391,7 @@ async fn sign_in_starts_use_the_cached_discovery() {
     for _ in 0..25 {
         let login = get(
             gw.addr,
-            "crm.contoso.test",
+            "crm.contoso.localhost",
             "/_vestibule/login?rd=%2F",
             &["Accept: text/html"],
         )
@@ -419,7 +424,7 @@ async fn claims_missing_from_the_id_token_come_from_userinfo() {
     assert_eq!(op_stats(&op).await["userinfo"], 1);
     let page = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/deals",
         &[&format!("Cookie: {cookie}")],
     )
@@ -472,7 +477,7 @@ async fn signing_out_at_the_provider_ends_the_session_by_back_channel() {
         async move {
             get(
                 addr,
-                "crm.contoso.test",
+                "crm.contoso.localhost",
                 "/deals",
                 &["Accept: text/html", &format!("Cookie: {cookie}")],
             )

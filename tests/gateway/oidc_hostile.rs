@@ -276,7 +276,7 @@ async fn id_tokens_a_real_provider_never_issues_are_refused() {
         let nonce = query_param(&auth, "nonce");
         hostile.lock().unwrap().next_id_token = forge(&nonce);
         let redirect = format!(
-            "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}",
+            "http://crm.contoso.localhost/_vestibule/oidc/callback?code=x&state={}",
             urlencode(&query_param(&auth, "state"))
         );
         let r = callback(&gw, &redirect, &binding).await;
@@ -291,7 +291,7 @@ async fn id_tokens_a_real_provider_never_issues_are_refused() {
     hostile.lock().unwrap().next_id_token =
         sign(&good, &claims(&issuer, &query_param(&auth, "nonce")));
     let redirect = format!(
-        "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}",
+        "http://crm.contoso.localhost/_vestibule/oidc/callback?code=x&state={}",
         urlencode(&query_param(&auth, "state"))
     );
     let ok = callback(&gw, &redirect, &binding).await;
@@ -327,7 +327,7 @@ async fn a_key_rotated_between_redirect_and_callback_is_fetched_once() {
         h.next_id_token = sign(&new, &claims(&issuer, &query_param(&auth, "nonce")));
     }
     let redirect = format!(
-        "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}",
+        "http://crm.contoso.localhost/_vestibule/oidc/callback?code=x&state={}",
         urlencode(&query_param(&auth, "state"))
     );
     let r = callback(&gw, &redirect, &binding).await;
@@ -347,7 +347,7 @@ async fn a_response_naming_another_issuer_is_refused() {
     hostile.lock().unwrap().next_id_token =
         sign(&good, &claims(&issuer, &query_param(&auth, "nonce")));
     let redirect = format!(
-        "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}&iss={}",
+        "http://crm.contoso.localhost/_vestibule/oidc/callback?code=x&state={}&iss={}",
         urlencode(&query_param(&auth, "state")),
         urlencode("https://evil.example")
     );
@@ -390,7 +390,7 @@ async fn userinfo_for_another_subject_is_refused() {
             h.userinfo = Some(info);
         }
         let redirect = format!(
-            "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}",
+            "http://crm.contoso.localhost/_vestibule/oidc/callback?code=x&state={}",
             urlencode(&query_param(&auth, "state"))
         );
         let r = callback(&gw, &redirect, &binding).await;
@@ -411,7 +411,7 @@ async fn userinfo_for_another_subject_is_refused() {
         );
     }
     let redirect = format!(
-        "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}",
+        "http://crm.contoso.localhost/_vestibule/oidc/callback?code=x&state={}",
         urlencode(&query_param(&auth, "state"))
     );
     let ok = callback(&gw, &redirect, &binding).await;
@@ -436,7 +436,7 @@ async fn provider_bodies_past_the_limit_are_refused() {
     let gw = setup.start().await;
     let login = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/_vestibule/login?rd=%2F",
         &["Accept: text/html"],
     )
@@ -479,7 +479,7 @@ async fn back_channel_logout_tokens_are_verified_and_used_once() {
         c["sid"] = json!(sid);
         hostile.lock().unwrap().next_id_token = sign(&good, &c);
         let redirect = format!(
-            "http://crm.contoso.test/_vestibule/oidc/callback?code=x&state={}",
+            "http://crm.contoso.localhost/_vestibule/oidc/callback?code=x&state={}",
             urlencode(&query_param(&auth, "state"))
         );
         cookies.push(session_cookie(&callback(&gw, &redirect, &binding).await).unwrap());
@@ -489,7 +489,7 @@ async fn back_channel_logout_tokens_are_verified_and_used_once() {
         async move {
             get(
                 addr,
-                "crm.contoso.test",
+                "crm.contoso.localhost",
                 "/",
                 &[&format!("Cookie: {cookie}")],
             )

@@ -182,11 +182,11 @@ impl OidcPeer {
             .env("CLIENT_SECRET", CLIENT_SECRET)
             .env(
                 "REDIRECT_URIS",
-                "http://crm.contoso.test/_vestibule/oidc/callback",
+                "http://crm.contoso.localhost/_vestibule/oidc/callback",
             )
             .env(
                 "POST_LOGOUT_REDIRECT_URIS",
-                "http://crm.contoso.test/_vestibule/signed-out",
+                "http://crm.contoso.localhost/_vestibule/signed-out",
             )
             .env("EXIT_ON_STDIN_EOF", "1")
             .envs(env.iter().copied())

@@ -13,7 +13,7 @@ async fn unknown_hosts_get_421_and_no_default_tenant() {
     let (_, value) = sessions.create("contoso", alice()).await.unwrap();
     for host in [
         "evil.example",
-        "crm.contoso.test.evil.example",
+        "crm.contoso.localhost.evil.example",
         "contoso.test",
         "",
     ] {
@@ -38,7 +38,7 @@ async fn unknown_hosts_get_421_and_no_default_tenant() {
     assert_eq!(json.status, 421);
     assert_eq!(json.json()["error"], "unknown_host");
     // Host matching ignores case and port.
-    let ok = get(gw.addr, "CRM.Contoso.Test:8080", "/static/x", &[]).await;
+    let ok = get(gw.addr, "CRM.Contoso.Localhost:8080", "/static/x", &[]).await;
     assert_eq!(ok.status, 200);
     assert_eq!(up.hits(), 1);
 }
@@ -121,12 +121,12 @@ async fn health_ready_jwks_and_metrics() {
     );
     get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/deals",
         &["Accept: text/html"],
     )
     .await;
-    get(gw.addr, "crm.contoso.test", "/static/a", &[]).await;
+    get(gw.addr, "crm.contoso.localhost", "/static/a", &[]).await;
     let m = get(gw.addr, "any", "/_vestibule/metrics", &[]).await;
     assert_eq!(m.status, 200);
     assert!(
@@ -144,7 +144,7 @@ async fn health_ready_jwks_and_metrics() {
     assert!(m
         .body
         .contains("vestibule_upstream_latency_seconds_count{tenant=\"contoso\"} 1"));
-    let nf = get(gw.addr, "crm.contoso.test", "/_vestibule/nope", &[]).await;
+    let nf = get(gw.addr, "crm.contoso.localhost", "/_vestibule/nope", &[]).await;
     assert_eq!(nf.status, 404);
     let post = raw(gw.addr, "POST /_vestibule/health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await.unwrap();
     assert_eq!(post.status, 405);
@@ -226,12 +226,12 @@ async fn the_request_target_reaches_the_upstream_unchanged() {
     let (_, value) = sessions.create("contoso", alice()).await.unwrap();
     let c = cookie(&value);
     let target = "/deals/7%2F8?q=a%20b&x=%C3%A9&empty=";
-    let r = get(gw.addr, "crm.contoso.test", target, &[&c]).await;
+    let r = get(gw.addr, "crm.contoso.localhost", target, &[&c]).await;
     assert_eq!(r.status, 200);
     assert_eq!(up.last().path, target);
 
     let absolute = format!(
-        "GET http://crm.contoso.test{target} HTTP/1.1\r\nHost: crm.contoso.test\r\n{c}\r\nConnection: close\r\n\r\n"
+        "GET http://crm.contoso.localhost{target} HTTP/1.1\r\nHost: crm.contoso.localhost\r\n{c}\r\nConnection: close\r\n\r\n"
     );
     let r = raw(gw.addr, &absolute).await.unwrap();
     assert_eq!(r.status, 200);
@@ -241,7 +241,7 @@ async fn the_request_target_reaches_the_upstream_unchanged() {
     assert_eq!(up.hits(), 2);
 }
 
-/// `Host: crm.contoso.test:@evil.example` must not route to contoso and then lend
+/// `Host: crm.contoso.localhost:@evil.example` must not route to contoso and then lend
 /// `evil.example` to every origin built from the Host (sign-in `wreply`, `redirect_uri`,
 /// `X-Forwarded-Host`): a Host that is not `host[:port]` gets 400, and nothing is forwarded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,17 +252,17 @@ async fn a_malformed_host_or_port_gets_400_and_reaches_nothing() {
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let (_, value) = sessions.create("contoso", alice()).await.unwrap();
     for host in [
-        "crm.contoso.test:@evil.example",
-        "crm.contoso.test:80@evil.example",
-        "crm.contoso.test@evil.example",
-        "crm.contoso.test:0",
-        "crm.contoso.test:65536",
-        "crm.contoso.test:080080",
-        "crm.contoso.test:+80",
-        "crm.contoso.test:80:80",
-        "crm.contoso.test:",
-        "crm.contoso.test/evil",
-        "crm.contoso.test%2fevil",
+        "crm.contoso.localhost:@evil.example",
+        "crm.contoso.localhost:80@evil.example",
+        "crm.contoso.localhost@evil.example",
+        "crm.contoso.localhost:0",
+        "crm.contoso.localhost:65536",
+        "crm.contoso.localhost:080080",
+        "crm.contoso.localhost:+80",
+        "crm.contoso.localhost:80:80",
+        "crm.contoso.localhost:",
+        "crm.contoso.localhost/evil",
+        "crm.contoso.localhost%2fevil",
         "[::1",
         "[not-v6]:80",
         ":80",
@@ -284,7 +284,7 @@ async fn a_malformed_host_or_port_gets_400_and_reaches_nothing() {
     }
     let twice = raw(
         gw.addr,
-        "GET /static/x HTTP/1.1\r\nHost: crm.contoso.test\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+        "GET /static/x HTTP/1.1\r\nHost: crm.contoso.localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
     )
     .await
     .unwrap();
@@ -293,7 +293,7 @@ async fn a_malformed_host_or_port_gets_400_and_reaches_nothing() {
     // A well-formed port still routes, and the sign-in redirect keeps it.
     let ok = get(
         gw.addr,
-        "crm.contoso.test:65535",
+        "crm.contoso.localhost:65535",
         "/deals",
         &["Accept: text/html"],
     )

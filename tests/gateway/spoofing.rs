@@ -39,7 +39,7 @@ async fn spoofed_identity_headers_are_stripped_on_public_paths() {
     let up = Upstream::start().await;
     let setup = Setup::new(up.addr);
     let gw = setup.start().await;
-    let r = get(gw.addr, "crm.contoso.test", "/static/x.js", &SPOOFS).await;
+    let r = get(gw.addr, "crm.contoso.localhost", "/static/x.js", &SPOOFS).await;
     assert_eq!(r.status, 200);
     let seen = up.last();
     assert_no_spoof(&seen);
@@ -57,7 +57,7 @@ async fn spoofed_identity_headers_are_replaced_on_protected_paths() {
     let c = cookie(&value);
     let mut lines: Vec<&str> = SPOOFS.to_vec();
     lines.push(&c);
-    let r = get(gw.addr, "crm.contoso.test", "/deals", &lines).await;
+    let r = get(gw.addr, "crm.contoso.localhost", "/deals", &lines).await;
     assert_eq!(r.status, 200);
     let seen = up.last();
     assert_no_spoof(&seen);
@@ -73,7 +73,7 @@ async fn spoofed_headers_without_session_change_nothing() {
     let gw = setup.start().await;
     let mut lines: Vec<&str> = SPOOFS.to_vec();
     lines.push("Accept: text/html");
-    let r = get(gw.addr, "crm.contoso.test", "/deals", &lines).await;
+    let r = get(gw.addr, "crm.contoso.localhost", "/deals", &lines).await;
     assert_eq!(
         r.status, 302,
         "identity headers are no substitute for a session"
@@ -88,7 +88,7 @@ async fn forwarding_headers_from_untrusted_clients_are_replaced() {
     let gw = setup.start().await;
     get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/static/a",
         &[
             "X-Forwarded-For: 203.0.113.66",
@@ -103,7 +103,7 @@ async fn forwarding_headers_from_untrusted_clients_are_replaced() {
     let seen = up.last();
     assert_eq!(seen.one("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(seen.one("x-forwarded-proto"), Some("http"));
-    assert_eq!(seen.one("x-forwarded-host"), Some("crm.contoso.test"));
+    assert_eq!(seen.one("x-forwarded-host"), Some("crm.contoso.localhost"));
     assert_eq!(seen.one("x-real-ip"), None);
     assert_eq!(seen.one("forwarded"), None);
     assert!(seen.headers.iter().all(|(n, _)| n != "x_forwarded_for"));
@@ -117,7 +117,7 @@ async fn forwarding_headers_from_a_trusted_proxy_are_extended() {
     let gw = setup.start().await;
     get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/static/a",
         &[
             "X-Forwarded-For: 203.0.113.66",
@@ -141,7 +141,7 @@ async fn identity_values_with_line_breaks_are_never_injected() {
     let mut identity = alice();
     identity.name = Some("Alice\r\nX-Vestibule-User: admin@contoso.example".into());
     let (_, value) = sessions.create("contoso", identity).await.unwrap();
-    let r = get(gw.addr, "crm.contoso.test", "/", &[&cookie(&value)]).await;
+    let r = get(gw.addr, "crm.contoso.localhost", "/", &[&cookie(&value)]).await;
     assert_eq!(r.status, 200);
     let seen = up.last();
     assert_eq!(seen.one("x-vestibule-name"), None);
@@ -160,7 +160,7 @@ async fn a_connection_header_cannot_nominate_our_headers_away() {
     // client can only nominate away its own copies, never the ones Vestibule sets.
     let r = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/deals",
         &[
             "Connection: X-Vestibule-User, X-Vestibule-Assertion, close",

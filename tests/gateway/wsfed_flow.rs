@@ -6,7 +6,7 @@ use crate::harness::*;
 use crate::peers::*;
 
 pub const ISSUER: &str = "https://sts.test/tenant-a/";
-pub const REALM: &str = "https://crm.contoso.test/";
+pub const REALM: &str = "https://crm.contoso.localhost/";
 
 pub fn wsfed_setup(up: std::net::SocketAddr, peer: &WsFedPeer) -> Setup {
     let mut setup = Setup::new(up);
@@ -32,7 +32,7 @@ pub struct PendingSignIn {
 pub async fn start_sign_in(gw: &Gateway, peer: &WsFedPeer) -> PendingSignIn {
     let first = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/deals?id=7",
         &["Accept: text/html"],
     )
@@ -41,7 +41,7 @@ pub async fn start_sign_in(gw: &Gateway, peer: &WsFedPeer) -> PendingSignIn {
     let login_path = first.header("location").unwrap().to_owned();
     let login = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         &login_path,
         &["Accept: text/html"],
     )
@@ -53,7 +53,7 @@ pub async fn start_sign_in(gw: &Gateway, peer: &WsFedPeer) -> PendingSignIn {
         "{to_idp}"
     );
     assert!(
-        to_idp.contains("wreply=http%3A%2F%2Fcrm.contoso.test%2F_vestibule%2Fwsfed"),
+        to_idp.contains("wreply=http%3A%2F%2Fcrm.contoso.localhost%2F_vestibule%2Fwsfed"),
         "{to_idp}"
     );
     let set_cookie = login.header("set-cookie").unwrap();
@@ -87,7 +87,7 @@ pub async fn post_wsfed(gw: &Gateway, cookie: &str, fields: &[(&str, &str)]) -> 
         .collect::<Vec<_>>()
         .join("&");
     let mut req = format!(
-        "POST /_vestibule/wsfed HTTP/1.1\r\nHost: crm.contoso.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "POST /_vestibule/wsfed HTTP/1.1\r\nHost: crm.contoso.localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
     if !cookie.is_empty() {
@@ -149,7 +149,7 @@ async fn full_flow(token: &str) {
 
     let page = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/deals?id=7",
         &[&format!("Cookie: {cookie}")],
     )
@@ -169,7 +169,12 @@ async fn full_flow(token: &str) {
     assert!(session_cookie(&again).is_none());
 
     // Sign-out ends the session here and at the provider.
-    let out = logout(gw.addr, "crm.contoso.test", &[&format!("Cookie: {cookie}")]).await;
+    let out = logout(
+        gw.addr,
+        "crm.contoso.localhost",
+        &[&format!("Cookie: {cookie}")],
+    )
+    .await;
     assert_eq!(out.status, 302);
     let to_idp = out.header("location").unwrap();
     assert!(
@@ -177,12 +182,12 @@ async fn full_flow(token: &str) {
         "{to_idp}"
     );
     assert!(
-        to_idp.contains("wreply=http%3A%2F%2Fcrm.contoso.test%2F_vestibule%2Fsigned-out"),
+        to_idp.contains("wreply=http%3A%2F%2Fcrm.contoso.localhost%2F_vestibule%2Fsigned-out"),
         "{to_idp}"
     );
     let after = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/deals",
         &["Accept: text/html", &format!("Cookie: {cookie}")],
     )
@@ -199,7 +204,7 @@ async fn full_flow(token: &str) {
     assert_eq!(back.status(), 302);
     assert_eq!(
         back.headers()["location"],
-        "http://crm.contoso.test/_vestibule/signed-out"
+        "http://crm.contoso.localhost/_vestibule/signed-out"
     );
 }
 
@@ -326,7 +331,7 @@ async fn a_refused_wresult_spends_its_wctx_and_a_slow_body_gets_408() {
     let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let head = format!(
-        "POST /_vestibule/wsfed HTTP/1.1\r\nHost: crm.contoso.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\nCookie: {}\r\nConnection: close\r\n\r\nwa=wsignin1.0&wresult=",
+        "POST /_vestibule/wsfed HTTP/1.1\r\nHost: crm.contoso.localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\nCookie: {}\r\nConnection: close\r\n\r\nwa=wsignin1.0&wresult=",
         fresh.binding_cookie
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -454,7 +459,7 @@ async fn pinned_certificates_work_without_metadata_and_cleanup_ends_the_session(
     assert_eq!(
         get(
             gw.addr,
-            "crm.contoso.test",
+            "crm.contoso.localhost",
             "/",
             &[&format!("Cookie: {cookie}")]
         )
@@ -464,7 +469,7 @@ async fn pinned_certificates_work_without_metadata_and_cleanup_ends_the_session(
     );
     let cleanup = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/_vestibule/wsfed?wa=wsignoutcleanup1.0",
         &[&format!("Cookie: {cookie}")],
     )
@@ -472,7 +477,7 @@ async fn pinned_certificates_work_without_metadata_and_cleanup_ends_the_session(
     assert_eq!(cleanup.status, 200);
     let after = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/",
         &["Accept: text/html", &format!("Cookie: {cookie}")],
     )
@@ -502,7 +507,7 @@ async fn idp_cleanup_without_the_lax_session_cookie_still_ends_the_session() {
     let https = "X-Forwarded-Proto: https";
     let login = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/_vestibule/login?rd=/deals",
         &["Accept: text/html", https],
     )
@@ -519,7 +524,7 @@ async fn idp_cleanup_without_the_lax_session_cookie_still_ends_the_session() {
         assert!(binding.contains(attr), "{attr}: {binding}");
     }
     let to_idp = login.header("location").unwrap();
-    assert!(to_idp.contains("wreply=https%3A%2F%2Fcrm.contoso.test%2F_vestibule%2Fwsfed"));
+    assert!(to_idp.contains("wreply=https%3A%2F%2Fcrm.contoso.localhost%2F_vestibule%2Fwsfed"));
     let html = reqwest::get(to_idp).await.unwrap().text().await.unwrap();
     let fields = form_fields(&html);
     let field = |n: &str| fields.iter().find(|(k, _)| k == n).unwrap().1.clone();
@@ -536,7 +541,7 @@ async fn idp_cleanup_without_the_lax_session_cookie_still_ends_the_session() {
     let done = raw(
         gw.addr,
         &format!(
-            "POST /_vestibule/wsfed HTTP/1.1\r\nHost: crm.contoso.test\r\n{https}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nCookie: {binding_pair}\r\nConnection: close\r\n\r\n{body}",
+            "POST /_vestibule/wsfed HTTP/1.1\r\nHost: crm.contoso.localhost\r\n{https}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nCookie: {binding_pair}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         ),
     )
@@ -574,7 +579,7 @@ async fn idp_cleanup_without_the_lax_session_cookie_still_ends_the_session() {
         async move {
             get(
                 addr,
-                "crm.contoso.test",
+                "crm.contoso.localhost",
                 "/",
                 &["Accept: text/html", https, &format!("Cookie: {cookie}")],
             )
@@ -592,7 +597,7 @@ async fn idp_cleanup_without_the_lax_session_cookie_still_ends_the_session() {
     // The cross-site cleanup: only the SameSite=None cookie arrives.
     let cleanup = get(
         gw.addr,
-        "crm.contoso.test",
+        "crm.contoso.localhost",
         "/_vestibule/wsfed?wa=wsignoutcleanup1.0",
         &[
             https,
@@ -618,4 +623,72 @@ async fn idp_cleanup_without_the_lax_session_cookie_still_ends_the_session() {
     );
     assert_eq!(page(session_pair).await, 302, "the session is revoked");
     assert_eq!(up.hits(), 1);
+}
+
+/// Over plain HTTP on a name browsers do not treat as secure, the binding cookie cannot
+/// survive the provider's cross-site POST (SameSite=None needs Secure): sign-in does not
+/// start into a dead end, it says HTTPS is required and how to configure it. On loopback
+/// names and behind a trusted TLS-terminating proxy it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_over_plain_http_on_a_public_name_says_https_is_required() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "idp");
+    let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
+    let mut setup = wsfed_setup(up.addr, &peer);
+    setup
+        .extra_top
+        .push_str("proxy: { trusted_proxies: [10.0.0.0/8] }\n");
+    setup.extra_tenants = format!(
+        "  - name: public\n    hosts: [crm.public.example]\n    upstream: {{ address: {} }}\n    sign_in: [{{ provider: corp, allowed_issuers: [\"{ISSUER}\"] }}]\n",
+        up.addr
+    );
+    let gw = setup.start().await;
+    for accept in ["text/html", "application/json"] {
+        let r = get(
+            gw.addr,
+            "crm.public.example",
+            "/_vestibule/login?rd=/",
+            &[&format!("Accept: {accept}")],
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains("needs HTTPS"), "{}", r.body);
+        assert!(r.body.contains("proxy.trusted_proxies"), "{}", r.body);
+        assert!(r.header("set-cookie").is_none());
+        assert!(r.header("location").is_none());
+    }
+    // X-Forwarded-Proto from an untrusted peer (we are 127.0.0.1; 10/8 is trusted) changes nothing.
+    let spoofed = get(
+        gw.addr,
+        "crm.public.example",
+        "/_vestibule/login?rd=/",
+        &["Accept: text/html", "X-Forwarded-Proto: https"],
+    )
+    .await;
+    assert_eq!(spoofed.status, 400);
+    // A protected page still sends the browser to sign-in, which then explains.
+    let page = get(
+        gw.addr,
+        "crm.public.example",
+        "/deals",
+        &["Accept: text/html"],
+    )
+    .await;
+    assert_eq!(page.status, 302);
+    // A loopback name starts the sign-in, with a Secure binding cookie.
+    let r = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/_vestibule/login?rd=/",
+        &["Accept: text/html"],
+    )
+    .await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    let binding = r.header("set-cookie").unwrap();
+    assert!(
+        binding.contains("SameSite=None") && binding.contains("Secure"),
+        "{binding}"
+    );
+    assert_eq!(up.hits(), 0);
 }
