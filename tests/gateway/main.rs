@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod browser;
 mod config_cli;
 mod cookies;
 mod encoding_attacks;
