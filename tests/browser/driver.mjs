@@ -20,7 +20,8 @@
 //   blockThirdPartyCookies  run with third-party cookies blocked (Safari's, Firefox's and
 //                  private windows' behaviour)
 //
-// Prints one JSON object: the cookies after sign-in (every attribute), whether the browser is
+// Prints one JSON object: the cookies when the browser left for the provider and after
+// sign-in (every attribute), whether the browser is
 // still signed in after each step, the pages' final URLs and texts. Exits 1 with {"error": ...} when a step fails.
 //
 // Each run is a fresh browser profile. Third-party cookies are allowed in it, as they are in
@@ -90,6 +91,16 @@ async function text() {
 }
 
 async function signIn() {
+  // The moment the browser leaves for the identity provider, the login binding cookie is
+  // there (it is cleared once sign-in completes): record the cookies as stored then.
+  const crm = new URL(scenario.start).origin;
+  await context.route(
+    (url) => url.origin !== crm && !out.cookiesAtProvider,
+    async (route) => {
+      out.cookiesAtProvider = await context.cookies(crm);
+      await route.continue();
+    },
+  );
   await page.goto(scenario.start);
   if (scenario.expect === 'https-required') {
     out.page = { url: page.url(), text: await text() };

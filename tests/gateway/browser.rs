@@ -146,12 +146,21 @@ fn tenants(up: std::net::SocketAddr, sign_in: &str) -> String {
 }
 
 fn cookie<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["cookies"]
+    cookie_in(report, "cookies", name)
+}
+
+/// A cookie as stored when the browser left for the identity provider.
+fn cookie_at_provider<'a>(report: &'a Value, name: &str) -> &'a Value {
+    cookie_in(report, "cookiesAtProvider", name)
+}
+
+fn cookie_in<'a>(report: &'a Value, when: &str, name: &str) -> &'a Value {
+    report[when]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no {when} in {report:#}"))
         .iter()
         .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no cookie {name} in {:#}", report["cookies"]))
+        .unwrap_or_else(|| panic!("no cookie {name} in {when}: {:#}", report[when]))
 }
 
 fn cookie_names(report: &Value) -> Vec<String> {
