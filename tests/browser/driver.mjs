@@ -91,16 +91,17 @@ async function text() {
 }
 
 async function signIn() {
-  // The moment the browser leaves for the identity provider, the login binding cookie is
-  // there (it is cleared once sign-in completes): record the cookies as stored then.
+  // While the browser is at the identity provider, the login binding cookie is there (it
+  // is cleared once sign-in completes): record the cookies as stored then. For WS-Fed, when
+  // the provider's form posts back (held until recorded); for OIDC, on the login form.
   const crm = new URL(scenario.start).origin;
-  await context.route(
-    (url) => url.origin !== crm && !out.cookiesAtProvider,
-    async (route) => {
-      out.cookiesAtProvider = await context.cookies(crm);
-      await route.continue();
-    },
-  );
+  // Every cookie of the CRM's host, whatever its path.
+  const crmCookies = async () =>
+    (await context.cookies()).filter((c) => c.domain === new URL(crm).hostname);
+  await context.route(`${crm}/_vestibule/wsfed`, async (route) => {
+    out.cookiesAtProvider ??= await crmCookies();
+    await route.continue();
+  });
   await page.goto(scenario.start);
   if (scenario.expect === 'https-required') {
     out.page = { url: page.url(), text: await text() };
@@ -108,6 +109,7 @@ async function signIn() {
   }
   if (scenario.flow === 'oidc') {
     await page.waitForSelector('input[name="login"]', { timeout: 15000 });
+    out.cookiesAtProvider = await crmCookies();
     await page.fill('input[name="login"]', scenario.login || 'alice');
     await page.fill('input[name="password"]', 'any');
     await Promise.all([page.waitForLoadState('load'), page.click('button[type="submit"]')]);

@@ -244,6 +244,12 @@ async fn wsfed_in_a_browser_everywhere_it_can_work_and_a_clear_page_where_it_can
         }),
     )
     .await;
+    assert_attrs(
+        cookie_at_provider(&r, "__Host-vestibule_login"),
+        true,
+        "None",
+        "/",
+    );
     assert_attrs(cookie(&r, "__Host-vestibule"), true, "Lax", "/");
     assert_attrs(
         cookie(&r, "__Secure-vestibule_signout"),
@@ -295,6 +301,12 @@ async fn wsfed_in_a_browser_everywhere_it_can_work_and_a_clear_page_where_it_can
             json!({ "flow": "wsfed", "start": format!("{base}/deals"), "logout": true }),
         )
         .await;
+        assert_attrs(
+            cookie_at_provider(&r, "vestibule_login"),
+            true,
+            "None",
+            "/_vestibule/",
+        );
         assert_attrs(cookie(&r, "vestibule"), true, "Lax", "/");
         assert_attrs(
             cookie(&r, "vestibule_signout"),
@@ -403,11 +415,12 @@ async fn oidc_in_a_browser_with_rp_initiated_logout() {
             json!({ "flow": "oidc", "start": format!("{base}/deals"), "login": "alice", "logout": true }),
         )
         .await;
-        let session = if https {
-            "__Host-vestibule"
+        let (session, binding, binding_path) = if https {
+            ("__Host-vestibule", "__Host-vestibule_login", "/")
         } else {
-            "vestibule"
+            ("vestibule", "vestibule_login", "/_vestibule/")
         };
+        assert_attrs(cookie_at_provider(&r, binding), true, "None", binding_path);
         assert_attrs(cookie(&r, session), true, "Lax", "/");
         assert!(
             !cookie_names(&r)
