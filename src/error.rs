@@ -36,6 +36,11 @@ pub enum GatewayError {
     BodyTimeout,
     /// Every sign-in worker is busy: try again shortly.
     SignInBusy,
+    /// This client address started or completed too many sign-ins in the last minute.
+    RateLimited {
+        /// Seconds until the next attempt is allowed.
+        retry_after: u32,
+    },
     /// The request method is not accepted at this endpoint.
     MethodNotAllowed,
     /// The session store cannot be reached.
@@ -53,6 +58,7 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             Self::SignInBusy => Some(5),
+            Self::RateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -72,6 +78,7 @@ impl GatewayError {
             Self::HttpsRequired => 400,
             Self::CrossSiteRequest => 403,
             Self::SignInBusy => 503,
+            Self::RateLimited { .. } => 429,
             Self::MethodNotAllowed => 405,
             Self::StoreUnavailable => 503,
             Self::UpstreamUnavailable => 502,
@@ -95,6 +102,7 @@ impl GatewayError {
             Self::HttpsRequired => "https_required",
             Self::CrossSiteRequest => "cross_site",
             Self::SignInBusy => "sign_in_busy",
+            Self::RateLimited { .. } => "rate_limited",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::StoreUnavailable => "store_unavailable",
             Self::UpstreamUnavailable => "upstream_unavailable",
@@ -118,6 +126,7 @@ impl GatewayError {
             Self::HttpsRequired => "HTTPS required",
             Self::CrossSiteRequest => "Forbidden",
             Self::SignInBusy => "Sign-in busy",
+            Self::RateLimited { .. } => "Too many sign-ins",
             Self::MethodNotAllowed => "Method not allowed",
             Self::StoreUnavailable => "Temporarily unavailable",
             Self::UpstreamUnavailable => "Application unavailable",
@@ -141,6 +150,7 @@ impl GatewayError {
             Self::HttpsRequired => "Signing in needs HTTPS: open this site with https://. Administrators: serve TLS on the listener, or, behind a TLS-terminating proxy, list that proxy under proxy.trusted_proxies so that its X-Forwarded-Proto: https is believed.",
             Self::CrossSiteRequest => "This action must be started from this site. Use its Sign out button.",
             Self::SignInBusy => "Too many sign-ins are being checked right now. Please try again in a few seconds.",
+            Self::RateLimited { .. } => "Too many sign-in attempts from your network. Please wait a moment and try again.",
             Self::MethodNotAllowed => "This address does not accept that kind of request.",
             Self::StoreUnavailable => "Sign-in is temporarily unavailable. Please try again in a moment.",
             Self::UpstreamUnavailable => "The application behind this gateway is not reachable right now. Please try again shortly.",

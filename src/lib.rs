@@ -18,6 +18,7 @@ pub mod identity;
 pub mod metrics;
 pub mod providers;
 pub mod proxy;
+pub mod rate_limit;
 pub mod session;
 pub mod sign_in_pool;
 pub mod store;

@@ -272,8 +272,14 @@ pub struct ProxyConfig {
     pub max_form_body: usize,
     /// Longest time a client may take to send a form body to Vestibule's own endpoints.
     pub form_body_timeout: Duration,
-    /// Sign-in verifications that may run at once.
+    /// Sign-in verifications that may run at once (low-priority threads).
     pub sign_in_workers: usize,
+    /// Sign-in verifications that may wait for a worker.
+    pub sign_in_queue: usize,
+    /// Sign-in starts per client address and minute (0: no limit).
+    pub sign_in_starts_per_minute: u32,
+    /// Sign-in completions (provider responses) per client address and minute (0: no limit).
+    pub sign_in_completions_per_minute: u32,
     /// Upstream connect timeout for tenants that set none.
     pub connect_timeout: Duration,
     /// Upstream read/write timeout for tenants that set none.

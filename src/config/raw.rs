@@ -236,6 +236,12 @@ pub struct RawProxy {
     pub form_body_timeout: Option<String>,
     /// Sign-in verifications run at once, off the proxy workers (default: CPUs).
     pub sign_in_workers: Option<usize>,
+    /// Sign-in verifications that may wait for a worker (default 256); beyond, 503.
+    pub sign_in_queue: Option<usize>,
+    /// Sign-in starts per client address and minute (default 600; 0: no limit).
+    pub sign_in_starts_per_minute: Option<u32>,
+    /// Sign-in completions per client address and minute (default 300; 0: no limit).
+    pub sign_in_completions_per_minute: Option<u32>,
 }
 
 /// Metrics endpoint access.

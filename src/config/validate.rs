@@ -867,6 +867,16 @@ impl Validator {
                 Duration::from_secs(10),
             ),
             sign_in_workers: sign_in_workers.clamp(1, 256),
+            sign_in_queue: match raw.sign_in_queue {
+                Some(q) if q == 0 || q > 100_000 => {
+                    self.err("proxy.sign_in_queue", "must be between 1 and 100000");
+                    256
+                }
+                Some(q) => q,
+                None => 256,
+            },
+            sign_in_starts_per_minute: raw.sign_in_starts_per_minute.unwrap_or(600),
+            sign_in_completions_per_minute: raw.sign_in_completions_per_minute.unwrap_or(300),
             connect_timeout: self.duration(
                 &raw.connect_timeout,
                 "proxy.connect_timeout",

@@ -114,9 +114,6 @@ impl RequestIds {
     }
 }
 
-/// How long a sign-in waits for a free verification worker before it gets 503.
-const SIGN_IN_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// The gateway service.
 pub struct Gateway {
     /// Host → route. Only read after start-up, so a fast seeded hash is as safe as SipHash
@@ -131,6 +128,8 @@ pub struct Gateway {
     max_form_body: usize,
     form_body_timeout: std::time::Duration,
     sign_in_pool: crate::sign_in_pool::SignInPool,
+    sign_in_starts: crate::rate_limit::RateLimit,
+    sign_in_completions: crate::rate_limit::RateLimit,
     metrics: Arc<Metrics>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -227,7 +226,13 @@ impl Gateway {
             form_body_timeout: config.proxy.form_body_timeout,
             sign_in_pool: crate::sign_in_pool::SignInPool::new(
                 config.proxy.sign_in_workers,
-                SIGN_IN_QUEUE_WAIT,
+                config.proxy.sign_in_queue,
+            ),
+            sign_in_starts: crate::rate_limit::RateLimit::new(
+                config.proxy.sign_in_starts_per_minute,
+            ),
+            sign_in_completions: crate::rate_limit::RateLimit::new(
+                config.proxy.sign_in_completions_per_minute,
             ),
             metrics,
             store,

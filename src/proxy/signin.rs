@@ -35,6 +35,24 @@ impl Gateway {
         )
     }
 
+    /// Takes one sign-in start or completion from the client's allowance (`limit`); the
+    /// error to answer with when it is spent.
+    fn within_limit(
+        &self,
+        session: &Session,
+        limit: &crate::rate_limit::RateLimit,
+    ) -> std::result::Result<(), GatewayError> {
+        let client = self.client_ip(session).or_else(|| Self::peer_ip(session));
+        match client {
+            Some(ip) if !limit.allow(ip, std::time::Instant::now()) => {
+                Err(GatewayError::RateLimited {
+                    retry_after: limit.retry_after(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// How the browser reached us, for cookie names and attributes.
     fn transport(&self, session: &Session, ctx: &RequestCtx) -> Transport {
         Transport {
@@ -144,6 +162,9 @@ impl Gateway {
             // now rather than fail at the end of a sign-in.
             return self.fail(session, ctx, GatewayError::HttpsRequired).await;
         }
+        if let Err(e) = self.within_limit(session, &self.sign_in_starts) {
+            return self.fail(session, ctx, e).await;
+        }
         match self
             .load_session(session.req_header(), &route.tenant.name, t.https)
             .await
@@ -232,6 +253,9 @@ impl Gateway {
         let Some(route) = self.sign_in_route(session, ctx).await? else {
             return Ok(true);
         };
+        if let Err(e) = self.within_limit(session, &self.sign_in_completions) {
+            return self.fail(session, ctx, e).await;
+        }
         let mut params: std::collections::HashMap<String, String> =
             std::collections::HashMap::new();
         for (k, v) in session
@@ -406,6 +430,10 @@ impl Gateway {
             return self
                 .fail(session, ctx, GatewayError::MethodNotAllowed)
                 .await;
+        }
+        // Before the body is even read: the cheapest refusal comes first.
+        if let Err(e) = self.within_limit(session, &self.sign_in_completions) {
+            return self.fail(session, ctx, e).await;
         }
         let body = match self.read_form(session).await? {
             FormBody::Complete(body) => body,

@@ -7,6 +7,7 @@ mod config_cli;
 mod cookies;
 mod encoding_attacks;
 mod flow;
+mod limits;
 mod oidc_flow;
 mod oidc_hostile;
 mod peers;
