@@ -42,7 +42,6 @@ fn main() {
         .allowlist_function("xmlSecOpenSSLAppInit")
         .allowlist_function("xmlSecOpenSSLInit")
         .allowlist_function("xmlSecOpenSSLAppKeyLoadMemory")
-        .allowlist_function("xmlSecKeyDuplicate")
         .allowlist_function("xmlSecKeyDestroy")
         .allowlist_function("xmlSecDSigCtxCreate")
         .allowlist_function("xmlSecDSigCtxDestroy")

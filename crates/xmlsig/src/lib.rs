@@ -152,8 +152,8 @@ pub struct VerifyingKey {
     key: NonNull<ffi::xmlSecKey>,
 }
 
-// SAFETY: the key is never mutated after loading; each verification works on its own
-// duplicate (`xmlSecKeyDuplicate`), so concurrent use only reads it.
+// SAFETY: the key is never mutated after loading; verifications only read it (each OpenSSL
+// transform takes its own reference to the EVP_PKEY).
 unsafe impl Send for VerifyingKey {}
 // SAFETY: as above.
 unsafe impl Sync for VerifyingKey {}
@@ -264,13 +264,18 @@ impl Drop for Doc {
     }
 }
 
-/// An xmlsec signature context, destroyed on drop (with the key duplicate it owns).
+/// An xmlsec signature context, destroyed on drop. Its `signKey` is lent (a shared
+/// `VerifyingKey`): it is taken back before the context is destroyed, which would otherwise
+/// destroy the key with it.
 struct DSigCtx(NonNull<ffi::xmlSecDSigCtx>);
 
 impl Drop for DSigCtx {
     fn drop(&mut self) {
-        // SAFETY: we own the context; xmlsec destroys its signKey with it.
-        unsafe { ffi::xmlSecDSigCtxDestroy(self.0.as_ptr()) }
+        // SAFETY: we own the context; the key is not the context's to destroy.
+        unsafe {
+            (*self.0.as_ptr()).signKey = std::ptr::null_mut();
+            ffi::xmlSecDSigCtxDestroy(self.0.as_ptr())
+        }
     }
 }
 
@@ -501,18 +506,15 @@ unsafe fn attempt(
     let ctx = unsafe { ffi::xmlSecDSigCtxCreate(std::ptr::null_mut()) };
     let ctx = DSigCtx(NonNull::new(ctx).ok_or(Error::Init("xmlSecDSigCtxCreate"))?);
     let c = ctx.0.as_ptr();
-    // SAFETY: ctx is live and fresh; the key duplicate becomes the context's (destroyed with
-    // it); the signature node is live.
+    // SAFETY: ctx is live and fresh; the key is lent, not given (see `DSigCtx`): xmlsec only
+    // reads it (the OpenSSL transform takes its own reference to the EVP_PKEY), so threads
+    // can share it; the signature node is live.
     unsafe {
         (*c).flags |= ffi::XMLSEC_DSIG_FLAGS_IGNORE_MANIFESTS
             | ffi::XMLSEC_DSIG_FLAGS_STORE_SIGNEDINFO_REFERENCES;
         (*c).enabledReferenceUris = ffi::xmlSecTransformUriTypeSameDocument;
         restrict(c, algorithms)?;
-        let dup = ffi::xmlSecKeyDuplicate(key.key.as_ptr());
-        if dup.is_null() {
-            return Err(Error::Key);
-        }
-        (*c).signKey = dup;
+        (*c).signKey = key.key.as_ptr();
         if ffi::xmlSecDSigCtxVerify(c, sig) < 0 {
             return Err(Error::Unprocessable);
         }

@@ -154,7 +154,7 @@ fn concurrent_verifications_share_one_key() {
         .map(|_| {
             let k = k.clone();
             std::thread::spawn(move || {
-                for _ in 0..50 {
+                for _ in 0..250 {
                     verify_enveloped(AAD_RSTR, "ID", &[&k], &SHA2).unwrap();
                 }
             })
