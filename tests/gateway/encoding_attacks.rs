@@ -131,7 +131,7 @@ async fn utf7_forgeries_of_real_peer_tokens_are_live_but_refused_with_nothing_st
         }
         assert_eq!(up.hits(), 0, "{token}: nothing forwarded");
         assert_eq!(
-            stored_sessions(&setup).await,
+            setup.stored_sessions().await,
             0,
             "{token}: no session stored"
         );
@@ -308,19 +308,6 @@ async fn declarations_naming_other_encodings_are_refused_through_the_gateway() {
     .await;
     assert_eq!(r.status, 302, "{}", r.body);
     assert!(session_cookie(&r).is_some());
-    assert_eq!(stored_sessions(&setup).await, 1, "only the genuine sign-in");
+    assert_eq!(setup.stored_sessions().await, 1, "only the genuine sign-in");
     assert_eq!(up.hits(), 0);
-}
-
-async fn stored_sessions(setup: &Setup) -> i64 {
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        setup.dir.path().join("v.db").display()
-    ))
-    .await
-    .unwrap();
-    sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-        .fetch_one(&db)
-        .await
-        .unwrap()
 }

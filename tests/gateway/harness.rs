@@ -239,6 +239,20 @@ impl Setup {
     pub async fn start(&self) -> Gateway {
         Gateway::spawn(&self.config_path(), self.port).await
     }
+
+    /// How many sessions the gateway's store holds (refusal tests: "nothing stored").
+    pub async fn stored_sessions(&self) -> i64 {
+        let db = sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}",
+            self.dir.path().join("v.db").display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    }
 }
 
 /// The gateway binary running as a child process; killed on drop.

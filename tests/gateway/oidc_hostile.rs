@@ -296,16 +296,7 @@ async fn id_tokens_a_real_provider_never_issues_are_refused() {
     );
     let ok = callback(&gw, &redirect, &binding).await;
     assert_eq!(ok.status, 302, "{}", ok.body);
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        setup.dir.path().join("v.db").display()
-    ))
-    .await
-    .unwrap();
-    let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let sessions = setup.stored_sessions().await;
     assert_eq!(sessions, 1, "only the honest sign-in stored a session");
 }
 

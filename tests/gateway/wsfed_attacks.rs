@@ -466,16 +466,7 @@ async fn refused_tokens_through_the_gateway_store_nothing() {
         assert!(session_cookie(&r).is_none(), "{what}: no session cookie");
     }
     assert_eq!(up.hits(), 0, "nothing forwarded");
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        setup.dir.path().join("v.db").display()
-    ))
-    .await
-    .unwrap();
-    let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let sessions = setup.stored_sessions().await;
     assert_eq!(sessions, 0, "no session stored");
     let metrics = get(gw.addr, "x", "/_vestibule/metrics", &[]).await.body;
     assert!(
