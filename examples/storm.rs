@@ -7,8 +7,12 @@
 //! to 127.0.0.1 only and stops by itself.
 //!
 //! ```sh
-//! storm GATEWAY_ADDR HOST USERS SECONDS [INTERVAL]
+//! storm GATEWAY_ADDR HOST USERS SECONDS [INTERVAL [KIND]]
 //! ```
+//!
+//! KIND `sign-in` (default) or `cheap`: the control, where each user sends the gateway five
+//! requests that need no work (`/_vestibule/health`) instead of signing in, so a run can tell
+//! the cost of the sign-ins from the cost of hundreds of clients at once.
 //!
 //! With INTERVAL, a wave starts every INTERVAL seconds (or when the previous one ends, if
 //! later); without, waves follow each other back to back.
@@ -149,6 +153,29 @@ async fn sign_in(
     Ok(())
 }
 
+/// The control: as many gateway requests as a sign-in makes, none of which does any work.
+async fn five_cheap_requests(
+    client: &reqwest::Client,
+    base: &str,
+    host: &str,
+    client_addr: &str,
+) -> Result<(), String> {
+    for _ in 0..5 {
+        let r = client
+            .get(format!("{base}/_vestibule/health"))
+            .header("host", host)
+            .header("x-forwarded-for", client_addr)
+            .send()
+            .await
+            .map_err(|_| "health:error".to_owned())?;
+        if r.status() != 200 {
+            return Err(format!("health:{}", r.status().as_u16()));
+        }
+        let _ = r.bytes().await;
+    }
+    Ok(())
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -160,11 +187,24 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let a: Vec<String> = std::env::args().skip(1).collect();
-    let (addr, host, users, seconds, interval) = match a.as_slice() {
-        [addr, host, users, seconds] => (addr, host, users, seconds, "0"),
-        [addr, host, users, seconds, interval] => (addr, host, users, seconds, interval.as_str()),
+    let (addr, host, users, seconds, interval, kind) = match a.as_slice() {
+        [addr, host, users, seconds] => (addr, host, users, seconds, "0", "sign-in"),
+        [addr, host, users, seconds, interval] => {
+            (addr, host, users, seconds, interval.as_str(), "sign-in")
+        }
+        [addr, host, users, seconds, interval, kind] => {
+            (addr, host, users, seconds, interval.as_str(), kind.as_str())
+        }
         _ => {
-            eprintln!("usage: storm GATEWAY_ADDR HOST USERS SECONDS [INTERVAL]");
+            eprintln!("usage: storm GATEWAY_ADDR HOST USERS SECONDS [INTERVAL [KIND]]");
+            return ExitCode::from(2);
+        }
+    };
+    let cheap = match kind {
+        "sign-in" => false,
+        "cheap" => true,
+        _ => {
+            eprintln!("storm: KIND is sign-in or cheap");
             return ExitCode::from(2);
         }
     };
@@ -207,7 +247,11 @@ async fn main() -> ExitCode {
             let client_addr = format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255);
             tasks.push(tokio::spawn(async move {
                 let t0 = Instant::now();
-                let outcome = sign_in(&client, &base, &host, &client_addr).await;
+                let outcome = if cheap {
+                    five_cheap_requests(&client, &base, &host, &client_addr).await
+                } else {
+                    sign_in(&client, &base, &host, &client_addr).await
+                };
                 let mut t = tally.lock().unwrap();
                 match outcome {
                     Ok(()) => t.latencies_ms.push(t0.elapsed().as_secs_f64() * 1000.0),
