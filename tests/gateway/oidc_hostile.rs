@@ -66,6 +66,8 @@ struct Hostile {
     userinfo: Option<serde_json::Value>,
     /// Pad the JWKS past the gateway's 4 MiB limit on provider bodies.
     huge_jwks: bool,
+    /// Hold every token-endpoint answer this long (a slow provider).
+    token_delay: std::time::Duration,
 }
 
 /// Starts the hostile provider; returns its issuer URL and the state to steer it.
@@ -81,6 +83,10 @@ async fn hostile_provider() -> (String, Arc<Mutex<Hostile>>) {
                 let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                     let (b, s) = (b.clone(), s.clone());
                     async move {
+                        if req.uri().path() == "/token" {
+                            let delay = s.lock().unwrap().token_delay;
+                            tokio::time::sleep(delay).await;
+                        }
                         let body = match req.uri().path() {
                             "/.well-known/openid-configuration" => json!({
                                 "issuer": b,
@@ -615,4 +621,52 @@ fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The code exchange is outbound I/O: while one sign-in waits on a slow token endpoint, the
+/// gateway's only proxy thread keeps serving everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_token_endpoint_does_not_hold_the_proxy_thread() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (issuer, hostile) = hostile_provider().await;
+    let good = key(dir.path(), "good");
+    hostile.lock().unwrap().jwks = vec![good.jwk.clone()];
+    let mut setup = oidc_setup(up.addr, &issuer, "");
+    setup.extra_top.push_str("proxy: { threads: 1 }\n");
+    let gw = setup.start().await;
+    let sessions = setup
+        .sessions(std::sync::Arc::new(vestibule::clock::SystemClock))
+        .await;
+    let (_, value) = sessions.create("contoso", alice()).await.unwrap();
+    let (auth, binding) = begin(&gw).await;
+    {
+        let mut h = hostile.lock().unwrap();
+        h.next_id_token = sign(&good, &claims(&issuer, &query_param(&auth, "nonce")));
+        h.token_delay = std::time::Duration::from_secs(3);
+    }
+    let redirect = format!(
+        "http://crm.contoso.localhost/_vestibule/oidc/callback?code=x&state={}",
+        urlencode(&query_param(&auth, "state"))
+    );
+    let pending = {
+        let path = redirect[redirect.find("/_vestibule/").unwrap()..].to_owned();
+        let (addr, cookie_line) = (gw.addr, format!("Cookie: {binding}"));
+        tokio::spawn(
+            async move { get(addr, "crm.contoso.localhost", &path, &[&cookie_line]).await },
+        )
+    };
+    // Let the callback reach the token endpoint, then use the proxy thread for others.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for _ in 0..20 {
+        let r = get(gw.addr, "crm.contoso.localhost", "/", &[&cookie(&value)]).await;
+        assert_eq!(r.status, 200);
+    }
+    assert!(
+        !pending.is_finished(),
+        "the sign-in is still waiting on the provider while others were served"
+    );
+    let done = pending.await.unwrap();
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert!(session_cookie(&done).is_some());
 }
