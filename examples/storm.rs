@@ -10,7 +10,9 @@
 //! storm GATEWAY_ADDR HOST USERS SECONDS [INTERVAL [KIND]]
 //! ```
 //!
-//! KIND `sign-in` (default) or `cheap`: the control, where each user sends the gateway five
+//! KIND `sign-in` (default: WS-Federation, the provider answers with an auto-POST form),
+//! `oidc` (OpenID Connect through npm `oidc-provider`'s development login and consent pages,
+//! then the callback), or `cheap`: the control, where each user sends the gateway five
 //! requests that need no work (`/_vestibule/health`) instead of signing in, so a run can tell
 //! the cost of the sign-ins from the cost of hundreds of clients at once.
 //!
@@ -153,6 +155,127 @@ async fn sign_in(
     Ok(())
 }
 
+#[derive(Clone, Copy)]
+enum Kind {
+    WsFed,
+    Oidc,
+    Cheap,
+}
+
+/// One user's OpenID Connect sign-in: the provider's pages with this user's own cookie jar
+/// (the provider's cookies), the gateway's cookies by hand (they are `Secure` on a loopback
+/// name, which the jar would keep from plain HTTP).
+async fn oidc_sign_in(
+    gateway: &reqwest::Client,
+    base: &str,
+    host: &str,
+    client_addr: &str,
+    n: u64,
+) -> Result<(), String> {
+    let fail = |step: &str, status: Option<reqwest::StatusCode>| {
+        format!(
+            "{step}:{}",
+            status.map_or("error".into(), |s| s.as_u16().to_string())
+        )
+    };
+    let gw = |req: reqwest::RequestBuilder| {
+        req.header("host", host)
+            .header("accept", "text/html")
+            .header("x-forwarded-for", client_addr)
+    };
+    let login = gw(gateway.get(format!("{base}/_vestibule/login?rd=%2Fdeals")))
+        .send()
+        .await
+        .map_err(|_| fail("login", None))?;
+    if login.status() != 302 {
+        return Err(fail("login", Some(login.status())));
+    }
+    let binding =
+        cookie(&login, |n| n.ends_with("_login")).ok_or_else(|| fail("login-cookie", None))?;
+    let mut next = location(&login).ok_or_else(|| fail("login-location", None))?;
+    let provider_origin = {
+        let u = url::Url::parse(&next).map_err(|_| fail("provider-url", None))?;
+        u.origin().ascii_serialization()
+    };
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|_| fail("browser", None))?;
+    let absolute = |loc: &str| {
+        if loc.starts_with('/') {
+            format!("{provider_origin}{loc}")
+        } else {
+            loc.to_owned()
+        }
+    };
+    let login_name = format!("storm-user-{n}");
+    for _ in 0..12 {
+        if next.contains("/_vestibule/oidc/callback") {
+            let path = &next[next
+                .find("/_vestibule/")
+                .ok_or_else(|| fail("callback-url", None))?..];
+            let done = gw(gateway.get(format!("{base}{path}")))
+                .header("cookie", &binding)
+                .send()
+                .await
+                .map_err(|_| fail("callback", None))?;
+            if done.status() != 302 {
+                return Err(fail("callback", Some(done.status())));
+            }
+            let session = cookie(&done, |n| n == "vestibule" || n == "__Host-vestibule")
+                .ok_or_else(|| fail("callback-cookie", None))?;
+            let back = location(&done).ok_or_else(|| fail("callback-location", None))?;
+            let first = gw(gateway.get(format!("{base}{back}")))
+                .header("cookie", &session)
+                .send()
+                .await
+                .map_err(|_| fail("first-page", None))?;
+            if first.status() != 200 {
+                return Err(fail("first-page", Some(first.status())));
+            }
+            let _ = first.bytes().await;
+            return Ok(());
+        }
+        if next.contains("/interaction/") {
+            let page = browser
+                .get(&next)
+                .send()
+                .await
+                .map_err(|_| fail("interaction", None))?
+                .text()
+                .await
+                .map_err(|_| fail("interaction-body", None))?;
+            let form: Vec<(&str, &str)> = if page.contains("name=\"login\"") {
+                vec![
+                    ("prompt", "login"),
+                    ("login", &login_name),
+                    ("password", "x"),
+                ]
+            } else {
+                vec![("prompt", "consent")]
+            };
+            let r = browser
+                .post(&next)
+                .form(&form)
+                .send()
+                .await
+                .map_err(|_| fail("interaction-post", None))?;
+            next =
+                absolute(&location(&r).ok_or_else(|| fail("interaction-post", Some(r.status())))?);
+        } else {
+            let r = browser
+                .get(&next)
+                .send()
+                .await
+                .map_err(|_| fail("provider", None))?;
+            next = absolute(&location(&r).ok_or_else(|| fail("provider", Some(r.status())))?);
+        }
+    }
+    Err(fail("provider-loop", None))
+}
+
 /// The control: as many gateway requests as a sign-in makes, none of which does any work.
 async fn five_cheap_requests(
     client: &reqwest::Client,
@@ -200,11 +323,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cheap = match kind {
-        "sign-in" => false,
-        "cheap" => true,
+    let kind = match kind {
+        "sign-in" => Kind::WsFed,
+        "oidc" => Kind::Oidc,
+        "cheap" => Kind::Cheap,
         _ => {
-            eprintln!("storm: KIND is sign-in or cheap");
+            eprintln!("storm: KIND is sign-in, oidc or cheap");
             return ExitCode::from(2);
         }
     };
@@ -247,10 +371,10 @@ async fn main() -> ExitCode {
             let client_addr = format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255);
             tasks.push(tokio::spawn(async move {
                 let t0 = Instant::now();
-                let outcome = if cheap {
-                    five_cheap_requests(&client, &base, &host, &client_addr).await
-                } else {
-                    sign_in(&client, &base, &host, &client_addr).await
+                let outcome = match kind {
+                    Kind::Cheap => five_cheap_requests(&client, &base, &host, &client_addr).await,
+                    Kind::WsFed => sign_in(&client, &base, &host, &client_addr).await,
+                    Kind::Oidc => oidc_sign_in(&client, &base, &host, &client_addr, n).await,
                 };
                 let mut t = tally.lock().unwrap();
                 match outcome {

@@ -7,6 +7,8 @@
 // Everything else (oidc-provider's notices and warnings, request errors) goes to stderr.
 // Configuration is by environment variables; see README.md.
 
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
+import LRU from 'oidc-provider/lib/helpers/lru.js';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -227,6 +229,10 @@ function configuration() {
       Interaction: 3600,
     },
     clientBasedCORS: () => false,
+    // The built-in in-memory adapter keeps 1,000 records and evicts the oldest: a storm of
+    // hundreds of concurrent sign-ins (benches/load/run storm) lost grants and codes to it.
+    // Same adapter, room for a million records (the peer lives for one test run).
+    adapter: (model) => new MemoryAdapter(model, STORE),
     // oidc-provider refuses outgoing requests to special-use addresses (SSRF protection);
     // this test peer's only outgoing request is the back-channel logout POST to the gateway
     // on 127.0.0.1, so the check is dropped here.
@@ -242,6 +248,8 @@ let handler = (_req, res) => {
   res.statusCode = 503;
   res.end('starting');
 };
+
+const STORE = new LRU({ maxSize: 1_000_000 });
 
 // Requests per kind, for tests that count what the gateway fetches: GET /__stats.
 const stats = { discovery: 0, jwks: 0, token: 0, userinfo: 0 };
