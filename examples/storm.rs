@@ -76,43 +76,103 @@ fn form(html: &str) -> Option<(String, Vec<(String, String)>)> {
     Some((action, fields))
 }
 
-/// One user's sign-in; `Err` names the step that failed.
-async fn sign_in(
-    client: &reqwest::Client,
-    base: &str,
-    host: &str,
-    client_addr: &str,
-) -> Result<(), String> {
-    let fail = |step: &str, status: Option<reqwest::StatusCode>| {
-        format!(
-            "{step}:{}",
-            status.map_or("error".into(), |s| s.as_u16().to_string())
-        )
-    };
-    let gw = |req: reqwest::RequestBuilder| {
-        req.header("host", host)
+/// A failed step, with the status the gateway or provider answered (or `error`).
+fn fail(step: &str, status: Option<reqwest::StatusCode>) -> String {
+    format!(
+        "{step}:{}",
+        status.map_or("error".into(), |s| s.as_u16().to_string())
+    )
+}
+
+/// One simulated user, as the gateway sees it.
+struct User<'a> {
+    client: &'a reqwest::Client,
+    base: &'a str,
+    host: &'a str,
+    address: &'a str,
+}
+
+impl User<'_> {
+    /// A request to the gateway, with this user's Host, Accept and (proxied) address.
+    fn gw(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        req.header("host", self.host)
             .header("accept", "text/html")
-            .header("x-forwarded-for", client_addr)
-    };
-    let page = gw(client.get(format!("{base}/deals")))
-        .send()
-        .await
-        .map_err(|_| fail("page", None))?;
-    if page.status() != 302 {
-        return Err(fail("page", Some(page.status())));
+            .header("x-forwarded-for", self.address)
     }
-    let login_path = location(&page).ok_or_else(|| fail("page-location", None))?;
-    let login = gw(client.get(format!("{base}{login_path}")))
-        .send()
-        .await
-        .map_err(|_| fail("login", None))?;
-    if login.status() != 302 {
-        return Err(fail("login", Some(login.status())));
+
+    /// Protected page → sign-in start: the binding cookie and where the provider is.
+    async fn start(&self) -> Result<(String, String), String> {
+        let page = self
+            .gw(self.client.get(format!("{}/deals", self.base)))
+            .send()
+            .await
+            .map_err(|_| fail("page", None))?;
+        if page.status() != 302 {
+            return Err(fail("page", Some(page.status())));
+        }
+        let login_path = location(&page).ok_or_else(|| fail("page-location", None))?;
+        let login = self
+            .gw(self.client.get(format!("{}{login_path}", self.base)))
+            .send()
+            .await
+            .map_err(|_| fail("login", None))?;
+        if login.status() != 302 {
+            return Err(fail("login", Some(login.status())));
+        }
+        let binding =
+            cookie(&login, |n| n.ends_with("_login")).ok_or_else(|| fail("login-cookie", None))?;
+        let to_provider = location(&login).ok_or_else(|| fail("login-location", None))?;
+        Ok((binding, to_provider))
     }
-    let binding =
-        cookie(&login, |n| n.ends_with("_login")).ok_or_else(|| fail("login-cookie", None))?;
-    let to_idp = location(&login).ok_or_else(|| fail("login-location", None))?;
-    let idp = client
+
+    /// The provider's answer at the gateway (`path`, with the binding cookie; a form body
+    /// for WS-Fed) → the session cookie → the page, 200.
+    async fn finish(&self, path: &str, binding: &str, form: Option<String>) -> Result<(), String> {
+        let url = format!("{}{path}", self.base);
+        let request = match form {
+            Some(body) => self
+                .gw(self.client.post(url))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+            None => self.gw(self.client.get(url)),
+        };
+        let done = request
+            .header("cookie", binding)
+            .send()
+            .await
+            .map_err(|_| fail("response", None))?;
+        if done.status() != 302 {
+            return Err(fail("response", Some(done.status())));
+        }
+        let session = cookie(&done, |n| n == "vestibule" || n == "__Host-vestibule")
+            .ok_or_else(|| fail("response-cookie", None))?;
+        let back = location(&done).ok_or_else(|| fail("response-location", None))?;
+        let first = self
+            .gw(self.client.get(format!("{}{back}", self.base)))
+            .header("cookie", &session)
+            .send()
+            .await
+            .map_err(|_| fail("first-page", None))?;
+        if first.status() != 200 {
+            return Err(fail("first-page", Some(first.status())));
+        }
+        let _ = first.bytes().await;
+        Ok(())
+    }
+}
+
+/// The path of a gateway URL the provider sends the browser (or a form) to.
+fn gateway_path(url: &str) -> Result<&str, String> {
+    url.find("/_vestibule/")
+        .map(|i| &url[i..])
+        .ok_or_else(|| fail("provider-target", None))
+}
+
+/// One user's WS-Federation sign-in; `Err` names the step that failed.
+async fn sign_in(user: &User<'_>) -> Result<(), String> {
+    let (binding, to_idp) = user.start().await?;
+    let idp = user
+        .client
         .get(&to_idp)
         .send()
         .await
@@ -122,37 +182,12 @@ async fn sign_in(
     }
     let html = idp.text().await.map_err(|_| fail("provider-body", None))?;
     let (action, fields) = form(&html).ok_or_else(|| fail("provider-form", None))?;
-    // The form posts to the gateway's public URL; the request goes to the gateway's address.
-    let path = action
-        .find("/_vestibule/")
-        .map(|i| action[i..].to_owned())
-        .ok_or_else(|| fail("provider-action", None))?;
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(fields.iter())
         .finish();
-    let done = gw(client.post(format!("{base}{path}")))
-        .header("cookie", &binding)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
+    // The form posts to the gateway's public URL; the request goes to the gateway's address.
+    user.finish(gateway_path(&action)?, &binding, Some(body))
         .await
-        .map_err(|_| fail("post", None))?;
-    if done.status() != 302 {
-        return Err(fail("post", Some(done.status())));
-    }
-    let session = cookie(&done, |n| n == "vestibule" || n == "__Host-vestibule")
-        .ok_or_else(|| fail("post-cookie", None))?;
-    let back = location(&done).ok_or_else(|| fail("post-location", None))?;
-    let first = gw(client.get(format!("{base}{back}")))
-        .header("cookie", &session)
-        .send()
-        .await
-        .map_err(|_| fail("first-page", None))?;
-    if first.status() != 200 {
-        return Err(fail("first-page", Some(first.status())));
-    }
-    let _ = first.bytes().await;
-    Ok(())
 }
 
 #[derive(Clone, Copy)]
@@ -165,38 +200,12 @@ enum Kind {
 /// One user's OpenID Connect sign-in: the provider's pages with this user's own cookie jar
 /// (the provider's cookies), the gateway's cookies by hand (they are `Secure` on a loopback
 /// name, which the jar would keep from plain HTTP).
-async fn oidc_sign_in(
-    gateway: &reqwest::Client,
-    base: &str,
-    host: &str,
-    client_addr: &str,
-    n: u64,
-) -> Result<(), String> {
-    let fail = |step: &str, status: Option<reqwest::StatusCode>| {
-        format!(
-            "{step}:{}",
-            status.map_or("error".into(), |s| s.as_u16().to_string())
-        )
-    };
-    let gw = |req: reqwest::RequestBuilder| {
-        req.header("host", host)
-            .header("accept", "text/html")
-            .header("x-forwarded-for", client_addr)
-    };
-    let login = gw(gateway.get(format!("{base}/_vestibule/login?rd=%2Fdeals")))
-        .send()
-        .await
-        .map_err(|_| fail("login", None))?;
-    if login.status() != 302 {
-        return Err(fail("login", Some(login.status())));
-    }
-    let binding =
-        cookie(&login, |n| n.ends_with("_login")).ok_or_else(|| fail("login-cookie", None))?;
-    let mut next = location(&login).ok_or_else(|| fail("login-location", None))?;
-    let provider_origin = {
-        let u = url::Url::parse(&next).map_err(|_| fail("provider-url", None))?;
-        u.origin().ascii_serialization()
-    };
+async fn oidc_sign_in(user: &User<'_>, n: u64) -> Result<(), String> {
+    let (binding, mut next) = user.start().await?;
+    let provider_origin = url::Url::parse(&next)
+        .map_err(|_| fail("provider-url", None))?
+        .origin()
+        .ascii_serialization();
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
@@ -213,32 +222,9 @@ async fn oidc_sign_in(
     let login_name = format!("storm-user-{n}");
     for _ in 0..12 {
         if next.contains("/_vestibule/oidc/callback") {
-            let path = &next[next
-                .find("/_vestibule/")
-                .ok_or_else(|| fail("callback-url", None))?..];
-            let done = gw(gateway.get(format!("{base}{path}")))
-                .header("cookie", &binding)
-                .send()
-                .await
-                .map_err(|_| fail("callback", None))?;
-            if done.status() != 302 {
-                return Err(fail("callback", Some(done.status())));
-            }
-            let session = cookie(&done, |n| n == "vestibule" || n == "__Host-vestibule")
-                .ok_or_else(|| fail("callback-cookie", None))?;
-            let back = location(&done).ok_or_else(|| fail("callback-location", None))?;
-            let first = gw(gateway.get(format!("{base}{back}")))
-                .header("cookie", &session)
-                .send()
-                .await
-                .map_err(|_| fail("first-page", None))?;
-            if first.status() != 200 {
-                return Err(fail("first-page", Some(first.status())));
-            }
-            let _ = first.bytes().await;
-            return Ok(());
+            return user.finish(gateway_path(&next)?, &binding, None).await;
         }
-        if next.contains("/interaction/") {
+        let r = if next.contains("/interaction/") {
             let page = browser
                 .get(&next)
                 .send()
@@ -247,7 +233,7 @@ async fn oidc_sign_in(
                 .text()
                 .await
                 .map_err(|_| fail("interaction-body", None))?;
-            let form: Vec<(&str, &str)> = if page.contains("name=\"login\"") {
+            let answer: Vec<(&str, &str)> = if page.contains("name=\"login\"") {
                 vec![
                     ("prompt", "login"),
                     ("login", &login_name),
@@ -256,38 +242,24 @@ async fn oidc_sign_in(
             } else {
                 vec![("prompt", "consent")]
             };
-            let r = browser
-                .post(&next)
-                .form(&form)
-                .send()
-                .await
-                .map_err(|_| fail("interaction-post", None))?;
-            next =
-                absolute(&location(&r).ok_or_else(|| fail("interaction-post", Some(r.status())))?);
+            browser.post(&next).form(&answer).send().await
         } else {
-            let r = browser
-                .get(&next)
-                .send()
-                .await
-                .map_err(|_| fail("provider", None))?;
-            next = absolute(&location(&r).ok_or_else(|| fail("provider", Some(r.status())))?);
+            browser.get(&next).send().await
         }
+        .map_err(|_| fail("provider", None))?;
+        next = absolute(&location(&r).ok_or_else(|| fail("provider", Some(r.status())))?);
     }
     Err(fail("provider-loop", None))
 }
 
 /// The control: as many gateway requests as a sign-in makes, none of which does any work.
-async fn five_cheap_requests(
-    client: &reqwest::Client,
-    base: &str,
-    host: &str,
-    client_addr: &str,
-) -> Result<(), String> {
+async fn five_cheap_requests(user: &User<'_>) -> Result<(), String> {
     for _ in 0..5 {
-        let r = client
-            .get(format!("{base}/_vestibule/health"))
-            .header("host", host)
-            .header("x-forwarded-for", client_addr)
+        let r = user
+            .client
+            .get(format!("{}/_vestibule/health", user.base))
+            .header("host", user.host)
+            .header("x-forwarded-for", user.address)
             .send()
             .await
             .map_err(|_| "health:error".to_owned())?;
@@ -371,10 +343,16 @@ async fn main() -> ExitCode {
             let client_addr = format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255);
             tasks.push(tokio::spawn(async move {
                 let t0 = Instant::now();
+                let user = User {
+                    client: &client,
+                    base: &base,
+                    host: &host,
+                    address: &client_addr,
+                };
                 let outcome = match kind {
-                    Kind::Cheap => five_cheap_requests(&client, &base, &host, &client_addr).await,
-                    Kind::WsFed => sign_in(&client, &base, &host, &client_addr).await,
-                    Kind::Oidc => oidc_sign_in(&client, &base, &host, &client_addr, n).await,
+                    Kind::Cheap => five_cheap_requests(&user).await,
+                    Kind::WsFed => sign_in(&user).await,
+                    Kind::Oidc => oidc_sign_in(&user, n).await,
                 };
                 let mut t = tally.lock().unwrap();
                 match outcome {
