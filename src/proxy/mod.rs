@@ -243,8 +243,7 @@ impl Gateway {
         })
     }
 
-    /// The tenant for a request's Host (exact, case-insensitive, port ignored).
-    /// The tenant the request's Host names. A malformed Host is refused outright: every
+    /// The tenant the request's Host names (exact, case-insensitive, port ignored). A malformed Host is refused outright: every
     /// origin built from it (redirects, `wreply`, `X-Forwarded-Host`) must name this site.
     fn route(&self, req: &RequestHeader) -> Result<Arc<TenantRoute>, GatewayError> {
         let host = match authority(req) {
@@ -285,15 +284,6 @@ impl Gateway {
             );
             None
         })
-    }
-
-    /// Whether the browser treats this origin as secure: HTTPS, or a loopback host over
-    /// plain HTTP (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`), where browsers accept
-    /// `Secure` cookies. Decides the `Secure` attribute, and whether a sign-in can work at
-    /// all: its binding cookie must be `SameSite=None`, which browsers keep only if `Secure`.
-    fn browser_secure(&self, session: &Session, ctx: &RequestCtx) -> bool {
-        self.secure_request(session, ctx)
-            || request_host(session.req_header()).is_some_and(is_loopback_host)
     }
 
     /// Whether the browser reached us over HTTPS: our TLS listener, or a trusted proxy's
@@ -372,13 +362,17 @@ impl Gateway {
             .rejections
             .with_label_values(&[tenant, error.code()])
             .inc();
-        let retry: Vec<(header::HeaderName, String)> = error
+        let retry = error
             .retry_after()
-            .map(|s| (header::RETRY_AFTER, s.to_string()))
-            .into_iter()
-            .collect();
-        self.respond(session, error.status(), content_type, body, &retry)
-            .await
+            .map(|s| (header::RETRY_AFTER, s.to_string()));
+        self.respond(
+            session,
+            error.status(),
+            content_type,
+            body,
+            retry.as_slice(),
+        )
+        .await
     }
 
     /// No valid session: browsers are sent to sign in, API callers get 401 JSON.
@@ -503,7 +497,7 @@ fn request_host_with_port(req: &RequestHeader) -> Option<&str> {
 }
 
 /// A host name browsers treat as loopback (and so as a secure context over plain HTTP).
-fn is_loopback_host(host: &str) -> bool {
+pub(super) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_end_matches('.');
     host.eq_ignore_ascii_case("localhost")
         || host.len().checked_sub(".localhost".len()).is_some_and(|i| {

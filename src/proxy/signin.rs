@@ -60,10 +60,16 @@ impl Gateway {
     }
 
     /// How the browser reached us, for cookie names and attributes.
+    /// `secure_cookies`: the browser treats the origin as secure, HTTPS or a loopback host
+    /// over plain HTTP (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`), where browsers
+    /// accept `Secure` cookies. It decides the `Secure` attribute, and whether a sign-in can
+    /// work at all: its binding cookie must be `SameSite=None`, kept only if `Secure`.
     fn transport(&self, session: &Session, ctx: &RequestCtx) -> Transport {
+        let https = self.secure_request(session, ctx);
         Transport {
-            https: self.secure_request(session, ctx),
-            secure_cookies: self.browser_secure(session, ctx),
+            https,
+            secure_cookies: https
+                || request_host(session.req_header()).is_some_and(super::is_loopback_host),
         }
     }
 
