@@ -33,6 +33,7 @@ fn identity() -> Identity {
         name: Some("Alice Example".into()),
         idp_tenant: Some("0000".into()),
         claims: Default::default(),
+        crm: None,
     }
 }
 

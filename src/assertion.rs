@@ -40,6 +40,12 @@ struct Claims<'a> {
     name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     idp_tenant: Option<&'a str>,
+    /// The CRM user id the tenant's directory matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crm_user: Option<&'a str>,
+    /// The user's roles in the CRM.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    roles: &'a [String],
 }
 
 /// Signs assertions and publishes the matching JWKS.
@@ -110,6 +116,8 @@ impl AssertionSigner {
             email: identity.email.as_deref(),
             name: identity.name.as_deref(),
             idp_tenant: identity.idp_tenant.as_deref(),
+            crm_user: identity.crm.as_ref().map(|u| u.id.as_str()),
+            roles: identity.crm.as_ref().map_or(&[], |u| u.roles.as_slice()),
         };
         match jsonwebtoken::encode(&self.header, &claims, &self.key) {
             Ok(jwt) => Some(Minted {

@@ -45,6 +45,8 @@ pub enum GatewayError {
     MethodNotAllowed,
     /// The session store cannot be reached.
     StoreUnavailable,
+    /// The tenant's user directory cannot confirm a session past its grace period.
+    DirectoryUnavailable,
     /// The upstream refused or dropped the connection.
     UpstreamUnavailable,
     /// The upstream did not answer in time.
@@ -58,6 +60,7 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             Self::SignInBusy => Some(5),
+            Self::DirectoryUnavailable => Some(30),
             Self::RateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }
@@ -81,6 +84,7 @@ impl GatewayError {
             Self::RateLimited { .. } => 429,
             Self::MethodNotAllowed => 405,
             Self::StoreUnavailable => 503,
+            Self::DirectoryUnavailable => 503,
             Self::UpstreamUnavailable => 502,
             Self::UpstreamTimeout => 504,
             Self::Internal => 500,
@@ -105,6 +109,7 @@ impl GatewayError {
             Self::RateLimited { .. } => "rate_limited",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::StoreUnavailable => "store_unavailable",
+            Self::DirectoryUnavailable => "directory_unavailable",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::Internal => "internal_error",
@@ -129,6 +134,7 @@ impl GatewayError {
             Self::RateLimited { .. } => "Too many sign-ins",
             Self::MethodNotAllowed => "Method not allowed",
             Self::StoreUnavailable => "Temporarily unavailable",
+            Self::DirectoryUnavailable => "Temporarily unavailable",
             Self::UpstreamUnavailable => "Application unavailable",
             Self::UpstreamTimeout => "Application timed out",
             Self::Internal => "Something went wrong",
@@ -153,6 +159,7 @@ impl GatewayError {
             Self::RateLimited { .. } => "Too many sign-in attempts from your network. Please wait a moment and try again.",
             Self::MethodNotAllowed => "This address does not accept that kind of request.",
             Self::StoreUnavailable => "Sign-in is temporarily unavailable. Please try again in a moment.",
+            Self::DirectoryUnavailable => "This site cannot confirm your access right now. Please try again in a moment.",
             Self::UpstreamUnavailable => "The application behind this gateway is not reachable right now. Please try again shortly.",
             Self::UpstreamTimeout => "The application behind this gateway did not answer in time. Please try again shortly.",
             Self::Internal => "The gateway could not complete your request.",

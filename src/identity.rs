@@ -23,4 +23,23 @@ pub struct Identity {
     /// Further claims kept for the upstream assertion (groups, object id, ...).
     #[serde(default)]
     pub claims: BTreeMap<String, serde_json::Value>,
+    /// The CRM user the tenant's directory matched at sign-in (none for `directory: none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crm: Option<CrmUser>,
+}
+
+/// A user of the CRM, as its directory describes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrmUser {
+    /// The CRM's own user id (sent upstream as `X-Vestibule-Crm-User`).
+    pub id: String,
+    /// Name shown in the CRM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// E-mail address in the CRM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Roles in the CRM.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }

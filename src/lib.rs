@@ -7,6 +7,7 @@
 
 pub mod assertion;
 pub mod auth;
+pub mod certificates;
 pub mod clock;
 pub mod config;
 pub mod crypto;
@@ -21,4 +22,6 @@ pub mod proxy;
 pub mod rate_limit;
 pub mod session;
 pub mod sign_in_pool;
+pub mod signin;
 pub mod store;
+pub mod throttle;

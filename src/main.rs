@@ -61,7 +61,16 @@ fn main() -> ExitCode {
                         for warning in config.warnings() {
                             eprintln!("{}: warning: {warning}", file.display());
                         }
-                        println!("{}: ok", file.display());
+                        let problems =
+                            vestibule::directory::Directories::check_files(&config.tenants);
+                        for (path, message) in &problems {
+                            eprintln!("{}:-:-: {path}: {message}", file.display());
+                        }
+                        if problems.is_empty() {
+                            println!("{}: ok", file.display());
+                        } else {
+                            ok = false;
+                        }
                     }
                     Err(errors) => {
                         ok = false;

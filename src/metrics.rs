@@ -18,6 +18,10 @@ pub struct Metrics {
     pub upstream_latency: HistogramVec,
     /// Sessions held in the in-memory cache.
     pub cached_sessions: IntGauge,
+    /// Directory answers by tenant and outcome (`admitted`, `unknown_user`, ...).
+    pub directory_lookups: IntCounterVec,
+    /// Queries sent to a directory's source (cache misses), by tenant.
+    pub directory_queries: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -61,12 +65,30 @@ impl Metrics {
         .expect("valid metric");
         let cached_sessions = IntGauge::new("vestibule_cached_sessions", "Sessions held in memory")
             .expect("valid metric");
+        let directory_lookups = IntCounterVec::new(
+            Opts::new(
+                "vestibule_directory_lookups_total",
+                "User directory answers by outcome",
+            ),
+            &["tenant", "outcome"],
+        )
+        .expect("valid metric");
+        let directory_queries = IntCounterVec::new(
+            Opts::new(
+                "vestibule_directory_queries_total",
+                "Queries sent to the user directory (cache misses)",
+            ),
+            &["tenant"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(sign_ins.clone()),
             Box::new(rejections.clone()),
             Box::new(upstream_latency.clone()),
             Box::new(cached_sessions.clone()),
+            Box::new(directory_lookups.clone()),
+            Box::new(directory_queries.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -77,6 +99,8 @@ impl Metrics {
             rejections,
             upstream_latency,
             cached_sessions,
+            directory_lookups,
+            directory_queries,
         }
     }
 

@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::OidcProvider;
 use crate::http_client::ProviderHttp;
 use crate::identity::Identity;
+use crate::throttle::Throttle;
 use arc_swap::ArcSwapOption;
 use base64::Engine;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm};
@@ -86,6 +87,21 @@ pub struct Callback<'a> {
     pub redirect_uri: &'a str,
 }
 
+/// A token's claims with text values, by name: what a directory may match on.
+pub type SignedClaims = std::collections::BTreeMap<String, String>;
+
+/// The text-valued claims of a verified ID token (and userinfo).
+fn string_claims(claims: &serde_json::Value) -> SignedClaims {
+    claims
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Least time between two on-demand discovery refreshes (unknown `kid`), seconds.
 const MIN_ON_DEMAND_SECS: i64 = 60;
 
@@ -105,11 +121,12 @@ pub struct OidcRuntime {
     /// Settings.
     pub config: OidcProvider,
     metadata: ArcSwapOption<ProviderMetadataWithLogout>,
-    last_on_demand: AtomicI64,
-    last_uncached_attempt: AtomicI64,
+    on_demand: Throttle,
+    uncached_attempt: Throttle,
     /// One discovery at a time for requests that find nothing cached.
     uncached: tokio::sync::Mutex<()>,
-    discovered: std::sync::Mutex<Option<std::time::Instant>>,
+    /// When the last good discovery document was fetched (injected clock).
+    discovered_at: AtomicI64,
 }
 
 type Metadata = Arc<ProviderMetadataWithLogout>;
@@ -122,23 +139,22 @@ impl OidcRuntime {
             display_name: display_name.to_owned(),
             config,
             metadata: ArcSwapOption::empty(),
-            last_on_demand: AtomicI64::new(i64::MIN),
-            last_uncached_attempt: AtomicI64::new(i64::MIN),
+            on_demand: Throttle::new(),
+            uncached_attempt: Throttle::new(),
             uncached: tokio::sync::Mutex::new(()),
-            discovered: std::sync::Mutex::new(None),
+            discovered_at: AtomicI64::new(i64::MIN),
         }
     }
 
     /// Fetches discovery (with the JWKS) and keeps it as the last good copy.
-    pub async fn discover(&self, http: &ProviderHttp) -> Result<Metadata, OidcError> {
+    pub async fn discover(&self, http: &ProviderHttp, now: i64) -> Result<Metadata, OidcError> {
         let issuer = IssuerUrl::new(self.config.issuer.as_str().trim_end_matches('/').to_owned())
             .map_err(|_| OidcError::Unavailable)?;
         match ProviderMetadataWithLogout::discover_async(issuer, http).await {
             Ok(md) => {
                 let md = Arc::new(md);
                 self.metadata.store(Some(md.clone()));
-                *self.discovered.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(std::time::Instant::now());
+                self.discovered_at.store(now, Ordering::SeqCst);
                 Ok(md)
             }
             Err(e) => {
@@ -149,11 +165,8 @@ impl OidcRuntime {
     }
 
     /// Whether the last successful discovery is older than `max_age` (or never happened).
-    pub fn discovery_older_than(&self, max_age: std::time::Duration) -> bool {
-        self.discovered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_none_or(|t| t.elapsed() >= max_age)
+    pub fn discovery_older_than(&self, max_age_secs: i64, now: i64) -> bool {
+        now.saturating_sub(self.discovered_at.load(Ordering::SeqCst)) >= max_age_secs
     }
 
     /// The last good discovery document, if any.
@@ -173,12 +186,13 @@ impl OidcRuntime {
         if let Some(md) = self.cached() {
             return Ok(md);
         }
-        let last = self.last_uncached_attempt.load(Ordering::SeqCst);
-        if now.saturating_sub(last) < MIN_UNCACHED_RETRY_SECS {
+        if !self
+            .uncached_attempt
+            .try_claim(now, MIN_UNCACHED_RETRY_SECS)
+        {
             return Err(OidcError::Unavailable);
         }
-        self.last_uncached_attempt.store(now, Ordering::SeqCst);
-        self.discover(http).await
+        self.discover(http, now).await
     }
 
     fn client(
@@ -234,7 +248,7 @@ impl OidcRuntime {
         callback: &Callback<'_>,
         state: &LoginState,
         hosted_domains: &[String],
-    ) -> Result<Identity, OidcError> {
+    ) -> Result<(Identity, SignedClaims), OidcError> {
         let (code, iss_param, redirect_uri) = (callback.code, callback.iss, callback.redirect_uri);
         let md = self.metadata(http, clock.now()).await?;
         if let Some(iss) = iss_param {
@@ -266,7 +280,7 @@ impl OidcRuntime {
                 if why == "unknown signing key" && self.claim_on_demand(clock.now()) =>
             {
                 // The provider rotated its keys since discovery: fetch them and try once more.
-                let md = self.discover(http).await?;
+                let md = self.discover(http, clock.now()).await?;
                 let client = self.client(&md, redirect_uri)?;
                 self.verify(&client, id_token, &nonce, clock)
             }
@@ -280,7 +294,9 @@ impl OidcRuntime {
             self.add_userinfo(http, &client, response.access_token(), &mut claims)
                 .await?;
         }
-        self.identity(&md, claims, id_token.to_string(), hosted_domains)
+        let signed = string_claims(&claims);
+        let identity = self.identity(&md, claims, id_token.to_string(), hosted_domains)?;
+        Ok((identity, signed))
     }
 
     /// Verifies a back-channel logout token from this provider (fetching its keys once more
@@ -313,7 +329,7 @@ impl OidcRuntime {
         match check(&md) {
             Err(LogoutTokenError::UnknownKey) if self.claim_on_demand(now) => {
                 let md = self
-                    .discover(http)
+                    .discover(http, now)
                     .await
                     .map_err(|_| LogoutTokenError::UnknownKey)?;
                 check(&md)
@@ -395,12 +411,7 @@ impl OidcRuntime {
     }
 
     fn claim_on_demand(&self, now: i64) -> bool {
-        let last = self.last_on_demand.load(Ordering::SeqCst);
-        now.saturating_sub(last) >= MIN_ON_DEMAND_SECS
-            && self
-                .last_on_demand
-                .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
+        self.on_demand.try_claim(now, MIN_ON_DEMAND_SECS)
     }
 
     /// Verifies the ID token and returns its payload as JSON (standard and extra claims).
@@ -523,6 +534,7 @@ impl OidcRuntime {
             name: text("name"),
             idp_tenant: hd,
             claims: extra,
+            crm: None,
         })
     }
 

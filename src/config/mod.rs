@@ -7,4 +7,4 @@ pub mod secret;
 pub mod validate;
 
 pub use model::*;
-pub use validate::{load_file, parse_str, ConfigError};
+pub use validate::{database_kind, load_file, parse_str, ConfigError};

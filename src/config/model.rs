@@ -135,7 +135,7 @@ pub struct WsFedProvider {
     /// Clock skew.
     pub clock_skew: Duration,
     /// Allowed signature algorithms.
-    pub algorithms: Vec<crate::auth::wsfed::SignatureAlgorithm>,
+    pub algorithms: Vec<vestibule_xmlsig::Algorithm>,
 }
 
 /// One listening socket.
@@ -324,6 +324,73 @@ pub struct Tenant {
     pub api: Vec<String>,
     /// Providers enabled for this tenant.
     pub sign_in: Vec<SignIn>,
+    /// Who may use this CRM.
+    pub directory: DirectoryConfig,
+}
+
+/// A tenant's user directory.
+#[derive(Clone)]
+pub struct DirectoryConfig {
+    /// Where the users are.
+    pub source: DirectorySource,
+    /// The identity field matched (`upn`, `email`, `subject`, `name_id`, `object_id`, or a
+    /// claim name).
+    pub match_field: String,
+    /// Cache lifetime of an admitted user's lookup.
+    pub cache_ttl: Duration,
+    /// Cache lifetime of a refusal.
+    pub negative_cache_ttl: Duration,
+    /// Most cached lookups.
+    pub cache_capacity: u64,
+    /// Re-check interval for live sessions.
+    pub recheck: Duration,
+    /// How long past a due re-check a session keeps working while the directory is down.
+    pub stale_grace: Duration,
+    /// Longest wait for the database.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for DirectoryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryConfig")
+            .field("source", &self.source)
+            .field("match_field", &self.match_field)
+            .field("recheck", &self.recheck)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a directory's users are.
+#[derive(Clone)]
+pub enum DirectorySource {
+    /// Everyone the provider verified is admitted.
+    None,
+    /// A query on the CRM's database.
+    Sql {
+        /// Database URL (holds a password: never printed).
+        url: String,
+        /// The query, one parameter.
+        query: String,
+    },
+    /// A YAML or CSV file.
+    File {
+        /// Its path.
+        path: PathBuf,
+    },
+}
+
+impl std::fmt::Debug for DirectorySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Sql { query, .. } => f
+                .debug_struct("Sql")
+                .field("url", &"<redacted>")
+                .field("query", query)
+                .finish(),
+            Self::File { path } => f.debug_struct("File").field("path", path).finish(),
+        }
+    }
 }
 
 /// A provider enabled for a tenant.

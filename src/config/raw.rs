@@ -282,6 +282,38 @@ pub struct RawTenant {
     /// Providers users of this tenant sign in with.
     #[serde(default)]
     pub sign_in: Vec<RawSignIn>,
+    /// Who may use this CRM: its existing users.
+    pub directory: Option<RawDirectory>,
+}
+
+/// A tenant's user directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirectory {
+    /// `sql`, `file` or `none`.
+    pub kind: Option<String>,
+    /// `sql`: the CRM database URL (a secret).
+    pub url: Option<RawSecret>,
+    /// `sql`: the query, with one parameter for the matched value.
+    pub query: Option<String>,
+    /// `file`: a YAML or CSV list of users.
+    pub path: Option<String>,
+    /// The identity field matched: `upn`, `email`, `subject`, `name_id`, `object_id` or a
+    /// claim name.
+    #[serde(rename = "match")]
+    pub match_field: Option<String>,
+    /// How long an admitted user's lookup is cached.
+    pub cache_ttl: Option<String>,
+    /// How long a refusal (no user, deactivated, ambiguous) is cached.
+    pub negative_cache_ttl: Option<String>,
+    /// Most cached lookups.
+    pub cache_capacity: Option<u64>,
+    /// How often a live session is checked against the directory again.
+    pub recheck: Option<String>,
+    /// How long past a due re-check a session keeps working while the directory is down.
+    pub stale_grace: Option<String>,
+    /// Longest wait for the database.
+    pub timeout: Option<String>,
 }
 
 /// The tenant's upstream.

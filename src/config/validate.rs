@@ -2,6 +2,10 @@
 //! path instead of stopping at the first. Reads referenced files and environment variables,
 //! writes nothing.
 
+mod directory;
+
+pub use directory::database_kind;
+
 use super::location::{LocationIndex, Position};
 use super::model::*;
 use super::raw::*;
@@ -317,8 +321,7 @@ impl Validator {
     }
 
     fn wsfed(&mut self, p: &RawProvider, path: &str, all_loopback: bool) -> Option<WsFedProvider> {
-        use crate::auth::wsfed::metadata::certificates_from_pem;
-        use crate::auth::wsfed::SignatureAlgorithm;
+        use vestibule_xmlsig::Algorithm as SignatureAlgorithm;
         let passive_endpoint = self.url(
             &p.passive_endpoint,
             &format!("{path}.passive_endpoint"),
@@ -335,12 +338,9 @@ impl Validator {
             let full = v.existing_file(file, &at);
             match std::fs::read(&full)
                 .map_err(|e| e.to_string())
-                .and_then(|pem| certificates_from_pem(&pem).map_err(|e| e.to_string()))
+                .and_then(|pem| crate::certificates::from_pem(&pem))
             {
-                Ok(certs) => certs
-                    .into_iter()
-                    .map(|c| c.der.der_data().to_vec())
-                    .collect(),
+                Ok(certs) => certs,
                 Err(e) => {
                     v.err(at, format!("{}: {e}", full.display()));
                     Vec::new()
@@ -995,6 +995,11 @@ impl Validator {
                         .collect(),
                 })
                 .collect();
+            let directory = self.directory(
+                t.directory.as_ref(),
+                &format!("{path}.directory"),
+                !t.sign_in.is_empty(),
+            );
             if let Some(upstream) = upstream {
                 out.push(Tenant {
                     name,
@@ -1003,6 +1008,7 @@ impl Validator {
                     public,
                     api,
                     sign_in,
+                    directory,
                 });
             }
         }

@@ -23,6 +23,8 @@ pub struct HeaderNames {
     pub provider: HeaderName,
     /// Tenant name.
     pub tenant: HeaderName,
+    /// The CRM user id the tenant's directory matched.
+    pub crm_user: HeaderName,
     /// Signed JWT.
     pub assertion: HeaderName,
     /// Request id, for correlating logs.
@@ -43,6 +45,7 @@ impl HeaderNames {
             name: named(prefix, "name"),
             provider: named(prefix, "provider"),
             tenant: named(prefix, "tenant"),
+            crm_user: named(prefix, "crm-user"),
             assertion: named(prefix, "assertion"),
             request_id: named(prefix, "request-id"),
         }
@@ -54,15 +57,18 @@ impl HeaderNames {
 /// fit in well under 150 MB).
 #[derive(Debug, Clone)]
 pub struct SessionHeaders {
-    /// User, e-mail, display name, provider, then the assertion.
+    /// User, e-mail, display name, provider, CRM user id, then the assertion.
     buf: Bytes,
     /// Where each identity value is in `buf` (`HeaderNames` order); empty when absent or
-    /// unsafe. Offsets rather than four `HeaderValue`s: 16 bytes instead of 160 per session,
+    /// unsafe. Offsets rather than five `HeaderValue`s: 20 bytes instead of 200 per session,
     /// for a re-check of ~100 bytes per request.
-    spans: [(u16, u16); 4],
+    spans: [(u16, u16); IDENTITY_VALUES],
     assertion: Option<HeaderValue>,
     fresh_until: UnixSeconds,
 }
+
+/// User, e-mail, display name, provider, CRM user id.
+const IDENTITY_VALUES: usize = 5;
 
 /// When signing fails, how soon a later request tries again.
 const MINT_RETRY_SECS: i64 = 10;
@@ -86,6 +92,7 @@ impl SessionHeaders {
             ("email", identity.email.as_deref()),
             ("name", identity.name.as_deref()),
             ("provider", Some(identity.provider.as_str())),
+            ("crm-user", identity.crm.as_ref().map(|u| u.id.as_str())),
         ];
         let mut buf = Vec::with_capacity(
             candidates
@@ -94,7 +101,7 @@ impl SessionHeaders {
                 .sum::<usize>()
                 + minted.as_ref().map_or(0, |m| m.jwt.len()),
         );
-        let mut spans = [(0u16, 0u16); 4];
+        let mut spans = [(0u16, 0u16); IDENTITY_VALUES];
         for (i, (header, value)) in candidates.into_iter().enumerate() {
             let Some(value) = value else { continue };
             if let Some(earlier) = spans[..i]
@@ -149,10 +156,16 @@ impl SessionHeaders {
         &'a self,
         names: &'a HeaderNames,
     ) -> impl Iterator<Item = (&'a HeaderName, HeaderValue)> + 'a {
-        [&names.user, &names.email, &names.name, &names.provider]
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, name)| Some((name, self.value(i)?)))
+        [
+            &names.user,
+            &names.email,
+            &names.name,
+            &names.provider,
+            &names.crm_user,
+        ]
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, name)| Some((name, self.value(i)?)))
     }
 
     /// The signed assertion, when signing succeeded.
@@ -186,6 +199,7 @@ mod tests {
             name: Some("Zoë".into()),
             idp_tenant: None,
             claims: Default::default(),
+            crm: None,
         }
     }
 

@@ -194,6 +194,7 @@ mod tests {
             name: None,
             idp_tenant: None,
             claims: Default::default(),
+            crm: None,
         };
         let signer = crate::assertion::dev_signer();
         SessionHeaders::prepare(&identity, "contoso", &signer, 1_000)

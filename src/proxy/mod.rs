@@ -14,12 +14,13 @@ use crate::assertion::AssertionSigner;
 use crate::auth::return_url;
 use crate::clock::Clock;
 use crate::config::{Config, Tenant};
-use crate::directory::Directory;
+use crate::directory::Directories;
 use crate::error::GatewayError;
 use crate::headers::{Caller, HeaderNames, OwnedHeaders, SessionHeaders, UpstreamHeaders};
 use crate::metrics::Metrics;
 use crate::providers::Providers;
 use crate::session::{cookie, LiveSession, SessionManager};
+use crate::signin::{Recheck, SignInFlow, SignInParts};
 use crate::store::Store;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -127,14 +128,14 @@ pub struct Gateway {
     metrics_allow: Vec<IpNet>,
     max_form_body: usize,
     form_body_timeout: std::time::Duration,
-    sign_in_pool: crate::sign_in_pool::SignInPool,
+    sign_in: SignInFlow<SessionHeaders>,
     sign_in_starts: crate::rate_limit::RateLimit,
     sign_in_completions: crate::rate_limit::RateLimit,
     metrics: Arc<Metrics>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     providers: Arc<Providers>,
-    directory: Arc<dyn Directory>,
+    directories: Arc<Directories>,
     request_ids: RequestIds,
 }
 
@@ -152,8 +153,8 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     /// Identity providers.
     pub providers: Arc<Providers>,
-    /// User directory.
-    pub directory: Arc<dyn Directory>,
+    /// Every tenant's user directory.
+    pub directories: Arc<Directories>,
 }
 
 /// Why the gateway could not be assembled from a valid configuration.
@@ -208,8 +209,21 @@ impl Gateway {
             store,
             clock,
             providers,
-            directory,
+            directories,
         } = parts;
+        let sign_in = SignInFlow::new(SignInParts {
+            providers: providers.clone(),
+            sessions: sessions.clone(),
+            store: store.clone(),
+            directories: directories.clone(),
+            pool: crate::sign_in_pool::SignInPool::new(
+                config.proxy.sign_in_workers,
+                config.proxy.sign_in_queue,
+            ),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            max_form_body: config.proxy.max_form_body,
+        });
         Ok(Self {
             routes,
             sessions,
@@ -224,10 +238,7 @@ impl Gateway {
             metrics_allow: config.metrics.allow.clone(),
             max_form_body: config.proxy.max_form_body,
             form_body_timeout: config.proxy.form_body_timeout,
-            sign_in_pool: crate::sign_in_pool::SignInPool::new(
-                config.proxy.sign_in_workers,
-                config.proxy.sign_in_queue,
-            ),
+            sign_in,
             sign_in_starts: crate::rate_limit::RateLimit::new(
                 config.proxy.sign_in_starts_per_minute,
             ),
@@ -238,7 +249,7 @@ impl Gateway {
             store,
             clock,
             providers,
-            directory,
+            directories,
             request_ids: RequestIds::new(),
         })
     }
@@ -624,10 +635,17 @@ impl ProxyHttp for Gateway {
             .load_session(session.req_header(), &route.tenant.name, secure)
             .await
         {
-            Ok(Some(s)) => {
-                ctx.session = Some(s);
-                Ok(false)
-            }
+            Ok(Some(s)) => match self.sign_in.recheck(&route.tenant, &s).await {
+                Recheck::Keep => {
+                    ctx.session = Some(s);
+                    Ok(false)
+                }
+                Recheck::Ended => self.sign_in_required(session, ctx).await,
+                Recheck::Unavailable => {
+                    self.fail(session, ctx, GatewayError::DirectoryUnavailable)
+                        .await
+                }
+            },
             Ok(None) => self.sign_in_required(session, ctx).await,
             Err(e) => {
                 tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");

@@ -7,7 +7,42 @@ use http::Method;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
+/// Why the gateway is not ready.
+struct NotReady {
+    /// What a load balancer or operator is shown.
+    public: String,
+    /// The details, for the log.
+    detail: String,
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.public, self.detail)
+    }
+}
+
 impl Gateway {
+    /// Ready when the store answers and every tenant's user directory does.
+    async fn readiness(&self) -> Result<(), NotReady> {
+        if let Err(e) = self.store.ping().await {
+            return Err(NotReady {
+                public: "session store unreachable".into(),
+                detail: e.to_string(),
+            });
+        }
+        let mut tenants: Vec<_> = self.directories.all().collect();
+        tenants.sort_by(|a, b| a.0.cmp(b.0));
+        for (tenant, directory) in tenants {
+            if let Err(detail) = directory.ready().await {
+                return Err(NotReady {
+                    public: format!("user directory of tenant {tenant} unreachable"),
+                    detail,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Dispatches `/_vestibule/<rest>`.
     pub(super) async fn reserved(
         &self,
@@ -22,7 +57,7 @@ impl Gateway {
                 self.respond(session, 200, "text/plain", Bytes::from_static(b"ok\n"), &[])
                     .await
             }
-            "ready" if read_only => match self.store.ping().await {
+            "ready" if read_only => match self.readiness().await {
                 Ok(()) => {
                     self.respond(
                         session,
@@ -33,10 +68,12 @@ impl Gateway {
                     )
                     .await
                 }
-                Err(e) => {
-                    tracing::error!(request_id = %ctx.request_id, error = %e, "store not reachable");
-                    self.fail(session, ctx, GatewayError::StoreUnavailable)
-                        .await
+                Err(why) => {
+                    tracing::error!(request_id = %ctx.request_id, reason = %why, "not ready");
+                    // The reason names the component (store, a tenant's directory), not its
+                    // address or error text: those stay in the log.
+                    let body = Bytes::from(format!("not ready: {}\n", why.public));
+                    self.respond(session, 503, "text/plain", body, &[]).await
                 }
             },
             "metrics" if read_only => {

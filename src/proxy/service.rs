@@ -6,7 +6,7 @@ use crate::assertion::{AssertionKeyError, AssertionSigner};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Tenant};
 use crate::crypto::KeyRing;
-use crate::directory::VerifiedIdentities;
+use crate::directory::{Directories, SourceError};
 use crate::headers::SessionHeaders;
 use crate::metrics::Metrics;
 use crate::providers::{ProviderError, Providers};
@@ -42,6 +42,9 @@ pub enum StartError {
     /// An identity provider has no trusted certificate.
     #[error("{0}")]
     Provider(#[from] ProviderError),
+    /// A tenant's user directory could not be built (unreadable file, bad database URL).
+    #[error("{0}")]
+    Directory(#[from] SourceError),
     /// The support runtime could not start.
     #[error("runtime: {0}")]
     Runtime(#[from] std::io::Error),
@@ -123,14 +126,16 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
         }),
     ));
     let providers = Arc::new(Providers::start(&config.providers, clock.clone()).await?);
+    let metrics = Arc::new(Metrics::new());
+    let directories = Arc::new(Directories::new(&config.tenants, &metrics)?);
     let parts = Parts {
         sessions: sessions.clone(),
         signer,
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         store,
         clock,
         providers: providers.clone(),
-        directory: Arc::new(VerifiedIdentities),
+        directories,
     };
     let gateway = Gateway::new(config, parts)?;
     Ok(Assembly {

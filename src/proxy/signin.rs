@@ -1,15 +1,19 @@
-//! Sign-in and sign-out over the wire: the login page, the WS-Federation redirect and
-//! callback, local and federated sign-out. The protocol work is in `auth::wsfed`; this file
-//! moves bytes between it, the store and the browser.
+//! Sign-in and sign-out over the wire: the login page, the WS-Federation and OpenID Connect
+//! callbacks, local and federated sign-out. The sign-in itself is `signin::SignInFlow`; this
+//! file parses requests for it (cookies, query, form) and writes its answers (redirects,
+//! cookies, pages).
 
 use super::{pages, request_host, request_host_with_port, Gateway, RequestCtx, TenantRoute};
 use crate::auth::oidc::OidcError;
 use crate::auth::return_url;
-use crate::auth::state::LoginState;
-use crate::auth::wsfed::{self, protocol, WsFedError};
+use crate::auth::wsfed::{protocol, WsFedError};
 use crate::error::GatewayError;
-use crate::providers::{RuntimeProvider, WsFedRuntime};
+use crate::providers::RuntimeProvider;
 use crate::session::cookie;
+use crate::signin::{
+    BeginRequest, Begun, Finished, OidcResponse, SignInError, Verified, WsFedResponse,
+    LOGIN_TTL_SECS,
+};
 use bytes::Bytes;
 use http::{header, Method};
 use pingora::prelude::*;
@@ -18,9 +22,6 @@ use std::sync::Arc;
 
 /// How long a rate-limited sign-in request waits for its 429.
 const RATE_LIMITED_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// How long a sign-in may take, from redirect to callback.
-const LOGIN_TTL_SECS: i64 = 600;
 
 impl Gateway {
     /// `https://host[:port]` as the browser sees this gateway.
@@ -109,37 +110,6 @@ impl Gateway {
         Ok(Some(route))
     }
 
-    /// Opens the login state a provider sent back (bound to this browser, for this tenant,
-    /// not expired) and finds the tenant's binding and the provider it names. `None` for any
-    /// problem; the reason goes to the log.
-    fn returning_sign_in<'r>(
-        &self,
-        session: &Session,
-        ctx: &RequestCtx,
-        route: &'r TenantRoute,
-        sealed: Option<&str>,
-    ) -> Option<(LoginState, &'r crate::config::SignIn, Arc<RuntimeProvider>)> {
-        let binding = self.binding_value(session, ctx);
-        let state = LoginState::open(
-            self.sessions.keys(),
-            sealed,
-            binding.as_deref(),
-            &route.tenant.name,
-            self.clock.now(),
-        )
-        .inspect_err(
-            |e| tracing::info!(request_id = %ctx.request_id, reason = %e, "login state refused"),
-        )
-        .ok()?;
-        let sign_in = route
-            .tenant
-            .sign_in
-            .iter()
-            .find(|b| b.provider == state.provider)?;
-        let provider = self.providers.get(&state.provider)?.clone();
-        Some((state, sign_in, provider))
-    }
-
     /// `/_vestibule/login`: straight to the one provider, or to the one named by
     /// `?provider=`, or a page listing the tenant's providers. A signed-in user goes back.
     pub(super) async fn login(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -200,49 +170,21 @@ impl Gateway {
                     .await;
             }
         }
-        let bindings = &route.tenant.sign_in;
-        let chosen = match param("provider") {
-            Some(name) => bindings.iter().find(|b| b.provider == name),
-            None if bindings.len() == 1 => bindings.first(),
-            None => None,
-        };
-        let Some(binding) = chosen else {
-            return self.provider_list(session, ctx, &route, &return_to).await;
-        };
         let existing = self.binding_value(session, ctx);
-        let mut state = LoginState::new(
-            &route.tenant.name,
-            &binding.provider,
-            &return_to,
-            existing.as_deref(),
-            self.clock.now(),
-            LOGIN_TTL_SECS,
-        );
-        let keys = self.sessions.keys().clone();
         let origin = self.origin(session, ctx);
-        let location = match self.providers.get(&binding.provider).map(Arc::as_ref) {
-            Some(RuntimeProvider::WsFed(ws)) => Ok(protocol::sign_in_url(
-                &ws.config.passive_endpoint,
-                &ws.config.realm,
-                &format!("{origin}/_vestibule/wsfed"),
-                &state.seal(&keys),
-            )),
-            Some(RuntimeProvider::Oidc(oidc)) => {
-                let redirect_uri = format!("{origin}/_vestibule/oidc/callback");
-                oidc.begin(
-                    self.providers.http(),
-                    &mut state,
-                    |s| s.seal(&keys),
-                    &redirect_uri,
-                    self.clock.now(),
-                )
-                .await
-            }
-            None => return self.fail(session, ctx, GatewayError::NotFound).await,
-        };
-        match location {
-            Ok(location) => {
-                let set = self.binding_cookie(&state.binding, LOGIN_TTL_SECS as u64, t);
+        let begun = self
+            .sign_in
+            .begin(BeginRequest {
+                tenant: &route.tenant,
+                provider: param("provider").as_deref(),
+                return_to: &return_to,
+                binding: existing.as_deref(),
+                origin: &origin,
+            })
+            .await;
+        match begun {
+            Ok(Begun::Redirect { location, binding }) => {
+                let set = self.binding_cookie(&binding, LOGIN_TTL_SECS as u64, t);
                 self.redirect(
                     session,
                     ctx,
@@ -252,7 +194,8 @@ impl Gateway {
                 )
                 .await
             }
-            Err(e) => self.refuse_oidc(session, ctx, &route, e).await,
+            Ok(Begun::ChooseProvider) => self.provider_list(session, ctx, &route, &return_to).await,
+            Err(e) => self.refuse_sign_in(session, ctx, &route, e).await,
         }
     }
 
@@ -283,105 +226,23 @@ impl Gateway {
         {
             if params.insert(k, v).is_some() {
                 return self
-                    .refuse_oidc(session, ctx, &route, OidcError::BadState)
+                    .refuse_sign_in(session, ctx, &route, OidcError::BadState.into())
                     .await;
             }
         }
-        let Some((state, sign_in, provider)) = self.returning_sign_in(
-            session,
-            ctx,
-            &route,
-            params.get("state").map(String::as_str),
-        ) else {
-            return self
-                .refuse_oidc(session, ctx, &route, OidcError::BadState)
-                .await;
-        };
-        let RuntimeProvider::Oidc(oidc) = provider.as_ref() else {
-            return self
-                .refuse_oidc(session, ctx, &route, OidcError::BadState)
-                .await;
-        };
-        if let Some(error) = params.get("error") {
-            // Only the error code's safe characters reach the page.
-            let code: String = error
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .take(64)
-                .collect();
-            return self
-                .refuse_oidc(session, ctx, &route, OidcError::ProviderRefused(code))
-                .await;
-        }
-        let Some(code) = params.get("code") else {
-            return self
-                .refuse_oidc(session, ctx, &route, OidcError::Exchange)
-                .await;
-        };
-        // Spend the state before the code: a second callback with the same state is refused
-        // even while the first is still exchanging.
-        match self
-            .spend(ctx, "login-state", &state.id, state.expires_at)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                return self
-                    .refuse_oidc(session, ctx, &route, OidcError::BadState)
-                    .await
-            }
-            Err(e) => return self.fail(session, ctx, e).await,
-        }
+        let binding = self.binding_value(session, ctx);
         let redirect_uri = format!("{}/_vestibule/oidc/callback", self.origin(session, ctx));
-        let callback = crate::auth::oidc::Callback {
-            code,
-            iss: params.get("iss").map(String::as_str),
-            redirect_uri: &redirect_uri,
-        };
-        let identity = match oidc
-            .complete(
-                self.providers.http(),
-                &self.clock,
-                &callback,
-                &state,
-                &sign_in.hosted_domains,
-            )
+        let verified = self
+            .sign_in
+            .complete_oidc(OidcResponse {
+                tenant: &route.tenant,
+                params: &params,
+                binding: binding.as_deref(),
+                redirect_uri: &redirect_uri,
+            })
+            .await;
+        self.after_verification(session, ctx, &route, verified)
             .await
-        {
-            Ok(identity) => identity,
-            Err(e) => return self.refuse_oidc(session, ctx, &route, e).await,
-        };
-        self.finish_sign_in(session, ctx, &route, identity, &state.return_to)
-            .await
-    }
-
-    async fn refuse_oidc(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        route: &TenantRoute,
-        e: OidcError,
-    ) -> Result<bool> {
-        tracing::warn!(request_id = %ctx.request_id, tenant = %route.tenant.name, reason = e.reason(), error = %e, "OpenID Connect sign-in refused");
-        let error = match e {
-            OidcError::Unavailable => {
-                self.metrics
-                    .rejections
-                    .with_label_values(&[route.tenant.name.as_str(), e.reason()])
-                    .inc();
-                GatewayError::SignInUnavailable
-            }
-            _ => GatewayError::SignInRejected {
-                status: if matches!(e, OidcError::BadState) {
-                    400
-                } else {
-                    403
-                },
-                reason: e.reason(),
-                message: format!("Sign-in refused: {e}."),
-            },
-        };
-        self.fail(session, ctx, error).await
     }
 
     async fn provider_list(
@@ -451,7 +312,7 @@ impl Gateway {
             FormBody::Complete(body) => body,
             FormBody::TooLarge => {
                 return self
-                    .refuse(session, ctx, &route, WsFedError::TooLarge)
+                    .refuse_sign_in(session, ctx, &route, WsFedError::TooLarge.into())
                     .await
             }
             FormBody::TooSlow => {
@@ -460,115 +321,33 @@ impl Gateway {
         };
         let form = match protocol::parse_form(&body) {
             Ok(f) => f,
-            Err(e) => return self.refuse(session, ctx, &route, e).await,
+            Err(e) => return self.refuse_sign_in(session, ctx, &route, e.into()).await,
         };
         if form.action == protocol::SIGN_OUT_CLEANUP {
             return self.sign_out_cleanup(session, ctx, &route).await;
         }
         if form.action != protocol::SIGN_IN {
             return self
-                .refuse(session, ctx, &route, WsFedError::BadForm("unexpected wa"))
+                .refuse_sign_in(
+                    session,
+                    ctx,
+                    &route,
+                    WsFedError::BadForm("unexpected wa").into(),
+                )
                 .await;
         }
-        let Some((state, sign_in, provider)) =
-            self.returning_sign_in(session, ctx, &route, form.context.as_deref())
-        else {
-            return self
-                .refuse(session, ctx, &route, WsFedError::BadState)
-                .await;
-        };
-        let RuntimeProvider::WsFed(ws) = provider.as_ref() else {
-            return self
-                .refuse(session, ctx, &route, WsFedError::BadState)
-                .await;
-        };
-        // The login state is spent before any verification, whatever its outcome: one
-        // sign-in start buys at most one signature check.
-        match self
-            .spend(ctx, "login-state", &state.id, state.expires_at)
+        let binding = self.binding_value(session, ctx);
+        let verified = self
+            .sign_in
+            .complete_wsfed(WsFedResponse {
+                tenant: &route.tenant,
+                context: form.context.as_deref(),
+                binding: binding.as_deref(),
+                result: form.result,
+            })
+            .await;
+        self.after_verification(session, ctx, &route, verified)
             .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                return self
-                    .refuse(session, ctx, &route, WsFedError::BadState)
-                    .await
-            }
-            Err(e) => return self.fail(session, ctx, e).await,
-        }
-        let Some(wresult) = form.result else {
-            return self
-                .refuse(session, ctx, &route, WsFedError::BadForm("no wresult"))
-                .await;
-        };
-        let assertion = match self
-            .verify_with_refresh(ws, wresult, &sign_in.allowed_issuers)
-            .await
-        {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => return self.refuse(session, ctx, &route, e).await,
-            Err(busy) => return self.fail(session, ctx, busy).await,
-        };
-        let skew = ws.config.clock_skew.as_secs() as i64;
-        let assertion_key = format!("{}|{}", assertion.issuer, assertion.id);
-        let replay_until = assertion.not_on_or_after + skew;
-        match self
-            .spend(ctx, "wsfed-assertion", &assertion_key, replay_until)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                return self
-                    .refuse(session, ctx, &route, WsFedError::Replayed)
-                    .await
-            }
-            Err(e) => return self.fail(session, ctx, e).await,
-        }
-        let identity = wsfed::claims::identity(&ws.name, &assertion);
-        self.finish_sign_in(session, ctx, &route, identity, &state.return_to)
-            .await
-    }
-
-    /// Verifies on the sign-in pool (never on a proxy worker), and once more after fetching
-    /// metadata when the signing key is unknown (a key rollover published since the last
-    /// refresh). The outer error is a busy pool.
-    async fn verify_with_refresh(
-        &self,
-        ws: &WsFedRuntime,
-        wresult: String,
-        allowed_issuers: &[String],
-    ) -> std::result::Result<std::result::Result<wsfed::saml::Assertion, WsFedError>, GatewayError>
-    {
-        let wresult: Arc<str> = wresult.into();
-        let job = WsFedJob {
-            realm: ws.config.realm.clone(),
-            allowed_issuers: allowed_issuers.to_vec(),
-            skew: ws.config.clock_skew.as_secs() as i64,
-            algorithms: ws.config.algorithms.clone(),
-            max_bytes: self.max_form_body,
-        };
-        let attempt = |job: WsFedJob| {
-            let now = self.clock.now();
-            let trusted = ws.trust.current(now);
-            let wresult = wresult.clone();
-            let pool = self.sign_in_pool.clone();
-            async move {
-                pool.run(move || job.verify(&wresult, &trusted, now))
-                    .await
-                    .map_err(|e| {
-                        if e == crate::sign_in_pool::PoolError::Failed {
-                            tracing::error!("WS-Federation verification job failed");
-                        }
-                        GatewayError::SignInBusy
-                    })
-            }
-        };
-        match attempt(job.clone()).await? {
-            Err(WsFedError::BadSignature) if self.providers.refresh_now(ws).await => {
-                attempt(job).await
-            }
-            other => Ok(other),
-        }
     }
 
     /// Records a one-time value (login state, assertion id) until `expires_at`: `true` the
@@ -591,62 +370,63 @@ impl Gateway {
 
     /// The common end of every sign-in: directory admission, a fresh session, back to where
     /// the user was going.
-    pub(super) async fn finish_sign_in(
+    async fn after_verification(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         route: &TenantRoute,
-        identity: crate::identity::Identity,
-        return_to: &str,
+        verified: std::result::Result<Verified, SignInError>,
     ) -> Result<bool> {
-        let provider = identity.provider.clone();
-        let identity = match self.directory.admit(&route.tenant.name, identity).await {
-            Ok(i) => i,
-            Err(e) => {
-                let error = match e {
-                    crate::directory::DirectoryError::UnknownUser => GatewayError::SignInRejected {
-                        status: 403,
-                        reason: "unknown_user",
-                        message: "Your account is not a user of this CRM. Ask your administrator for access.".into(),
-                    },
-                    crate::directory::DirectoryError::Unavailable => GatewayError::SignInUnavailable,
-                };
-                return self.fail(session, ctx, error).await;
-            }
+        let finished = match verified {
+            Ok(verified) => match self.sign_in.admit(&route.tenant, &verified).await {
+                Ok(identity) => {
+                    self.sign_in
+                        .finish(&route.tenant, identity, verified.return_to)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
         };
-        let (_, cookie_value) = match self.sessions.create(&route.tenant.name, identity).await {
-            Ok(created) => created,
-            Err(e) => {
-                tracing::error!(request_id = %ctx.request_id, error = %e, "could not create session");
-                return self
-                    .fail(session, ctx, GatewayError::SignInUnavailable)
-                    .await;
-            }
-        };
-        self.metrics
-            .sign_ins
-            .with_label_values(&[route.tenant.name.as_str(), provider.as_str()])
-            .inc();
+        match finished {
+            Ok(finished) => self.signed_in(session, ctx, finished).await,
+            Err(e) => self.refuse_sign_in(session, ctx, route, e).await,
+        }
+    }
+
+    /// Sets the session cookie (and the sign-out one), clears the binding, and sends the
+    /// browser back where it was going.
+    async fn signed_in(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        finished: Finished,
+    ) -> Result<bool> {
         let t = self.transport(session, ctx);
         let max_age = self.sessions.config().absolute.as_secs();
         let session_name = self.cookies.session(t.https);
         let mut headers = vec![
-            (header::LOCATION, return_to.to_owned()),
+            (header::LOCATION, finished.return_to),
             (
                 header::SET_COOKIE,
-                cookie::set_cookie(session_name, &cookie_value, max_age, t.secure_cookies),
+                cookie::set_cookie(
+                    session_name,
+                    &finished.cookie_value,
+                    max_age,
+                    t.secure_cookies,
+                ),
             ),
             (header::SET_COOKIE, self.binding_cookie("", 0, t)),
         ];
-        let federated = matches!(
-            self.providers.get(&provider).map(Arc::as_ref),
-            Some(RuntimeProvider::WsFed(_))
-        );
-        if t.secure_cookies && federated {
+        if t.secure_cookies && finished.federated_sign_out {
             // For the identity provider's cross-site sign-out cleanup (see `CookieNames`).
             headers.push((
                 header::SET_COOKIE,
-                cookie::set_signout_cookie(self.cookies.signout(t.https), &cookie_value, max_age),
+                cookie::set_signout_cookie(
+                    self.cookies.signout(t.https),
+                    &finished.cookie_value,
+                    max_age,
+                ),
             ));
         }
         self.respond(session, 302, pages::HTML, Bytes::new(), &headers)
@@ -668,25 +448,24 @@ impl Gateway {
         out
     }
 
-    /// A refused sign-in response: a clear page, a metric, nothing stored.
-    async fn refuse(
+    /// A refused sign-in: a clear page (chosen by `GatewayError::from`), a metric, nothing
+    /// stored.
+    async fn refuse_sign_in(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         route: &TenantRoute,
-        e: WsFedError,
+        e: SignInError,
     ) -> Result<bool> {
-        tracing::warn!(request_id = %ctx.request_id, tenant = %route.tenant.name, reason = e.reason(), "WS-Federation sign-in refused");
-        let status = match e {
-            WsFedError::TooLarge => 413,
-            WsFedError::BadForm(_) | WsFedError::BadState | WsFedError::Encoding(_) => 400,
-            _ => 403,
-        };
-        let error = GatewayError::SignInRejected {
-            status,
-            reason: e.reason(),
-            message: format!("Sign-in refused: {e}."),
-        };
+        tracing::warn!(request_id = %ctx.request_id, tenant = %route.tenant.name, reason = e.reason(), error = %e, "sign-in refused");
+        let error = GatewayError::from(e.clone());
+        if error.code() != e.reason() {
+            // The page's code is generic ("sign_in_unavailable"): count the cause too.
+            self.metrics
+                .rejections
+                .with_label_values(&[route.tenant.name.as_str(), e.reason()])
+                .inc();
+        }
         self.fail(session, ctx, error).await
     }
 
@@ -899,33 +678,4 @@ pub(super) enum FormBody {
     TooLarge,
     /// Not complete within the configured time.
     TooSlow,
-}
-
-/// Everything a WS-Federation verification needs, owned, so it can run on the sign-in pool.
-#[derive(Clone)]
-struct WsFedJob {
-    realm: String,
-    allowed_issuers: Vec<String>,
-    skew: i64,
-    algorithms: Vec<wsfed::SignatureAlgorithm>,
-    max_bytes: usize,
-}
-
-impl WsFedJob {
-    fn verify(
-        &self,
-        wresult: &str,
-        trusted: &[wsfed::CertificateDer],
-        now: i64,
-    ) -> std::result::Result<wsfed::saml::Assertion, WsFedError> {
-        let expect = wsfed::Expectations {
-            realm: &self.realm,
-            allowed_issuers: &self.allowed_issuers,
-            now,
-            skew: self.skew,
-            algorithms: &self.algorithms,
-            max_bytes: self.max_bytes,
-        };
-        wsfed::verify_wresult(wresult, trusted, &expect)
-    }
 }

@@ -96,12 +96,41 @@ pub struct LiveSession<P> {
     revalidate_at: UnixSeconds,
     last_seen: AtomicI64,
     persisted_seen: AtomicI64,
+    /// When the user directory last confirmed this session's user.
+    checked_at: AtomicI64,
+    /// When a request should next look at the directory for this session (`i64::MIN`: work
+    /// it out at the next request). Claimed with compare-and-swap, so of many concurrent
+    /// requests one does the check.
+    next_check_at: AtomicI64,
 }
 
 impl<P> LiveSession<P> {
     /// Last time this session was used, as known to this instance.
     pub fn last_seen(&self) -> UnixSeconds {
         self.last_seen.load(Ordering::Relaxed)
+    }
+
+    /// When the user directory last confirmed this session's user (0: never).
+    pub fn checked_at(&self) -> UnixSeconds {
+        self.checked_at.load(Ordering::Relaxed)
+    }
+
+    /// When the directory should next be consulted for this session.
+    pub fn next_check_at(&self) -> UnixSeconds {
+        self.next_check_at.load(Ordering::Relaxed)
+    }
+
+    /// Sets when the directory should next be consulted.
+    pub fn check_again_at(&self, at: UnixSeconds) {
+        self.next_check_at.store(at, Ordering::Relaxed);
+    }
+
+    /// Claims the due check: true for exactly one caller of those that saw `seen` as the
+    /// next check time; it moves to `retry_at` meanwhile.
+    pub fn claim_check(&self, seen: UnixSeconds, retry_at: UnixSeconds) -> bool {
+        self.next_check_at
+            .compare_exchange(seen, retry_at, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -216,10 +245,12 @@ impl<P: Prepared> SessionManager<P> {
                         self.keys
                             .lookup_digest(SID_PURPOSE, &subject_key(&data.identity.issuer, sid))
                     }),
+                // Admitted by the directory just now.
+                checked_at: now,
             })
             .await?;
         let prepared = (self.prepare)(&data.identity, tenant, now);
-        let live = self.live(id, prepared, (now, now), expires_at, now);
+        let live = self.live(id, prepared, (now, now), expires_at, now, now);
         self.remember(&live, now);
         Ok((live, cookie::encode(&self.keys, &id, tenant)))
     }
@@ -255,6 +286,9 @@ impl<P: Prepared> SessionManager<P> {
             self.cache.remove(&id);
             return Ok(None);
         }
+        let checked_at = cached
+            .as_ref()
+            .map_or(stored.checked_at, |l| l.checked_at().max(stored.checked_at));
         let prepared = match cached {
             // Still the same sealed record: keep the values derived from it while fresh.
             Some(live) if now < live.prepared.fresh_until() => live.prepared.clone(),
@@ -270,6 +304,7 @@ impl<P: Prepared> SessionManager<P> {
             prepared,
             (last_seen, stored.last_seen_at),
             stored.expires_at,
+            checked_at,
             now,
         );
         self.remember(&live, now);
@@ -303,6 +338,17 @@ impl<P: Prepared> SessionManager<P> {
                 None
             }
         }
+    }
+
+    /// Records that the user directory confirmed this session's user at `now`.
+    pub async fn mark_checked(
+        &self,
+        live: &LiveSession<P>,
+        now: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        self.store.mark_checked(&live.id.to_hex(), now).await?;
+        live.checked_at.fetch_max(now, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Ends the sessions an identity provider's sign-out names, in any tenant: those issued
@@ -494,6 +540,7 @@ impl<P: Prepared> SessionManager<P> {
         prepared: P,
         (last_seen, persisted): (UnixSeconds, UnixSeconds),
         expires_at: UnixSeconds,
+        checked_at: UnixSeconds,
         now: UnixSeconds,
     ) -> Arc<LiveSession<P>> {
         let revalidate_at =
@@ -505,6 +552,8 @@ impl<P: Prepared> SessionManager<P> {
             revalidate_at,
             last_seen: AtomicI64::new(last_seen),
             persisted_seen: AtomicI64::new(persisted),
+            checked_at: AtomicI64::new(checked_at),
+            next_check_at: AtomicI64::new(UnixSeconds::MIN),
         })
     }
 }
@@ -536,6 +585,7 @@ mod tests {
             name: Some("Alice".into()),
             idp_tenant: None,
             claims: Default::default(),
+            crm: None,
         }
     }
 

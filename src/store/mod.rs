@@ -29,6 +29,8 @@ pub struct StoredSession {
     pub subject_digest: Option<String>,
     /// Keyed digest of the issuer and the provider's session id (`sid`), when it gave one.
     pub sid_digest: Option<String>,
+    /// When the tenant's user directory last confirmed the session's user (0: never).
+    pub checked_at: UnixSeconds,
 }
 
 /// Which sessions an identity provider's sign-out names: any of the digests given for a
@@ -80,6 +82,8 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(())
     }
+    /// Records that the user directory confirmed a session's user at `at` (never moves back).
+    async fn mark_checked(&self, id: &str, at: UnixSeconds) -> Result<(), StoreError>;
     /// Ids of the sessions matching every given field (none when no field is given).
     async fn find_sessions(&self, matching: &SessionMatch) -> Result<Vec<String>, StoreError>;
     /// Deletes a session; true when it existed.

@@ -33,6 +33,13 @@ fn migrator() -> Migrator {
             include_str!("../../migrations/sqlite/0003_session_lookup.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            4,
+            "directory check".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0004_directory_check.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -76,7 +83,7 @@ impl Store for SqliteStore {
     async fn insert_session(&self, s: &StoredSession) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sessions (id, tenant, payload, created_at, last_seen_at, expires_at, \
-             subject_digest, sid_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             subject_digest, sid_digest, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.tenant)
@@ -86,6 +93,7 @@ impl Store for SqliteStore {
         .bind(s.expires_at)
         .bind(&s.subject_digest)
         .bind(&s.sid_digest)
+        .bind(s.checked_at)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -94,7 +102,7 @@ impl Store for SqliteStore {
     async fn get_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
         let row = sqlx::query(
             "SELECT id, tenant, payload, created_at, last_seen_at, expires_at, \
-             subject_digest, sid_digest FROM sessions WHERE id = ?",
+             subject_digest, sid_digest, checked_at FROM sessions WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -108,7 +116,17 @@ impl Store for SqliteStore {
             expires_at: r.get(5),
             subject_digest: r.get(6),
             sid_digest: r.get(7),
+            checked_at: r.get(8),
         }))
+    }
+
+    async fn mark_checked(&self, id: &str, at: UnixSeconds) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET checked_at = MAX(checked_at, ?) WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn find_sessions(&self, matching: &SessionMatch) -> Result<Vec<String>, StoreError> {
@@ -238,6 +256,7 @@ mod tests {
             expires_at: expires,
             subject_digest: Some(format!("sub-{id}")),
             sid_digest: (id == "a").then(|| "sid-a".to_owned()),
+            checked_at: 100,
         }
     }
 

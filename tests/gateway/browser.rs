@@ -140,8 +140,8 @@ impl Ports {
 
 fn tenants(up: std::net::SocketAddr, sign_in: &str) -> String {
     format!(
-        "  - name: public\n    hosts: [{PUBLIC_HOST}]\n    upstream: {{ address: {up} }}\n    sign_in: [{sign_in}]\n\
-         \x20 - name: loopback\n    hosts: [localhost, 127.0.0.1]\n    upstream: {{ address: {up} }}\n    sign_in: [{sign_in}]\n"
+        "  - name: public\n    hosts: [{PUBLIC_HOST}]\n    upstream: {{ address: {up} }}\n    sign_in: [{sign_in}]\n    directory: {{ kind: none }}\n\
+         \x20 - name: loopback\n    hosts: [localhost, 127.0.0.1]\n    upstream: {{ address: {up} }}\n    sign_in: [{sign_in}]\n    directory: {{ kind: none }}\n"
     )
 }
 

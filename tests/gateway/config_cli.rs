@@ -39,6 +39,7 @@ fn every_shipped_config_is_valid() {
                 "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
             ),
             ("VESTIBULE_GOOGLE_SECRET", "example-secret"),
+            ("CRM_DATABASE_URL", "postgres://vestibule@127.0.0.1/crm"),
         ],
     );
     assert_eq!(code, 0, "{out}{err}");
@@ -79,7 +80,7 @@ fn broken_yaml_is_reported_with_its_line() {
 fn unknown_keys_are_errors_with_path_and_line() {
     let (code, lines) = check("tenants:\n  - name: a\n    hots: [x]\n");
     assert_eq!(code, 2);
-    assert_eq!(lines, vec!["3:5: tenants[0]: unknown field `hots`, expected one of `name`, `hosts`, `upstream`, `public`, `api`, `sign_in`"]);
+    assert_eq!(lines, vec!["3:5: tenants[0]: unknown field `hots`, expected one of `name`, `hosts`, `upstream`, `public`, `api`, `sign_in`, `directory`"]);
 }
 
 #[test]
@@ -178,6 +179,7 @@ tenants:
       - provider: azure
       - provider: nobody
         azure_tenant_ids: [not-a-guid]
+    directory: {{ kind: none }}
 ",
         root = env!("CARGO_MANIFEST_DIR")
     );
@@ -223,6 +225,7 @@ tenants:
     hosts: [crm.example]
     upstream: {{ address: 127.0.0.1:9000 }}
     sign_in: [{{ provider: google, hosted_domains: [contoso.example] }}]
+    directory: {{ kind: none }}
 ",
         root = env!("CARGO_MANIFEST_DIR")
     );

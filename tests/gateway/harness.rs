@@ -167,6 +167,8 @@ pub struct Setup {
     pub tls_port: Option<u16>,
     /// Lines added to the contoso tenant (e.g. `sign_in`).
     pub contoso_extra: String,
+    /// The contoso tenant's `directory:` line (everyone the provider verifies by default).
+    pub contoso_directory: String,
 }
 
 impl Setup {
@@ -181,6 +183,7 @@ impl Setup {
             extra_top: String::new(),
             tls_port: None,
             contoso_extra: String::new(),
+            contoso_directory: "    directory: { kind: none }\n".into(),
         }
     }
 
@@ -206,7 +209,7 @@ impl Setup {
              log: {{ level: \"info,vestibule::access=off\" }}\n\
              {top}\
              tenants:\n\
-             \x20 - name: contoso\n    hosts: [crm.contoso.localhost]\n    upstream: {{ address: {up} }}\n    public: [/static/]\n    api: [/api/]\n{contoso}\
+             \x20 - name: contoso\n    hosts: [crm.contoso.localhost]\n    upstream: {{ address: {up} }}\n    public: [/static/]\n    api: [/api/]\n{contoso}{directory}\
              \x20 - name: fabrikam\n    hosts: [crm.fabrikam.test]\n    upstream: {{ address: {up} }}\n\
              {extra}",
             port = self.port,
@@ -217,6 +220,7 @@ impl Setup {
             top = self.extra_top,
             extra = self.extra_tenants,
             contoso = self.contoso_extra,
+            directory = self.contoso_directory,
         )
     }
 
@@ -411,6 +415,7 @@ pub fn alice() -> Identity {
         name: Some("Alice Example".into()),
         idp_tenant: Some("contoso-tenant-id".into()),
         claims: Default::default(),
+        crm: None,
     }
 }
 

@@ -5,6 +5,8 @@ mod harness;
 mod browser;
 mod config_cli;
 mod cookies;
+mod databases;
+mod directory;
 mod encoding_attacks;
 mod flow;
 mod limits;

@@ -68,6 +68,8 @@ struct Hostile {
     huge_jwks: bool,
     /// Hold every token-endpoint answer this long (a slow provider).
     token_delay: std::time::Duration,
+    /// How many times the JWKS was fetched.
+    jwks_fetches: usize,
 }
 
 /// Starts the hostile provider; returns its issuer URL and the state to steer it.
@@ -100,7 +102,8 @@ async fn hostile_provider() -> (String, Arc<Mutex<Hostile>>) {
                             })
                             .to_string(),
                             "/jwks" => {
-                                let h = s.lock().unwrap();
+                                let mut h = s.lock().unwrap();
+                                h.jwks_fetches += 1;
                                 let set = serde_json::to_string(&JwkSet {
                                     keys: h.jwks.clone(),
                                 })
@@ -327,8 +330,33 @@ async fn a_key_rotated_between_redirect_and_callback_is_fetched_once() {
         "http://crm.contoso.localhost/_vestibule/oidc/callback?code=x&state={}",
         urlencode(&query_param(&auth, "state"))
     );
+    let fetches_before = hostile.lock().unwrap().jwks_fetches;
     let r = callback(&gw, &redirect, &binding).await;
     assert_eq!(r.status, 302, "{}", r.body);
+    assert_eq!(
+        hostile.lock().unwrap().jwks_fetches,
+        fetches_before + 1,
+        "the unknown key cost exactly one JWKS fetch"
+    );
+
+    // Another token with a key the provider never published, right after: refused, and it
+    // does not make the gateway fetch again (one on-demand refresh a minute).
+    let forged = key(dir.path(), "forged");
+    let (auth, binding) = begin(&gw).await;
+    hostile.lock().unwrap().next_id_token =
+        sign(&forged, &claims(&issuer, &query_param(&auth, "nonce")));
+    let redirect = format!(
+        "http://crm.contoso.localhost/_vestibule/oidc/callback?code=x&state={}",
+        urlencode(&query_param(&auth, "state"))
+    );
+    let r = callback(&gw, &redirect, &binding).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(session_cookie(&r).is_none());
+    assert_eq!(
+        hostile.lock().unwrap().jwks_fetches,
+        fetches_before + 1,
+        "a second unknown key within the minute is not fetched for"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

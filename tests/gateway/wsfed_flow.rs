@@ -30,6 +30,16 @@ pub struct PendingSignIn {
 
 /// Drives the browser part: protected page → login → provider → form.
 pub async fn start_sign_in(gw: &Gateway, peer: &WsFedPeer) -> PendingSignIn {
+    start_sign_in_as(gw, peer, None).await
+}
+
+/// `start_sign_in`, with the person picking account `login_hint` at the provider (the peer
+/// signs them in; without it, its configured user).
+pub async fn start_sign_in_as(
+    gw: &Gateway,
+    peer: &WsFedPeer,
+    login_hint: Option<&str>,
+) -> PendingSignIn {
     let first = get(
         gw.addr,
         "crm.contoso.localhost",
@@ -62,6 +72,10 @@ pub async fn start_sign_in(gw: &Gateway, peer: &WsFedPeer) -> PendingSignIn {
         "{set_cookie}"
     );
     let binding_cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let to_idp = match login_hint {
+        Some(hint) => format!("{to_idp}&login_hint={}", urlencode(hint)),
+        None => to_idp,
+    };
     let html = reqwest::get(&to_idp).await.unwrap().text().await.unwrap();
     let fields = form_fields(&html);
     let field = |n: &str| {
@@ -640,7 +654,7 @@ async fn sign_in_over_plain_http_on_a_public_name_says_https_is_required() {
         .extra_top
         .push_str("proxy: { trusted_proxies: [10.0.0.0/8] }\n");
     setup.extra_tenants = format!(
-        "  - name: public\n    hosts: [crm.public.example]\n    upstream: {{ address: {} }}\n    sign_in: [{{ provider: corp, allowed_issuers: [\"{ISSUER}\"] }}]\n",
+        "  - name: public\n    hosts: [crm.public.example]\n    upstream: {{ address: {} }}\n    sign_in: [{{ provider: corp, allowed_issuers: [\"{ISSUER}\"] }}]\n    directory: {{ kind: none }}\n",
         up.addr
     );
     let gw = setup.start().await;

@@ -60,5 +60,18 @@ pub fn identity(provider: &str, a: &Assertion) -> Identity {
         name,
         idp_tenant: a.claim(TENANT_ID).map(str::to_owned),
         claims,
+        crm: None,
     }
+}
+
+/// The assertion's single-valued attributes by claim type: what a directory may match on
+/// (a multi-valued attribute names no one user).
+pub fn signed_claims(a: &Assertion) -> std::collections::BTreeMap<String, String> {
+    a.attributes
+        .iter()
+        .filter_map(|(name, values)| match values.as_slice() {
+            [one] => Some((name.clone(), one.clone())),
+            _ => None,
+        })
+        .collect()
 }

@@ -8,7 +8,6 @@ use super::prolog;
 use super::xmldsig::{self, CertificateDer, SignatureAlgorithm, DSIG_NS};
 use crate::clock::UnixSeconds;
 use roxmltree::{Document, Node, ParsingOptions};
-use x509_parser::prelude::*;
 
 const MD_NS: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
 const FED_NS: &str = "http://docs.oasis-open.org/wsfed/federation/200706";
@@ -50,52 +49,26 @@ pub enum MetadataError {
     Certificate(String),
 }
 
-/// Checks one DER certificate: parseable X.509, RSA ≥ 2048 bits or an EC key.
+/// Checks one DER certificate (see `certificates::inspect`) and loads its key.
 pub fn check_certificate(der: &[u8]) -> Result<TrustedCert, MetadataError> {
-    let (rest, cert) = X509Certificate::from_der(der)
-        .map_err(|e| MetadataError::Certificate(format!("is not X.509: {e}")))?;
-    if !rest.is_empty() {
-        return Err(MetadataError::Certificate("has trailing bytes".into()));
-    }
-    let subject = cert.subject().to_string();
-    match cert.public_key().parsed() {
-        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) if rsa.key_size() >= 2048 => {}
-        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
-            return Err(MetadataError::Certificate(format!(
-                "{subject}: RSA key of {} bits (2048 required)",
-                rsa.key_size()
-            )))
-        }
-        Ok(x509_parser::public_key::PublicKey::EC(_)) => {}
-        _ => {
-            return Err(MetadataError::Certificate(format!(
-                "{subject}: unsupported key type"
-            )))
-        }
-    }
+    let info = crate::certificates::inspect(der).map_err(MetadataError::Certificate)?;
     let der = CertificateDer::from_der(der.to_vec())
-        .map_err(|e| MetadataError::Certificate(format!("{subject}: {e}")))?;
+        .map_err(|e| MetadataError::Certificate(format!("{}: {e}", info.subject)))?;
     Ok(TrustedCert {
         der,
-        not_before: cert.validity().not_before.timestamp(),
-        not_after: cert.validity().not_after.timestamp(),
-        subject,
+        not_before: info.not_before,
+        not_after: info.not_after,
+        subject: info.subject,
     })
 }
 
 /// Reads PEM certificates (pinned files).
 pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<TrustedCert>, MetadataError> {
-    let mut out = Vec::new();
-    for block in Pem::iter_from_buffer(pem) {
-        let block = block.map_err(|e| MetadataError::Certificate(format!("is not PEM: {e}")))?;
-        out.push(check_certificate(&block.contents)?);
-    }
-    if out.is_empty() {
-        return Err(MetadataError::Certificate(
-            "file holds no PEM certificate".into(),
-        ));
-    }
-    Ok(out)
+    crate::certificates::from_pem(pem)
+        .map_err(MetadataError::Certificate)?
+        .iter()
+        .map(|der| check_certificate(der))
+        .collect()
 }
 
 /// What Vestibule takes from federation metadata.

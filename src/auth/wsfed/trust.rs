@@ -5,16 +5,16 @@
 use super::metadata::TrustedCert;
 use super::xmldsig::CertificateDer;
 use crate::clock::UnixSeconds;
+use crate::throttle::Throttle;
 use arc_swap::ArcSwap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// Trusted signing certificates of one provider.
 pub struct TrustStore {
     pinned: Vec<TrustedCert>,
     from_metadata: ArcSwap<Vec<TrustedCert>>,
-    last_refresh: AtomicI64,
-    last_on_demand: AtomicI64,
+    scheduled: Throttle,
+    on_demand: Throttle,
 }
 
 impl TrustStore {
@@ -23,46 +23,34 @@ impl TrustStore {
         Self {
             pinned,
             from_metadata: ArcSwap::from_pointee(Vec::new()),
-            last_refresh: AtomicI64::new(i64::MIN),
-            last_on_demand: AtomicI64::new(i64::MIN),
+            scheduled: Throttle::new(),
+            on_demand: Throttle::new(),
         }
     }
 
     /// Replaces the metadata certificates (a successful refresh).
     pub fn update(&self, certs: Vec<TrustedCert>, now: UnixSeconds) {
         self.from_metadata.store(Arc::new(certs));
-        self.last_refresh.store(now, Ordering::SeqCst);
+        self.scheduled.mark(now);
     }
 
     /// Claims the scheduled refresh if the last successful one is older than `min_interval`
     /// seconds.
     pub fn claim_refresh(&self, now: UnixSeconds, min_interval: i64) -> bool {
-        let last = self.last_refresh.load(Ordering::SeqCst);
-        now.saturating_sub(last) >= min_interval
-            && self
-                .last_refresh
-                .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
+        self.scheduled.try_claim(now, min_interval)
     }
 
     /// Claims an on-demand refresh (a token named an unknown key): at most one per
     /// `min_interval` seconds, so a stream of forged tokens cannot hammer the provider.
     pub fn claim_on_demand(&self, now: UnixSeconds, min_interval: i64) -> bool {
-        let last = self.last_on_demand.load(Ordering::SeqCst);
-        now.saturating_sub(last) >= min_interval
-            && self
-                .last_on_demand
-                .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
+        self.on_demand.try_claim(now, min_interval)
     }
 
     /// Records a failed refresh so the schedule tries again after `retry_in` seconds rather than
     /// a whole interval later.
     pub fn refresh_failed(&self, now: UnixSeconds, retry_in: i64, interval: i64) {
-        self.last_refresh.store(
-            now.saturating_sub(interval).saturating_add(retry_in),
-            Ordering::SeqCst,
-        );
+        self.scheduled
+            .mark(now.saturating_sub(interval).saturating_add(retry_in));
     }
 
     /// Certificates valid at `now`.

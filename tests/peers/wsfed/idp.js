@@ -11,6 +11,7 @@
 // (the library wsfed itself uses) and wrapped in an RSTR shaped like Azure
 // AD's WS-Federation answer. See README.md for the configuration.
 
+const crypto = require('crypto');
 const fs = require('fs');
 const express = require('express');
 const wsfed = require('wsfed');
@@ -90,13 +91,30 @@ const user = {
   tid: env('USER_TID', '0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9'),
 };
 
-function userClaims() {
+// The person signing in: the configured user, or the one named by `login_hint` on the
+// sign-in URL (the account a person picks at the provider; tests sign several people in
+// through one peer). Object ids are derived from the name, so one person keeps one.
+function currentUser(req) {
+  const hint = req && queryString(req, 'login_hint');
+  if (!hint) return user;
+  const hex = crypto.createHash('sha1').update(hint).digest('hex');
+  return {
+    upn: hint,
+    email: hint,
+    name: hint.split('@')[0],
+    oid: [hex.slice(0, 8), hex.slice(8, 12), '4' + hex.slice(13, 16), '8' + hex.slice(17, 20), hex.slice(20, 32)].join('-'),
+    tid: user.tid,
+  };
+}
+
+function userClaims(u) {
+  u = u || user;
   const c = {};
-  c[CLAIM.upn] = user.upn;
-  c[CLAIM.name] = user.name;
-  c[CLAIM.email] = user.email;
-  c[CLAIM.oid] = user.oid;
-  c[CLAIM.tid] = user.tid;
+  c[CLAIM.upn] = u.upn;
+  c[CLAIM.name] = u.name;
+  c[CLAIM.email] = u.email;
+  c[CLAIM.oid] = u.oid;
+  c[CLAIM.tid] = u.tid;
   return c;
 }
 
@@ -106,10 +124,10 @@ function ClaimsMapper(u) {
   this.user = u;
 }
 ClaimsMapper.prototype.getClaims = function () {
-  return userClaims();
+  return userClaims(this.user);
 };
 ClaimsMapper.prototype.getNameIdentifier = function () {
-  return { nameIdentifier: user.upn };
+  return { nameIdentifier: (this.user || user).upn };
 };
 // Used by wsfed.metadata for fed:ClaimTypesOffered.
 ClaimsMapper.prototype.metadata = [
@@ -176,7 +194,7 @@ function saml11Issuer(responseHandler) {
     digestAlgorithm: digestAlg,
     lifetimeInSeconds: lifetime,
     profileMapper: ClaimsMapper,
-    getUserFromRequest: function () { return user; },
+    getUserFromRequest: currentUser,
     getPostURL: function (wtrealm, wreply, req, cb) {
       cb(null, wreply || wtrealm || 'about:blank');
     },
@@ -193,7 +211,7 @@ function isoMillis(d) {
 
 // SAML 2.0: signed assertion from `saml`, wrapped like Azure AD's RSTR
 // (see shared/fixtures/microsoft/aad-wsfed-rstr-saml2-2017-04-23.xml).
-function saml20Rstr(realm) {
+function saml20Rstr(realm, u) {
   const created = new Date();
   const expires = new Date(created.getTime() + lifetime * 1000);
   const assertion = Saml20.create({
@@ -202,9 +220,9 @@ function saml20Rstr(realm) {
     issuer: issuer,
     lifetimeInSeconds: lifetime,
     audiences: realm,
-    attributes: userClaims(),
+    attributes: userClaims(u),
     includeAttributeNameFormat: false, // Azure AD sends Name only
-    nameIdentifier: user.upn,
+    nameIdentifier: u.upn,
     nameIdentifierFormat: 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified',
     authnContextClassRef: 'urn:oasis:names:tc:SAML:2.0:ac:classes:Password',
     signatureAlgorithm: sigAlg,
@@ -247,7 +265,7 @@ function issue(req, res, next, handler, postUrl) {
   }
   let rstr;
   try {
-    rstr = saml20Rstr(wtrealm);
+    rstr = saml20Rstr(wtrealm, currentUser(req));
   } catch (e) {
     return next(e);
   }

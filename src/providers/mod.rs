@@ -1,30 +1,18 @@
 //! The configured identity providers at run time: their trusted certificates, kept fresh
 //! from federation metadata on a schedule and at once when a token names an unknown key.
 
+mod wsfed;
+
+pub use wsfed::{TokenRules, VerifyError, WsFedRuntime};
+
 use crate::auth::oidc::OidcRuntime;
 use crate::auth::wsfed::metadata::{self, TrustedCert};
 use crate::auth::wsfed::trust::TrustStore;
-use crate::auth::wsfed::CertificateDer;
 use crate::clock::Clock;
-use crate::config::{Provider, ProviderKind, WsFedProvider};
+use crate::config::{Provider, ProviderKind};
 use crate::http_client::ProviderHttp;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Least time between two on-demand metadata refreshes, seconds.
-pub const MIN_REFRESH_INTERVAL: i64 = 60;
-
-/// A WS-Federation provider with its trust store.
-pub struct WsFedRuntime {
-    /// Provider name.
-    pub name: String,
-    /// Button text.
-    pub display_name: String,
-    /// Settings.
-    pub config: WsFedProvider,
-    /// Trusted signing certificates.
-    pub trust: TrustStore,
-}
 
 /// A provider at run time.
 pub enum RuntimeProvider {
@@ -74,7 +62,7 @@ impl Providers {
                     let runtime = OidcRuntime::new(&p.name, &p.display_name, oidc.clone());
                     // A provider that is down at start is not fatal: sign-in shows a clear
                     // page until it answers, and existing sessions keep working.
-                    if runtime.discover(&client).await.is_ok() {
+                    if runtime.discover(&client, clock.now()).await.is_ok() {
                         tracing::info!(provider = %p.name, "OpenID provider discovered");
                     }
                     by_name.insert(p.name.clone(), Arc::new(RuntimeProvider::Oidc(runtime)));
@@ -93,7 +81,7 @@ impl Providers {
                 trust: TrustStore::new(pinned),
             };
             if ws.metadata_url.is_some() {
-                if let Err(e) = refresh(&client, &runtime, clock.now()).await {
+                if let Err(e) = runtime.refresh(&client, clock.now()).await {
                     tracing::error!(provider = %p.name, error = %e, "federation metadata unavailable at start");
                 }
             }
@@ -134,8 +122,8 @@ impl Providers {
                 RuntimeProvider::WsFed(ws) => ws,
                 RuntimeProvider::Oidc(o) => {
                     // Keys rotate more often than federation metadata: hourly.
-                    if o.discovery_older_than(std::time::Duration::from_secs(3600)) {
-                        let _ = o.discover(&self.client).await;
+                    if o.discovery_older_than(3600, self.clock.now()) {
+                        let _ = o.discover(&self.client, self.clock.now()).await;
                     }
                     continue;
                 }
@@ -144,47 +132,11 @@ impl Providers {
             if ws.config.metadata_url.is_some()
                 && ws.trust.claim_refresh(self.clock.now(), interval)
             {
-                if let Err(e) = refresh(&self.client, ws, self.clock.now()).await {
+                if let Err(e) = ws.refresh(&self.client, self.clock.now()).await {
                     tracing::warn!(provider = %ws.name, error = %e, "metadata refresh failed; keeping the last good certificates");
                     ws.trust.refresh_failed(self.clock.now(), 300, interval);
                 }
             }
         }
     }
-
-    /// Refreshes one provider now, unless an on-demand refresh happened within the last minute. True when new
-    /// certificates were loaded.
-    pub async fn refresh_now(&self, ws: &WsFedRuntime) -> bool {
-        if ws.config.metadata_url.is_none()
-            || !ws
-                .trust
-                .claim_on_demand(self.clock.now(), MIN_REFRESH_INTERVAL)
-        {
-            return false;
-        }
-        tracing::info!(provider = %ws.name, "token signed with an unknown key: refreshing metadata");
-        match refresh(&self.client, ws, self.clock.now()).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(provider = %ws.name, error = %e, "on-demand metadata refresh failed");
-                false
-            }
-        }
-    }
-}
-
-async fn refresh(client: &ProviderHttp, ws: &WsFedRuntime, now: i64) -> Result<(), String> {
-    let url = ws.config.metadata_url.as_ref().ok_or("no metadata_url")?;
-    let xml = client.get_text(url).await?;
-    let signer = ws
-        .config
-        .metadata_signer
-        .clone()
-        .map(CertificateDer::from_der)
-        .transpose()
-        .map_err(|e| format!("metadata signing certificate: {e}"))?;
-    let md = metadata::parse(&xml, signer.as_ref(), now).map_err(|e| e.to_string())?;
-    tracing::info!(provider = %ws.name, certificates = md.signing.len(), "federation metadata loaded");
-    ws.trust.update(md.signing, now);
-    Ok(())
 }

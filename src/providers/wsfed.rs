@@ -1,0 +1,160 @@
+//! A WS-Federation provider at run time: its trusted signing certificates (pinned, and the
+//! last good set from federation metadata) and verification that refreshes them once when a
+//! token is signed with a key published since the last refresh.
+
+use crate::auth::wsfed::metadata;
+use crate::auth::wsfed::saml::Assertion;
+use crate::auth::wsfed::trust::TrustStore;
+use crate::auth::wsfed::{self, CertificateDer, WsFedError};
+use crate::clock::{Clock, UnixSeconds};
+use crate::config::WsFedProvider;
+use crate::http_client::ProviderHttp;
+use crate::sign_in_pool::{PoolError, SignInPool};
+use std::sync::Arc;
+
+/// Least time between two on-demand metadata refreshes, seconds: a stream of forged tokens
+/// naming unknown keys costs the provider at most one request a minute.
+pub const MIN_ON_DEMAND_REFRESH_SECS: i64 = 60;
+
+/// A WS-Federation provider with its trust store.
+pub struct WsFedRuntime {
+    /// Provider name.
+    pub name: String,
+    /// Button text.
+    pub display_name: String,
+    /// Settings.
+    pub config: WsFedProvider,
+    /// Trusted signing certificates.
+    pub trust: TrustStore,
+}
+
+/// Why a `wresult` was not turned into an assertion.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The token was refused.
+    #[error(transparent)]
+    Token(#[from] WsFedError),
+    /// Every sign-in worker is busy (the verification did not run).
+    #[error("all sign-in workers are busy")]
+    Busy,
+}
+
+/// What the tenant expects of a token, besides this provider's own settings.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenRules<'a> {
+    /// Issuers the tenant accepts from this provider.
+    pub allowed_issuers: &'a [String],
+    /// Largest `wresult` accepted, bytes.
+    pub max_bytes: usize,
+}
+
+impl WsFedRuntime {
+    /// Fetches federation metadata and replaces the metadata certificates with its signing set.
+    pub async fn refresh(&self, client: &ProviderHttp, now: UnixSeconds) -> Result<(), String> {
+        let url = self.config.metadata_url.as_ref().ok_or("no metadata_url")?;
+        let xml = client.get_text(url).await?;
+        let signer = self
+            .config
+            .metadata_signer
+            .clone()
+            .map(CertificateDer::from_der)
+            .transpose()
+            .map_err(|e| format!("metadata signing certificate: {e}"))?;
+        let md = metadata::parse(&xml, signer.as_ref(), now).map_err(|e| e.to_string())?;
+        tracing::info!(provider = %self.name, certificates = md.signing.len(), "federation metadata loaded");
+        self.trust.update(md.signing, now);
+        Ok(())
+    }
+
+    /// Refreshes now because a token named an unknown key, at most once a minute. True when
+    /// new certificates were loaded.
+    async fn refresh_on_demand(&self, client: &ProviderHttp, now: UnixSeconds) -> bool {
+        if self.config.metadata_url.is_none()
+            || !self.trust.claim_on_demand(now, MIN_ON_DEMAND_REFRESH_SECS)
+        {
+            return false;
+        }
+        tracing::info!(provider = %self.name, "token signed with an unknown key: refreshing metadata");
+        match self.refresh(client, now).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(provider = %self.name, error = %e, "on-demand metadata refresh failed");
+                false
+            }
+        }
+    }
+
+    /// Verifies a `wresult` on the sign-in pool (never on a proxy worker), and once more after
+    /// fetching metadata when the signature does not verify with the known keys (a key
+    /// rollover published since the last refresh).
+    pub async fn verify(
+        &self,
+        pool: &SignInPool,
+        client: &ProviderHttp,
+        clock: &Arc<dyn Clock>,
+        wresult: String,
+        rules: TokenRules<'_>,
+    ) -> Result<Assertion, VerifyError> {
+        let wresult: Arc<str> = wresult.into();
+        let job = Job {
+            realm: self.config.realm.clone(),
+            allowed_issuers: rules.allowed_issuers.to_vec(),
+            skew: self.config.clock_skew.as_secs() as i64,
+            algorithms: self.config.algorithms.clone(),
+            max_bytes: rules.max_bytes,
+        };
+        let attempt = |job: Job| {
+            let now = clock.now();
+            let trusted = self.trust.current(now);
+            let wresult = wresult.clone();
+            async move {
+                match pool.run(move || job.verify(&wresult, &trusted, now)).await {
+                    Ok(result) => result.map_err(VerifyError::Token),
+                    Err(e) => {
+                        if e == PoolError::Failed {
+                            tracing::error!("WS-Federation verification job failed");
+                        }
+                        Err(VerifyError::Busy)
+                    }
+                }
+            }
+        };
+        match attempt(job.clone()).await {
+            Err(VerifyError::Token(WsFedError::BadSignature))
+                if self.refresh_on_demand(client, clock.now()).await =>
+            {
+                attempt(job).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// Everything a verification needs, owned, so it can run on the sign-in pool.
+#[derive(Clone)]
+struct Job {
+    realm: String,
+    allowed_issuers: Vec<String>,
+    skew: i64,
+    algorithms: Vec<wsfed::SignatureAlgorithm>,
+    max_bytes: usize,
+}
+
+impl Job {
+    fn verify(
+        &self,
+        wresult: &str,
+        trusted: &[CertificateDer],
+        now: i64,
+    ) -> Result<Assertion, WsFedError> {
+        let expect = wsfed::Expectations {
+            realm: &self.realm,
+            allowed_issuers: &self.allowed_issuers,
+            now,
+            skew: self.skew,
+            algorithms: &self.algorithms,
+            max_bytes: self.max_bytes,
+        };
+        wsfed::verify_wresult(wresult, trusted, &expect)
+    }
+}
