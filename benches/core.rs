@@ -111,7 +111,7 @@ fn hot_path(c: &mut Criterion) {
     });
     group.finish();
 
-    let signer = vestibule::assertion::AssertionSigner::new(&config.assertion).unwrap();
+    let signer = vestibule::upstream_jwt::UpstreamJwtSigner::new(&config.assertion).unwrap();
     let now = clock.now();
     let mut group = c.benchmark_group("assertion");
     // Reuse is what every request does: the session's prepared assertion, cloned.

@@ -5,11 +5,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod assertion;
 pub mod auth;
 pub mod certificates;
 pub mod clock;
 pub mod config;
+pub mod cookie_header;
 pub mod crypto;
 pub mod directory;
 pub mod error;
@@ -25,3 +25,4 @@ pub mod sign_in_pool;
 pub mod signin;
 pub mod store;
 pub mod throttle;
+pub mod upstream_jwt;

@@ -2,12 +2,13 @@
 //! every request that presents it.
 
 use super::sanitize::safe_value;
-use crate::assertion::AssertionSigner;
 use crate::clock::UnixSeconds;
 use crate::identity::Identity;
-use crate::session::Prepared;
+use crate::session::{Prepared, Preparer};
+use crate::upstream_jwt::UpstreamJwtSigner;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
+use std::sync::Arc;
 
 /// The names of the headers Vestibule sets. Parsed once: a name parsed per request costs an
 /// allocation and a validation pass each time.
@@ -83,7 +84,7 @@ impl SessionHeaders {
     pub fn prepare(
         identity: &Identity,
         tenant: &str,
-        signer: &AssertionSigner,
+        signer: &UpstreamJwtSigner,
         now: UnixSeconds,
     ) -> Self {
         let minted = signer.mint(identity, tenant, now);
@@ -139,6 +140,11 @@ impl SessionHeaders {
             assertion,
             fresh_until: minted.map_or(now + MINT_RETRY_SECS, |m| m.reuse_until),
         }
+    }
+
+    /// The session manager's way of deriving a session's headers, signing with `signer`.
+    pub fn preparer(signer: Arc<UpstreamJwtSigner>) -> Box<Preparer<Self>> {
+        Box::new(move |identity, tenant, now| Self::prepare(identity, tenant, &signer, now))
     }
 
     /// Where identity value `i` is in `buf`; `None` when it is absent.
@@ -210,8 +216,8 @@ mod tests {
         assert_eq!(n.request_id.as_str(), "x-vestibule-request-id");
     }
 
-    fn signer() -> AssertionSigner {
-        crate::assertion::dev_signer()
+    fn signer() -> UpstreamJwtSigner {
+        crate::upstream_jwt::dev_signer()
     }
 
     #[test]

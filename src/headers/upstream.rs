@@ -6,7 +6,7 @@
 
 use super::plan::{HeaderNames, SessionHeaders};
 use super::sanitize::OwnedHeaders;
-use crate::session::cookie;
+use crate::cookie_header;
 use http::header::{COOKIE, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
@@ -50,7 +50,7 @@ impl UpstreamHeaders {
             owned,
             names,
             cookie_base: cookie_base.to_owned(),
-            cookie_names: cookie::CookieNames::new(cookie_base)
+            cookie_names: cookie_header::CookieNames::new(cookie_base)
                 .all()
                 .map(str::to_owned)
                 .to_vec(),
@@ -116,7 +116,8 @@ impl UpstreamHeaders {
         for value in headers.get_all(COOKIE) {
             if !ours(value) {
                 kept.push(value.clone());
-            } else if let Some(rest) = cookie::without(value.as_bytes(), &self.cookie_names) {
+            } else if let Some(rest) = cookie_header::without(value.as_bytes(), &self.cookie_names)
+            {
                 kept.extend(HeaderValue::from_bytes(&rest).ok());
             }
         }
@@ -196,7 +197,7 @@ mod tests {
             claims: Default::default(),
             crm: None,
         };
-        let signer = crate::assertion::dev_signer();
+        let signer = crate::upstream_jwt::dev_signer();
         SessionHeaders::prepare(&identity, "contoso", &signer, 1_000)
     }
 

@@ -17,19 +17,23 @@ use pingora::proxy::Session;
 impl Gateway {
     pub(super) async fn backchannel_logout(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
         ctx.wants_json = true;
-        if session.req_header().method != Method::POST {
+        if downstream.req_header().method != Method::POST {
             return self
-                .fail(session, ctx, GatewayError::MethodNotAllowed)
+                .fail(downstream, ctx, GatewayError::MethodNotAllowed)
                 .await;
         }
-        let body = match self.read_form(session).await? {
+        let body = match self.read_form(downstream).await? {
             FormBody::Complete(body) => body,
-            FormBody::TooLarge => return self.fail(session, ctx, GatewayError::BadRequest).await,
-            FormBody::TooSlow => return self.fail(session, ctx, GatewayError::BodyTimeout).await,
+            FormBody::TooLarge => {
+                return self.fail(downstream, ctx, GatewayError::BadRequest).await
+            }
+            FormBody::TooSlow => {
+                return self.fail(downstream, ctx, GatewayError::BodyTimeout).await
+            }
         };
         let token = match crate::auth::form::parse(&body, &["logout_token"]) {
             Ok(mut fields) => fields.remove("logout_token"),
@@ -37,7 +41,7 @@ impl Gateway {
         };
         let Some(token) = token else {
             return self
-                .refuse_logout_token(session, ctx, "the request carries no logout_token")
+                .refuse_logout_token(downstream, ctx, "the request carries no logout_token")
                 .await;
         };
         // The claimed issuer only picks whose keys to verify with.
@@ -54,7 +58,7 @@ impl Gateway {
         let Some(provider) = provider else {
             return self
                 .refuse_logout_token(
-                    session,
+                    downstream,
                     ctx,
                     "the logout token comes from an unknown issuer",
                 )
@@ -68,7 +72,9 @@ impl Gateway {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(request_id = %ctx.request_id, provider = %provider.name, error = %e, "back-channel logout token refused");
-                return self.refuse_logout_token(session, ctx, &e.to_string()).await;
+                return self
+                    .refuse_logout_token(downstream, ctx, &e.to_string())
+                    .await;
             }
         };
         let replay_key = format!("{}|{}", verified.issuer, verified.jti);
@@ -79,10 +85,10 @@ impl Gateway {
             Ok(true) => {}
             Ok(false) => {
                 return self
-                    .refuse_logout_token(session, ctx, "the logout token was already used")
+                    .refuse_logout_token(downstream, ctx, "the logout token was already used")
                     .await
             }
-            Err(e) => return self.fail(session, ctx, e).await,
+            Err(e) => return self.fail(downstream, ctx, e).await,
         }
         match self
             .sessions
@@ -95,12 +101,12 @@ impl Gateway {
         {
             Ok(ended) => {
                 tracing::info!(request_id = %ctx.request_id, provider = %provider.name, sessions = ended, "back-channel logout");
-                self.respond(session, 200, pages::JSON, Bytes::new(), &[])
+                self.respond(downstream, 200, pages::JSON, Bytes::new(), &[])
                     .await
             }
             Err(e) => {
                 tracing::error!(request_id = %ctx.request_id, error = %e, "could not end sessions for a back-channel logout");
-                self.fail(session, ctx, GatewayError::StoreUnavailable)
+                self.fail(downstream, ctx, GatewayError::StoreUnavailable)
                     .await
             }
         }
@@ -109,7 +115,7 @@ impl Gateway {
     /// 400 with the JSON error body the specification asks for.
     async fn refuse_logout_token(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &mut RequestCtx,
         why: &str,
     ) -> Result<bool> {
@@ -123,7 +129,7 @@ impl Gateway {
             "error_description": why,
         });
         self.respond(
-            session,
+            downstream,
             400,
             pages::JSON,
             Bytes::from(body.to_string()),

@@ -10,18 +10,19 @@ mod signin;
 
 pub use ctx::RequestCtx;
 
-use crate::assertion::AssertionSigner;
 use crate::auth::return_url;
 use crate::clock::Clock;
 use crate::config::{Config, Tenant};
+use crate::cookie_header;
 use crate::directory::Directories;
 use crate::error::GatewayError;
 use crate::headers::{Caller, HeaderNames, OwnedHeaders, SessionHeaders, UpstreamHeaders};
 use crate::metrics::Metrics;
 use crate::providers::Providers;
-use crate::session::{cookie, LiveSession, SessionManager};
+use crate::session::{LiveSession, SessionManager};
 use crate::signin::{Recheck, SignInFlow, SignInParts};
 use crate::store::Store;
+use crate::upstream_jwt::UpstreamJwtSigner;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header;
@@ -121,9 +122,9 @@ pub struct Gateway {
     /// here (flooding needs inserts) and cheaper on every request.
     routes: HashMap<String, Arc<TenantRoute>, foldhash::fast::RandomState>,
     sessions: Arc<Sessions>,
-    signer: Arc<AssertionSigner>,
+    signer: Arc<UpstreamJwtSigner>,
     upstream_headers: UpstreamHeaders,
-    cookies: cookie::CookieNames,
+    cookies: cookie_header::CookieNames,
     trusted_proxies: Vec<IpNet>,
     metrics_allow: Vec<IpNet>,
     max_form_body: usize,
@@ -144,7 +145,7 @@ pub struct Parts {
     /// Session manager.
     pub sessions: Arc<Sessions>,
     /// Assertion signer.
-    pub signer: Arc<AssertionSigner>,
+    pub signer: Arc<UpstreamJwtSigner>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Durable store.
@@ -233,7 +234,7 @@ impl Gateway {
                 HeaderNames::new(&config.headers.prefix),
                 &config.session.cookie,
             ),
-            cookies: cookie::CookieNames::new(&config.session.cookie),
+            cookies: cookie_header::CookieNames::new(&config.session.cookie),
             trusted_proxies: config.proxy.trusted_proxies.clone(),
             metrics_allow: config.metrics.allow.clone(),
             max_form_body: config.proxy.max_form_body,
@@ -287,7 +288,7 @@ impl Gateway {
     /// The value of cookie `name` when the request carries exactly one of that name.
     fn one_cookie<'r>(&self, req: &'r RequestHeader, name: &'r str) -> Option<&'r str> {
         let values = req.headers.get_all(header::COOKIE).iter();
-        cookie::single(values.map(|v| v.as_bytes()), name).unwrap_or_else(|count| {
+        cookie_header::single(values.map(|v| v.as_bytes()), name).unwrap_or_else(|count| {
             tracing::warn!(
                 cookie = name,
                 count,
@@ -299,27 +300,27 @@ impl Gateway {
 
     /// Whether the browser reached us over HTTPS: our TLS listener, or a trusted proxy's
     /// `X-Forwarded-Proto: https`. Cheap: decides the cookie names on every request.
-    fn secure_request(&self, session: &Session, ctx: &RequestCtx) -> bool {
+    fn secure_request(&self, downstream: &Session, ctx: &RequestCtx) -> bool {
         ctx.tls
-            || (self.trusted_peer(Self::peer_ip(session))
-                && session
+            || (self.trusted_peer(Self::peer_ip(downstream))
+                && downstream
                     .req_header()
                     .headers
                     .get("x-forwarded-proto")
                     .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
     }
 
-    fn peer_ip(session: &Session) -> Option<IpAddr> {
-        session
+    fn peer_ip(downstream: &Session) -> Option<IpAddr> {
+        downstream
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip())
     }
 
     /// The client's address after `proxy.trusted_proxies` (see `headers::client`).
-    fn client_ip(&self, session: &Session) -> Option<IpAddr> {
-        let peer = Self::peer_ip(session)?;
-        let chain = session.req_header().headers.get_all("x-forwarded-for");
+    fn client_ip(&self, downstream: &Session) -> Option<IpAddr> {
+        let peer = Self::peer_ip(downstream)?;
+        let chain = downstream.req_header().headers.get_all("x-forwarded-for");
         crate::headers::client::client_address(
             peer,
             chain.iter().map(|v| v.as_bytes()),
@@ -334,7 +335,7 @@ impl Gateway {
     /// Writes a complete response and reports that the request is handled.
     async fn respond(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         status: u16,
         content_type: &str,
         body: Bytes,
@@ -349,12 +350,12 @@ impl Gateway {
         for (name, value) in extra {
             resp.append_header(name.clone(), value.as_str())?;
         }
-        let head_only = session.req_header().method == http::Method::HEAD;
-        session
+        let head_only = downstream.req_header().method == http::Method::HEAD;
+        downstream
             .write_response_header(Box::new(resp), head_only)
             .await?;
         if !head_only {
-            session.write_response_body(Some(body), true).await?;
+            downstream.write_response_body(Some(body), true).await?;
         }
         Ok(true)
     }
@@ -362,11 +363,11 @@ impl Gateway {
     /// Answers with the page for `error`.
     async fn fail(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &RequestCtx,
         error: GatewayError,
     ) -> Result<bool> {
-        let json = ctx.wants_json || prefers_json(session.req_header());
+        let json = ctx.wants_json || prefers_json(downstream.req_header());
         let (content_type, body) = pages::error_body(&error, &ctx.request_id, json);
         let tenant = ctx.route.as_ref().map_or("-", |r| r.tenant.name.as_str());
         self.metrics
@@ -377,7 +378,7 @@ impl Gateway {
             .retry_after()
             .map(|s| (header::RETRY_AFTER, s.to_string()));
         self.respond(
-            session,
+            downstream,
             error.status(),
             content_type,
             body,
@@ -387,15 +388,21 @@ impl Gateway {
     }
 
     /// No valid session: browsers are sent to sign in, API callers get 401 JSON.
-    async fn sign_in_required(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let req = session.req_header();
+    async fn sign_in_required(
+        &self,
+        downstream: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let req = downstream.req_header();
         let route = ctx.route.clone().expect("routed before session check");
         let navigation = matches!(req.method, http::Method::GET | http::Method::HEAD)
             && accepts_html(req)
             && !is_xhr(req);
         if route.is_api(req.uri.path()) || prefers_json(req) || !navigation {
             ctx.wants_json = route.is_api(req.uri.path());
-            return self.fail(session, ctx, GatewayError::SignInRequired).await;
+            return self
+                .fail(downstream, ctx, GatewayError::SignInRequired)
+                .await;
         }
         let original = req
             .uri
@@ -412,14 +419,14 @@ impl Gateway {
             .rejections
             .with_label_values(&[route.tenant.name.as_str(), "no_session"])
             .inc();
-        self.redirect(session, ctx, location, "Sign in", Vec::new())
+        self.redirect(downstream, ctx, location, "Sign in", Vec::new())
             .await
     }
 
     /// A 302 with a small page carrying the same link, for clients that do not follow.
     async fn redirect(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &RequestCtx,
         location: String,
         link_text: &str,
@@ -435,7 +442,8 @@ impl Gateway {
             &ctx.request_id,
         );
         extra.insert(0, (header::LOCATION, location));
-        self.respond(session, 302, pages::HTML, body, &extra).await
+        self.respond(downstream, 302, pages::HTML, body, &extra)
+            .await
     }
 
     /// Rewrites the upstream request's headers (see `headers::upstream`). The header map is
@@ -456,7 +464,7 @@ impl Gateway {
         let taken = std::mem::replace(req, RequestHeader::from(empty_parts()));
         let mut parts = http::request::Parts::from(taken);
 
-        let session = match (&ctx.session, &ctx.route) {
+        let signed_in = match (&ctx.session, &ctx.route) {
             (Some(s), Some(route)) => Some((&s.prepared, &route.tenant_header)),
             _ => None,
         };
@@ -468,7 +476,7 @@ impl Gateway {
                 tls: ctx.tls,
                 authority: parts.uri.authority().map(|a| a.as_str()),
                 request_id: &ctx.request_id,
-                session,
+                session: signed_in,
             },
         );
 
@@ -602,8 +610,8 @@ fn is_xhr(req: &RequestHeader) -> bool {
     )
 }
 
-fn is_tls(session: &Session) -> bool {
-    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+fn is_tls(downstream: &Session) -> bool {
+    downstream.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
 #[async_trait]
@@ -614,25 +622,25 @@ impl ProxyHttp for Gateway {
         RequestCtx::default()
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn request_filter(&self, downstream: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = self.request_ids.next();
-        ctx.tls = is_tls(session);
-        let path = session.req_header().uri.path();
+        ctx.tls = is_tls(downstream);
+        let path = downstream.req_header().uri.path();
         if let Some(rest) = path.strip_prefix("/_vestibule/") {
             let rest = rest.to_owned();
-            return self.reserved(session, ctx, &rest).await;
+            return self.reserved(downstream, ctx, &rest).await;
         }
-        let route = match self.route(session.req_header()) {
+        let route = match self.route(downstream.req_header()) {
             Ok(route) => route,
-            Err(e) => return self.fail(session, ctx, e).await,
+            Err(e) => return self.fail(downstream, ctx, e).await,
         };
         ctx.route = Some(route.clone());
-        if route.is_public(session.req_header().uri.path()) {
+        if route.is_public(downstream.req_header().uri.path()) {
             return Ok(false);
         }
-        let secure = self.secure_request(session, ctx);
+        let secure = self.secure_request(downstream, ctx);
         match self
-            .load_session(session.req_header(), &route.tenant.name, secure)
+            .load_session(downstream.req_header(), &route.tenant.name, secure)
             .await
         {
             Ok(Some(s)) => match self.sign_in.recheck(&route.tenant, &s).await {
@@ -640,16 +648,16 @@ impl ProxyHttp for Gateway {
                     ctx.session = Some(s);
                     Ok(false)
                 }
-                Recheck::Ended => self.sign_in_required(session, ctx).await,
+                Recheck::Ended => self.sign_in_required(downstream, ctx).await,
                 Recheck::Unavailable => {
-                    self.fail(session, ctx, GatewayError::DirectoryUnavailable)
+                    self.fail(downstream, ctx, GatewayError::DirectoryUnavailable)
                         .await
                 }
             },
-            Ok(None) => self.sign_in_required(session, ctx).await,
+            Ok(None) => self.sign_in_required(downstream, ctx).await,
             Err(e) => {
                 tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
-                self.fail(session, ctx, GatewayError::StoreUnavailable)
+                self.fail(downstream, ctx, GatewayError::StoreUnavailable)
                     .await
             }
         }
@@ -657,7 +665,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        _downstream: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         match &ctx.route {
@@ -668,11 +676,11 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let peer = Self::peer_ip(session);
+        let peer = Self::peer_ip(downstream);
         self.prepare_upstream_request(upstream_request, ctx, peer)?;
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
@@ -680,7 +688,7 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        _downstream: &mut Session,
         _upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -692,7 +700,7 @@ impl ProxyHttp for Gateway {
 
     async fn fail_to_proxy(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
@@ -717,15 +725,15 @@ impl ProxyHttp for Gateway {
         tracing::warn!(request_id = %ctx.request_id, error = %e, "request failed");
         // The response may already be under way; then there is nothing more to send.
         let status = error.status();
-        let _ = self.fail(session, ctx, error).await;
+        let _ = self.fail(downstream, ctx, error).await;
         FailToProxy {
             error_code: status,
             can_reuse_downstream: false,
         }
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session
+    async fn logging(&self, downstream: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = downstream
             .response_written()
             .map_or(http::StatusCode::INTERNAL_SERVER_ERROR, |r| r.status);
         let tenant = ctx.route.as_ref().map_or("-", |r| r.tenant.name.as_str());
@@ -747,8 +755,8 @@ impl ProxyHttp for Gateway {
             target: "vestibule::access",
             request_id = %ctx.request_id,
             tenant,
-            method = %session.req_header().method,
-            path = session.req_header().uri.path(),
+            method = %downstream.req_header().method,
+            path = downstream.req_header().uri.path(),
             status = status.as_u16(),
             user = ctx
                 .session

@@ -46,21 +46,27 @@ impl Gateway {
     /// Dispatches `/_vestibule/<rest>`.
     pub(super) async fn reserved(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &mut RequestCtx,
         rest: &str,
     ) -> Result<bool> {
-        let method = session.req_header().method.clone();
+        let method = downstream.req_header().method.clone();
         let read_only = method == Method::GET || method == Method::HEAD;
         match rest {
             "health" if read_only => {
-                self.respond(session, 200, "text/plain", Bytes::from_static(b"ok\n"), &[])
-                    .await
+                self.respond(
+                    downstream,
+                    200,
+                    "text/plain",
+                    Bytes::from_static(b"ok\n"),
+                    &[],
+                )
+                .await
             }
             "ready" if read_only => match self.readiness().await {
                 Ok(()) => {
                     self.respond(
-                        session,
+                        downstream,
                         200,
                         "text/plain",
                         Bytes::from_static(b"ready\n"),
@@ -73,43 +79,43 @@ impl Gateway {
                     // The reason names the component (store, a tenant's directory), not its
                     // address or error text: those stay in the log.
                     let body = Bytes::from(format!("not ready: {}\n", why.public));
-                    self.respond(session, 503, "text/plain", body, &[]).await
+                    self.respond(downstream, 503, "text/plain", body, &[]).await
                 }
             },
             "metrics" if read_only => {
                 // Decided on the client's address, not the direct peer's: behind a reverse
                 // proxy on this host every peer is loopback.
                 let allowed = self
-                    .client_ip(session)
+                    .client_ip(downstream)
                     .is_some_and(|ip| self.metrics_allow.iter().any(|n| n.contains(&ip)));
                 if !allowed {
-                    return self.fail(session, ctx, GatewayError::Forbidden).await;
+                    return self.fail(downstream, ctx, GatewayError::Forbidden).await;
                 }
                 self.metrics
                     .cached_sessions
                     .set(self.sessions.cached() as i64);
                 let body = Bytes::from(self.metrics.render());
-                self.respond(session, 200, "text/plain; version=0.0.4", body, &[])
+                self.respond(downstream, 200, "text/plain; version=0.0.4", body, &[])
                     .await
             }
             "jwks.json" if read_only => {
                 let body = self.signer.jwks_json().clone();
-                self.respond(session, 200, pages::JSON, body, &[]).await
+                self.respond(downstream, 200, pages::JSON, body, &[]).await
             }
-            "login" if read_only => self.login(session, ctx).await,
-            "logout" if read_only || method == Method::POST => self.logout(session, ctx).await,
-            "signed-out" if read_only => self.signed_out(session, ctx).await,
+            "login" if read_only => self.login(downstream, ctx).await,
+            "logout" if read_only || method == Method::POST => self.logout(downstream, ctx).await,
+            "signed-out" if read_only => self.signed_out(downstream, ctx).await,
             "wsfed" if read_only || method == Method::POST => {
-                self.wsfed_endpoint(session, ctx).await
+                self.wsfed_endpoint(downstream, ctx).await
             }
-            "oidc/callback" if read_only => self.oidc_callback(session, ctx).await,
-            "oidc/backchannel-logout" => self.backchannel_logout(session, ctx).await,
+            "oidc/callback" if read_only => self.oidc_callback(downstream, ctx).await,
+            "oidc/backchannel-logout" => self.backchannel_logout(downstream, ctx).await,
             "health" | "ready" | "metrics" | "jwks.json" | "login" | "logout" | "signed-out"
             | "wsfed" | "oidc/callback" => {
-                self.fail(session, ctx, GatewayError::MethodNotAllowed)
+                self.fail(downstream, ctx, GatewayError::MethodNotAllowed)
                     .await
             }
-            _ => self.fail(session, ctx, GatewayError::NotFound).await,
+            _ => self.fail(downstream, ctx, GatewayError::NotFound).await,
         }
     }
 }

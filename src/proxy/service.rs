@@ -2,7 +2,6 @@
 //! binds the listeners, and runs pingora.
 
 use super::{BuildError, Gateway, Parts, Sessions};
-use crate::assertion::{AssertionKeyError, AssertionSigner};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Tenant};
 use crate::crypto::KeyRing;
@@ -11,6 +10,7 @@ use crate::headers::SessionHeaders;
 use crate::metrics::Metrics;
 use crate::providers::{ProviderError, Providers};
 use crate::store::{self, StoreError};
+use crate::upstream_jwt::{UpstreamJwtKeyError, UpstreamJwtSigner};
 use pingora::listeners::tls::TlsSettings;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
@@ -27,7 +27,7 @@ pub enum StartError {
     Store(#[from] StoreError),
     /// The assertion key could not be loaded.
     #[error("{0}")]
-    Assertion(#[from] AssertionKeyError),
+    Assertion(#[from] UpstreamJwtKeyError),
     /// A tenant's upstream could not be prepared.
     #[error("{0}")]
     Build(#[from] BuildError),
@@ -114,16 +114,13 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
         KeyRing::new(&config.keys.active, &config.keys.ring)
             .expect("validated: active key is in the ring"),
     );
-    let signer = Arc::new(AssertionSigner::new(&config.assertion)?);
-    let minter = signer.clone();
+    let signer = Arc::new(UpstreamJwtSigner::new(&config.assertion)?);
     let sessions = Arc::new(Sessions::new(
         store.clone(),
         keys,
         clock.clone(),
         config.session.clone(),
-        Box::new(move |identity, tenant, now| {
-            SessionHeaders::prepare(identity, tenant, &minter, now)
-        }),
+        SessionHeaders::preparer(signer.clone()),
     ));
     let providers = Arc::new(Providers::start(&config.providers, clock.clone()).await?);
     let metrics = Arc::new(Metrics::new());

@@ -7,9 +7,9 @@ use super::{pages, request_host, request_host_with_port, Gateway, RequestCtx, Te
 use crate::auth::oidc::OidcError;
 use crate::auth::return_url;
 use crate::auth::wsfed::{protocol, WsFedError};
+use crate::cookie_header;
 use crate::error::GatewayError;
 use crate::providers::RuntimeProvider;
-use crate::session::cookie;
 use crate::signin::{
     BeginRequest, Begun, Finished, OidcResponse, SignInError, Verified, WsFedResponse,
     LOGIN_TTL_SECS,
@@ -25,15 +25,15 @@ const RATE_LIMITED_PAUSE: std::time::Duration = std::time::Duration::from_secs(1
 
 impl Gateway {
     /// `https://host[:port]` as the browser sees this gateway.
-    fn origin(&self, session: &Session, ctx: &RequestCtx) -> String {
-        let scheme = if self.secure_request(session, ctx) {
+    fn origin(&self, downstream: &Session, ctx: &RequestCtx) -> String {
+        let scheme = if self.secure_request(downstream, ctx) {
             "https"
         } else {
             "http"
         };
         format!(
             "{scheme}://{}",
-            request_host_with_port(session.req_header())
+            request_host_with_port(downstream.req_header())
                 .unwrap_or_default()
                 .to_ascii_lowercase()
         )
@@ -45,10 +45,12 @@ impl Gateway {
     /// made ~9,000 refused requests a second), while the pause costs a timer, not CPU.
     async fn within_limit(
         &self,
-        session: &Session,
+        downstream: &Session,
         limit: &crate::rate_limit::RateLimit,
     ) -> std::result::Result<(), GatewayError> {
-        let client = self.client_ip(session).or_else(|| Self::peer_ip(session));
+        let client = self
+            .client_ip(downstream)
+            .or_else(|| Self::peer_ip(downstream));
         match client {
             Some(ip) if !limit.allow(ip, std::time::Instant::now()) => {
                 tokio::time::sleep(RATE_LIMITED_PAUSE).await;
@@ -65,19 +67,19 @@ impl Gateway {
     /// over plain HTTP (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`), where browsers
     /// accept `Secure` cookies. It decides the `Secure` attribute, and whether a sign-in can
     /// work at all: its binding cookie must be `SameSite=None`, kept only if `Secure`.
-    fn transport(&self, session: &Session, ctx: &RequestCtx) -> Transport {
-        let https = self.secure_request(session, ctx);
+    fn transport(&self, downstream: &Session, ctx: &RequestCtx) -> Transport {
+        let https = self.secure_request(downstream, ctx);
         Transport {
             https,
             secure_cookies: https
-                || request_host(session.req_header()).is_some_and(super::is_loopback_host),
+                || request_host(downstream.req_header()).is_some_and(super::is_loopback_host),
         }
     }
 
     /// The request's one login binding cookie, if it carries exactly one.
-    fn binding_value(&self, session: &Session, ctx: &RequestCtx) -> Option<String> {
-        let name = self.cookies.binding(self.transport(session, ctx).https);
-        self.one_cookie(session.req_header(), name)
+    fn binding_value(&self, downstream: &Session, ctx: &RequestCtx) -> Option<String> {
+        let name = self.cookies.binding(self.transport(downstream, ctx).https);
+        self.one_cookie(downstream.req_header(), name)
             .map(str::to_owned)
     }
 
@@ -96,13 +98,13 @@ impl Gateway {
     /// unknown-host page has been written.
     async fn sign_in_route(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Arc<TenantRoute>>> {
-        let route = match self.route(session.req_header()) {
+        let route = match self.route(downstream.req_header()) {
             Ok(route) => route,
             Err(e) => {
-                self.fail(session, ctx, e).await?;
+                self.fail(downstream, ctx, e).await?;
                 return Ok(None);
             }
         };
@@ -112,14 +114,18 @@ impl Gateway {
 
     /// `/_vestibule/login`: straight to the one provider, or to the one named by
     /// `?provider=`, or a page listing the tenant's providers. A signed-in user goes back.
-    pub(super) async fn login(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let Some(route) = self.sign_in_route(session, ctx).await? else {
+    pub(super) async fn login(
+        &self,
+        downstream: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let Some(route) = self.sign_in_route(downstream, ctx).await? else {
             return Ok(true);
         };
-        let host = request_host(session.req_header())
+        let host = request_host(downstream.req_header())
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let query: Vec<(String, String)> = session
+        let query: Vec<(String, String)> = downstream
             .req_header()
             .uri
             .query()
@@ -138,23 +144,25 @@ impl Gateway {
         let return_to = param("rd")
             .and_then(|rd| return_url::validate(&rd, &host))
             .unwrap_or_else(|| "/".into());
-        let t = self.transport(session, ctx);
+        let t = self.transport(downstream, ctx);
         if !t.secure_cookies {
             // The binding cookie could not survive the provider's cross-site POST: say why
             // now rather than fail at the end of a sign-in.
-            return self.fail(session, ctx, GatewayError::HttpsRequired).await;
+            return self
+                .fail(downstream, ctx, GatewayError::HttpsRequired)
+                .await;
         }
-        if let Err(e) = self.within_limit(session, &self.sign_in_starts).await {
-            return self.fail(session, ctx, e).await;
+        if let Err(e) = self.within_limit(downstream, &self.sign_in_starts).await {
+            return self.fail(downstream, ctx, e).await;
         }
         match self
-            .load_session(session.req_header(), &route.tenant.name, t.https)
+            .load_session(downstream.req_header(), &route.tenant.name, t.https)
             .await
         {
             Ok(Some(_)) => {
                 return self
                     .respond(
-                        session,
+                        downstream,
                         302,
                         pages::HTML,
                         Bytes::new(),
@@ -166,12 +174,12 @@ impl Gateway {
             Err(e) => {
                 tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
                 return self
-                    .fail(session, ctx, GatewayError::StoreUnavailable)
+                    .fail(downstream, ctx, GatewayError::StoreUnavailable)
                     .await;
             }
         }
-        let existing = self.binding_value(session, ctx);
-        let origin = self.origin(session, ctx);
+        let existing = self.binding_value(downstream, ctx);
+        let origin = self.origin(downstream, ctx);
         let begun = self
             .sign_in
             .begin(BeginRequest {
@@ -186,7 +194,7 @@ impl Gateway {
             Ok(Begun::Redirect { location, binding }) => {
                 let set = self.binding_cookie(&binding, LOGIN_TTL_SECS as u64, t);
                 self.redirect(
-                    session,
+                    downstream,
                     ctx,
                     location,
                     "Continue to sign-in",
@@ -194,26 +202,32 @@ impl Gateway {
                 )
                 .await
             }
-            Ok(Begun::ChooseProvider) => self.provider_list(session, ctx, &route, &return_to).await,
-            Err(e) => self.refuse_sign_in(session, ctx, &route, e).await,
+            Ok(Begun::ChooseProvider) => {
+                self.provider_list(downstream, ctx, &route, &return_to)
+                    .await
+            }
+            Err(e) => self.refuse_sign_in(downstream, ctx, &route, e).await,
         }
     }
 
     /// `/_vestibule/oidc/callback`: the provider's redirect after sign-in.
     pub(super) async fn oidc_callback(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
-        let Some(route) = self.sign_in_route(session, ctx).await? else {
+        let Some(route) = self.sign_in_route(downstream, ctx).await? else {
             return Ok(true);
         };
-        if let Err(e) = self.within_limit(session, &self.sign_in_completions).await {
-            return self.fail(session, ctx, e).await;
+        if let Err(e) = self
+            .within_limit(downstream, &self.sign_in_completions)
+            .await
+        {
+            return self.fail(downstream, ctx, e).await;
         }
         let mut params: std::collections::HashMap<String, String> =
             std::collections::HashMap::new();
-        for (k, v) in session
+        for (k, v) in downstream
             .req_header()
             .uri
             .query()
@@ -226,12 +240,12 @@ impl Gateway {
         {
             if params.insert(k, v).is_some() {
                 return self
-                    .refuse_sign_in(session, ctx, &route, OidcError::BadState.into())
+                    .refuse_sign_in(downstream, ctx, &route, OidcError::BadState.into())
                     .await;
             }
         }
-        let binding = self.binding_value(session, ctx);
-        let redirect_uri = format!("{}/_vestibule/oidc/callback", self.origin(session, ctx));
+        let binding = self.binding_value(downstream, ctx);
+        let redirect_uri = format!("{}/_vestibule/oidc/callback", self.origin(downstream, ctx));
         let verified = self
             .sign_in
             .complete_oidc(OidcResponse {
@@ -241,13 +255,13 @@ impl Gateway {
                 redirect_uri: &redirect_uri,
             })
             .await;
-        self.after_verification(session, ctx, &route, verified)
+        self.after_verification(downstream, ctx, &route, verified)
             .await
     }
 
     async fn provider_list(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &mut RequestCtx,
         route: &TenantRoute,
         return_to: &str,
@@ -279,64 +293,67 @@ impl Gateway {
             &body,
             &ctx.request_id,
         );
-        self.respond(session, 200, pages::HTML, page, &[]).await
+        self.respond(downstream, 200, pages::HTML, page, &[]).await
     }
 
     /// `/_vestibule/wsfed`: the identity provider's POST after sign-in, or its sign-out cleanup.
     pub(super) async fn wsfed_endpoint(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
-        let Some(route) = self.sign_in_route(session, ctx).await? else {
+        let Some(route) = self.sign_in_route(downstream, ctx).await? else {
             return Ok(true);
         };
-        let query_action = session.req_header().uri.query().and_then(|q| {
+        let query_action = downstream.req_header().uri.query().and_then(|q| {
             url::form_urlencoded::parse(q.as_bytes())
                 .find(|(k, _)| k == "wa")
                 .map(|(_, v)| v.into_owned())
         });
         if query_action.as_deref() == Some(protocol::SIGN_OUT_CLEANUP) {
-            return self.sign_out_cleanup(session, ctx, &route).await;
+            return self.sign_out_cleanup(downstream, ctx, &route).await;
         }
-        if session.req_header().method != Method::POST {
+        if downstream.req_header().method != Method::POST {
             return self
-                .fail(session, ctx, GatewayError::MethodNotAllowed)
+                .fail(downstream, ctx, GatewayError::MethodNotAllowed)
                 .await;
         }
         // Before the body is even read: the cheapest refusal comes first.
-        if let Err(e) = self.within_limit(session, &self.sign_in_completions).await {
-            return self.fail(session, ctx, e).await;
+        if let Err(e) = self
+            .within_limit(downstream, &self.sign_in_completions)
+            .await
+        {
+            return self.fail(downstream, ctx, e).await;
         }
-        let body = match self.read_form(session).await? {
+        let body = match self.read_form(downstream).await? {
             FormBody::Complete(body) => body,
             FormBody::TooLarge => {
                 return self
-                    .refuse_sign_in(session, ctx, &route, WsFedError::TooLarge.into())
+                    .refuse_sign_in(downstream, ctx, &route, WsFedError::TooLarge.into())
                     .await
             }
             FormBody::TooSlow => {
-                return self.fail(session, ctx, GatewayError::BodyTimeout).await;
+                return self.fail(downstream, ctx, GatewayError::BodyTimeout).await;
             }
         };
         let form = match protocol::parse_form(&body) {
             Ok(f) => f,
-            Err(e) => return self.refuse_sign_in(session, ctx, &route, e.into()).await,
+            Err(e) => return self.refuse_sign_in(downstream, ctx, &route, e.into()).await,
         };
         if form.action == protocol::SIGN_OUT_CLEANUP {
-            return self.sign_out_cleanup(session, ctx, &route).await;
+            return self.sign_out_cleanup(downstream, ctx, &route).await;
         }
         if form.action != protocol::SIGN_IN {
             return self
                 .refuse_sign_in(
-                    session,
+                    downstream,
                     ctx,
                     &route,
                     WsFedError::BadForm("unexpected wa").into(),
                 )
                 .await;
         }
-        let binding = self.binding_value(session, ctx);
+        let binding = self.binding_value(downstream, ctx);
         let verified = self
             .sign_in
             .complete_wsfed(WsFedResponse {
@@ -346,7 +363,7 @@ impl Gateway {
                 result: form.result,
             })
             .await;
-        self.after_verification(session, ctx, &route, verified)
+        self.after_verification(downstream, ctx, &route, verified)
             .await
     }
 
@@ -372,7 +389,7 @@ impl Gateway {
     /// the user was going.
     async fn after_verification(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &mut RequestCtx,
         route: &TenantRoute,
         verified: std::result::Result<Verified, SignInError>,
@@ -389,8 +406,8 @@ impl Gateway {
             Err(e) => Err(e),
         };
         match finished {
-            Ok(finished) => self.signed_in(session, ctx, finished).await,
-            Err(e) => self.refuse_sign_in(session, ctx, route, e).await,
+            Ok(finished) => self.signed_in(downstream, ctx, finished).await,
+            Err(e) => self.refuse_sign_in(downstream, ctx, route, e).await,
         }
     }
 
@@ -398,18 +415,18 @@ impl Gateway {
     /// browser back where it was going.
     async fn signed_in(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &mut RequestCtx,
         finished: Finished,
     ) -> Result<bool> {
-        let t = self.transport(session, ctx);
+        let t = self.transport(downstream, ctx);
         let max_age = self.sessions.config().absolute.as_secs();
         let session_name = self.cookies.session(t.https);
         let mut headers = vec![
             (header::LOCATION, finished.return_to),
             (
                 header::SET_COOKIE,
-                cookie::set_cookie(
+                cookie_header::set_cookie(
                     session_name,
                     &finished.cookie_value,
                     max_age,
@@ -422,14 +439,14 @@ impl Gateway {
             // For the identity provider's cross-site sign-out cleanup (see `CookieNames`).
             headers.push((
                 header::SET_COOKIE,
-                cookie::set_signout_cookie(
+                cookie_header::set_signout_cookie(
                     self.cookies.signout(t.https),
                     &finished.cookie_value,
                     max_age,
                 ),
             ));
         }
-        self.respond(session, 302, pages::HTML, Bytes::new(), &headers)
+        self.respond(downstream, 302, pages::HTML, Bytes::new(), &headers)
             .await
     }
 
@@ -437,12 +454,12 @@ impl Gateway {
     fn clear_session_cookies(&self, t: Transport) -> Vec<(header::HeaderName, String)> {
         let mut out = vec![(
             header::SET_COOKIE,
-            cookie::clear_cookie(self.cookies.session(t.https), t.secure_cookies),
+            cookie_header::clear_cookie(self.cookies.session(t.https), t.secure_cookies),
         )];
         if t.secure_cookies {
             out.push((
                 header::SET_COOKIE,
-                cookie::set_signout_cookie(self.cookies.signout(t.https), "", 0),
+                cookie_header::set_signout_cookie(self.cookies.signout(t.https), "", 0),
             ));
         }
         out
@@ -452,7 +469,7 @@ impl Gateway {
     /// stored.
     async fn refuse_sign_in(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &mut RequestCtx,
         route: &TenantRoute,
         e: SignInError,
@@ -466,16 +483,16 @@ impl Gateway {
                 .with_label_values(&[route.tenant.name.as_str(), e.reason()])
                 .inc();
         }
-        self.fail(session, ctx, error).await
+        self.fail(downstream, ctx, error).await
     }
 
     /// Reads a form body up to the configured size, within the configured time: a slow
     /// sender cannot hold a connection (and the memory of a half-read body) for long.
-    pub(super) async fn read_form(&self, session: &mut Session) -> Result<FormBody> {
+    pub(super) async fn read_form(&self, downstream: &mut Session) -> Result<FormBody> {
         let max = self.max_form_body;
         let read = async {
             let mut body = Vec::new();
-            while let Some(chunk) = session.read_request_body().await? {
+            while let Some(chunk) = downstream.read_request_body().await? {
                 if body.len() + chunk.len() > max {
                     return Ok(FormBody::TooLarge);
                 }
@@ -495,12 +512,12 @@ impl Gateway {
     /// session then. It is read nowhere else.
     async fn sign_out_cleanup(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &mut RequestCtx,
         route: &TenantRoute,
     ) -> Result<bool> {
-        let t = self.transport(session, ctx);
-        let req = session.req_header();
+        let t = self.transport(downstream, ctx);
+        let req = downstream.req_header();
         let handles: Vec<String> = [
             self.one_cookie(req, self.cookies.session(t.https)),
             t.secure_cookies
@@ -517,7 +534,7 @@ impl Gateway {
                     if let Err(e) = self.sessions.revoke(&live.id).await {
                         tracing::error!(request_id = %ctx.request_id, error = %e, "could not revoke session");
                         return self
-                            .fail(session, ctx, GatewayError::StoreUnavailable)
+                            .fail(downstream, ctx, GatewayError::StoreUnavailable)
                             .await;
                     }
                     tracing::info!(request_id = %ctx.request_id, tenant = %route.tenant.name, "session ended by the identity provider's sign-out cleanup");
@@ -526,43 +543,48 @@ impl Gateway {
                 Err(e) => {
                     tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
                     return self
-                        .fail(session, ctx, GatewayError::StoreUnavailable)
+                        .fail(downstream, ctx, GatewayError::StoreUnavailable)
                         .await;
                 }
             }
         }
         let body = pages::page("Signed out", "<p>You are signed out.</p>", &ctx.request_id);
         let clear = self.clear_session_cookies(t);
-        self.respond(session, 200, pages::HTML, body, &clear).await
+        self.respond(downstream, 200, pages::HTML, body, &clear)
+            .await
     }
 
     /// `/_vestibule/logout`: revoke server-side, clear the cookie, and sign out at the
     /// identity provider when the session came from one that supports it.
     /// Only a POST from this site acts: a GET (a link, an image, a cross-site navigation)
     /// gets a page with the sign-out button, so no other site can sign a user out.
-    pub(super) async fn logout(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let Some(route) = self.sign_in_route(session, ctx).await? else {
+    pub(super) async fn logout(
+        &self,
+        downstream: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let Some(route) = self.sign_in_route(downstream, ctx).await? else {
             return Ok(true);
         };
-        if session.req_header().method != Method::POST {
+        if downstream.req_header().method != Method::POST {
             let body = pages::page(
                 "Sign out",
                 "<p>Sign out of this site?</p><form method=\"post\" action=\"/_vestibule/logout\"><button type=\"submit\">Sign out</button></form>",
                 &ctx.request_id,
             );
-            return self.respond(session, 200, pages::HTML, body, &[]).await;
+            return self.respond(downstream, 200, pages::HTML, body, &[]).await;
         }
-        if !self.same_origin(session, ctx) {
+        if !self.same_origin(downstream, ctx) {
             tracing::warn!(request_id = %ctx.request_id, tenant = %route.tenant.name, "cross-site sign-out refused");
             return self
-                .fail(session, ctx, GatewayError::CrossSiteRequest)
+                .fail(downstream, ctx, GatewayError::CrossSiteRequest)
                 .await;
         }
-        let t = self.transport(session, ctx);
+        let t = self.transport(downstream, ctx);
         let mut provider = None;
         let mut id_token_hint = None;
         match self
-            .load_session(session.req_header(), &route.tenant.name, t.https)
+            .load_session(downstream.req_header(), &route.tenant.name, t.https)
             .await
         {
             Ok(Some(live)) => {
@@ -580,7 +602,7 @@ impl Gateway {
                 if let Err(e) = self.sessions.revoke(&live.id).await {
                     tracing::error!(request_id = %ctx.request_id, error = %e, "could not revoke session");
                     return self
-                        .fail(session, ctx, GatewayError::StoreUnavailable)
+                        .fail(downstream, ctx, GatewayError::StoreUnavailable)
                         .await;
                 }
                 if let Some(identity) = identity {
@@ -596,13 +618,13 @@ impl Gateway {
             Err(e) => {
                 tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
                 return self
-                    .fail(session, ctx, GatewayError::StoreUnavailable)
+                    .fail(downstream, ctx, GatewayError::StoreUnavailable)
                     .await;
             }
         }
         let mut headers = self.clear_session_cookies(t);
         // The only post-logout target ever sent: our own signed-out page on this tenant's host.
-        let signed_out = format!("{}/_vestibule/signed-out", self.origin(session, ctx));
+        let signed_out = format!("{}/_vestibule/signed-out", self.origin(downstream, ctx));
         let location = match provider
             .as_deref()
             .and_then(|p| self.providers.get(p))
@@ -621,7 +643,7 @@ impl Gateway {
         if let Some(location) = location {
             headers.push((header::LOCATION, location));
             return self
-                .respond(session, 302, pages::HTML, Bytes::new(), &headers)
+                .respond(downstream, 302, pages::HTML, Bytes::new(), &headers)
                 .await;
         }
         let body = pages::page(
@@ -629,28 +651,28 @@ impl Gateway {
             "<p>You are signed out.</p><p><a href=\"/\">Sign in again</a></p>",
             &ctx.request_id,
         );
-        self.respond(session, 200, pages::HTML, body, &headers)
+        self.respond(downstream, 200, pages::HTML, body, &headers)
             .await
     }
 
     /// Whether a state-changing request comes from this site: `Sec-Fetch-Site: same-origin`
     /// (every current browser sends it), else an `Origin` equal to ours. A request with
     /// neither is refused: it cannot show where it comes from.
-    fn same_origin(&self, session: &Session, ctx: &RequestCtx) -> bool {
-        let headers = &session.req_header().headers;
+    fn same_origin(&self, downstream: &Session, ctx: &RequestCtx) -> bool {
+        let headers = &downstream.req_header().headers;
         if let Some(site) = headers.get("sec-fetch-site") {
             return site.as_bytes() == b"same-origin";
         }
         headers.get(header::ORIGIN).is_some_and(|o| {
             o.as_bytes()
-                .eq_ignore_ascii_case(self.origin(session, ctx).as_bytes())
+                .eq_ignore_ascii_case(self.origin(downstream, ctx).as_bytes())
         })
     }
 
     /// Where the identity provider sends the browser after federated sign-out.
     pub(super) async fn signed_out(
         &self,
-        session: &mut Session,
+        downstream: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
         let body = pages::page(
@@ -658,7 +680,7 @@ impl Gateway {
             "<p>You are signed out.</p><p><a href=\"/\">Sign in again</a></p>",
             &ctx.request_id,
         );
-        self.respond(session, 200, pages::HTML, body, &[]).await
+        self.respond(downstream, 200, pages::HTML, body, &[]).await
     }
 }
 

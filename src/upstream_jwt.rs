@@ -49,7 +49,7 @@ struct Claims<'a> {
 }
 
 /// Signs assertions and publishes the matching JWKS.
-pub struct AssertionSigner {
+pub struct UpstreamJwtSigner {
     key: EncodingKey,
     header: Header,
     issuer: String,
@@ -64,11 +64,11 @@ pub struct AssertionSigner {
 /// The assertion key could not be used.
 #[derive(Debug, thiserror::Error)]
 #[error("assertion key: {0}")]
-pub struct AssertionKeyError(#[from] jsonwebtoken::errors::Error);
+pub struct UpstreamJwtKeyError(#[from] jsonwebtoken::errors::Error);
 
-impl AssertionSigner {
+impl UpstreamJwtSigner {
     /// Builds the signer and its JWKS from validated configuration.
-    pub fn new(config: &AssertionConfig) -> Result<Self, AssertionKeyError> {
+    pub fn new(config: &AssertionConfig) -> Result<Self, UpstreamJwtKeyError> {
         let key = match config.algorithm {
             jsonwebtoken::Algorithm::EdDSA => EncodingKey::from_ed_pem(&config.key_pem)?,
             _ => EncodingKey::from_ec_pem(&config.key_pem)?,
@@ -135,8 +135,8 @@ impl AssertionSigner {
 
 /// The development signer (certs/dev/assertion.pem, ES256, 5-minute lifetime) for unit tests.
 #[cfg(test)]
-pub(crate) fn dev_signer() -> AssertionSigner {
-    AssertionSigner::new(&AssertionConfig {
+pub(crate) fn dev_signer() -> UpstreamJwtSigner {
+    UpstreamJwtSigner::new(&AssertionConfig {
         key_pem: include_bytes!("../certs/dev/assertion.pem").to_vec(),
         algorithm: jsonwebtoken::Algorithm::ES256,
         kid: "dev".into(),
