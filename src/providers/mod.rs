@@ -1,11 +1,12 @@
 //! The configured identity providers at run time: their trusted certificates, kept fresh
 //! from federation metadata on a schedule and at once when a token names an unknown key.
 
+mod oidc;
 mod wsfed;
 
+pub use oidc::{OidcClient, OidcRuntime};
 pub use wsfed::{TokenRules, VerifyError, WsFedRuntime};
 
-use crate::auth::oidc::OidcRuntime;
 use crate::auth::wsfed::metadata::{self, TrustedCert};
 use crate::auth::wsfed::trust::TrustStore;
 use crate::clock::Clock;

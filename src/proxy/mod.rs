@@ -4,11 +4,16 @@
 mod backchannel;
 mod ctx;
 pub mod pages;
+mod phases;
+mod request;
 mod routes;
 pub mod service;
 mod signin;
 
 pub use ctx::RequestCtx;
+
+use ctx::RequestIds;
+use request::*;
 
 use crate::auth::return_url;
 use crate::clock::Clock;
@@ -23,7 +28,6 @@ use crate::session::{LiveSession, SessionManager};
 use crate::signin::{Recheck, SignInFlow, SignInParts};
 use crate::store::Store;
 use crate::upstream_jwt::UpstreamJwtSigner;
-use async_trait::async_trait;
 use bytes::Bytes;
 use http::header;
 use ipnet::IpNet;
@@ -32,7 +36,6 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -80,40 +83,6 @@ fn plain_path(path: &str) -> bool {
                     (b'2', b'e') | (b'2', b'f') | (b'5', b'c')
                 )
         })
-}
-
-/// Process-unique request ids: a random per-process prefix and a counter, so ids from several
-/// instances don't collide in shared logs.
-struct RequestIds {
-    prefix: u32,
-    next: AtomicU64,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        Self {
-            prefix: rand::random(),
-            next: AtomicU64::new(1),
-        }
-    }
-
-    /// 16 lower-case hex digits. Written out by hand: `format!` cost more than the rest of
-    /// the request-id work together.
-    fn next(&self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let count = self.next.fetch_add(1, Ordering::Relaxed) as u32;
-        let mut id = String::with_capacity(16);
-        for byte in self
-            .prefix
-            .to_be_bytes()
-            .into_iter()
-            .chain(count.to_be_bytes())
-        {
-            id.push(HEX[usize::from(byte >> 4)].into());
-            id.push(HEX[usize::from(byte & 0xf)].into());
-        }
-        id
-    }
 }
 
 /// The gateway service.
@@ -488,312 +457,5 @@ impl Gateway {
             req.set_send_end_stream(end);
         }
         Ok(())
-    }
-}
-
-/// The request target as pingora would rebuild it from the URI alone.
-fn uri_target(req: &RequestHeader) -> &[u8] {
-    req.uri
-        .path_and_query()
-        .map(|pq| pq.as_str().as_bytes())
-        .or_else(|| req.uri.authority().map(|a| a.as_str().as_bytes()))
-        .unwrap_or_default()
-}
-
-/// A placeholder request head; allocates nothing.
-fn empty_parts() -> http::request::Parts {
-    http::Request::new(()).into_parts().0
-}
-
-/// The Host header (or HTTP/2 authority) without port; `None` when absent or malformed.
-fn request_host(req: &RequestHeader) -> Option<&str> {
-    request_host_with_port(req).map(host_of)
-}
-
-/// The validated `host[:port]` of the request; `None` when absent or malformed.
-fn request_host_with_port(req: &RequestHeader) -> Option<&str> {
-    authority(req).ok().flatten()
-}
-
-/// A host name browsers treat as loopback (and so as a secure context over plain HTTP).
-pub(super) fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_end_matches('.');
-    host.eq_ignore_ascii_case("localhost")
-        || host.len().checked_sub(".localhost".len()).is_some_and(|i| {
-            host.is_char_boundary(i) && host[i..].eq_ignore_ascii_case(".localhost")
-        })
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The host part of a validated authority (brackets of an IPv6 literal removed).
-fn host_of(authority: &str) -> &str {
-    if let Some(rest) = authority.strip_prefix('[') {
-        return rest.split_once(']').map_or(rest, |(h, _)| h);
-    }
-    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-}
-
-/// The request's authority: `Ok(None)` when there is none, `Err` when the Host header is
-/// repeated or is not `host[:port]` with a DNS-style name, an IPv4 address or a bracketed
-/// IPv6 address, and a port of 1-65535 digits. `crm.example:@evil.example` would otherwise
-/// route to `crm.example` and put `evil.example` into every origin built from it.
-fn authority(req: &RequestHeader) -> Result<Option<&str>, ()> {
-    let mut hosts = req.headers.get_all(header::HOST).iter();
-    let raw = match (hosts.next(), hosts.next()) {
-        (Some(_), Some(_)) => return Err(()),
-        (Some(h), None) => h.to_str().map_err(|_| ())?,
-        (None, _) => match req.uri.authority() {
-            Some(a) => a.as_str(),
-            None => return Ok(None),
-        },
-    };
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
-        let (literal, after) = rest.split_once(']').ok_or(())?;
-        literal.parse::<std::net::Ipv6Addr>().map_err(|_| ())?;
-        match after {
-            "" => (literal, None),
-            _ => (literal, Some(after.strip_prefix(':').ok_or(())?)),
-        }
-    } else {
-        match raw.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (raw, None),
-        }
-    };
-    let host_ok = raw.starts_with('[')
-        || (!host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')));
-    let port_ok = port.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 5
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
-    });
-    if host_ok && port_ok {
-        Ok(Some(raw))
-    } else {
-        Err(())
-    }
-}
-
-/// Whether any value of header `name` contains `needle` (lower case), ignoring ASCII case.
-/// Runs on every request, so it compares in place rather than lower-casing a copy.
-fn header_has(req: &RequestHeader, name: header::HeaderName, needle: &str) -> bool {
-    let needle = needle.as_bytes();
-    req.headers.get_all(name).iter().any(|v| {
-        v.as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
-    })
-}
-
-fn accepts_html(req: &RequestHeader) -> bool {
-    header_has(req, header::ACCEPT, "text/html")
-}
-
-/// Whether an error should be answered as JSON: the caller asks for JSON and not HTML, or
-/// is a script. Decided only when an error page is written, not for every request.
-fn prefers_json(req: &RequestHeader) -> bool {
-    (header_has(req, header::ACCEPT, "application/json") && !accepts_html(req)) || is_xhr(req)
-}
-
-fn is_xhr(req: &RequestHeader) -> bool {
-    header_has(
-        req,
-        header::HeaderName::from_static("x-requested-with"),
-        "xmlhttprequest",
-    )
-}
-
-fn is_tls(downstream: &Session) -> bool {
-    downstream.digest().is_some_and(|d| d.ssl_digest.is_some())
-}
-
-#[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = RequestCtx;
-
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
-    }
-
-    async fn request_filter(&self, downstream: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.request_id = self.request_ids.next();
-        ctx.tls = is_tls(downstream);
-        let path = downstream.req_header().uri.path();
-        if let Some(rest) = path.strip_prefix("/_vestibule/") {
-            let rest = rest.to_owned();
-            return self.reserved(downstream, ctx, &rest).await;
-        }
-        let route = match self.route(downstream.req_header()) {
-            Ok(route) => route,
-            Err(e) => return self.fail(downstream, ctx, e).await,
-        };
-        ctx.route = Some(route.clone());
-        if route.is_public(downstream.req_header().uri.path()) {
-            return Ok(false);
-        }
-        let secure = self.secure_request(downstream, ctx);
-        match self
-            .load_session(downstream.req_header(), &route.tenant.name, secure)
-            .await
-        {
-            Ok(Some(s)) => match self.sign_in.recheck(&route.tenant, &s).await {
-                Recheck::Keep => {
-                    ctx.session = Some(s);
-                    Ok(false)
-                }
-                Recheck::Ended => self.sign_in_required(downstream, ctx).await,
-                Recheck::Unavailable => {
-                    self.fail(downstream, ctx, GatewayError::DirectoryUnavailable)
-                        .await
-                }
-            },
-            Ok(None) => self.sign_in_required(downstream, ctx).await,
-            Err(e) => {
-                tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
-                self.fail(downstream, ctx, GatewayError::StoreUnavailable)
-                    .await
-            }
-        }
-    }
-
-    async fn upstream_peer(
-        &self,
-        _downstream: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
-        match &ctx.route {
-            Some(route) => Ok(Box::new(route.peer.clone())),
-            None => Error::e_explain(InternalError, "no route selected"),
-        }
-    }
-
-    async fn upstream_request_filter(
-        &self,
-        downstream: &mut Session,
-        upstream_request: &mut RequestHeader,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        let peer = Self::peer_ip(downstream);
-        self.prepare_upstream_request(upstream_request, ctx, peer)?;
-        ctx.upstream_sent = Some(Instant::now());
-        Ok(())
-    }
-
-    async fn response_filter(
-        &self,
-        _downstream: &mut Session,
-        _upstream_response: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        if let (Some(sent), Some(route)) = (ctx.upstream_sent, &ctx.route) {
-            route.latency.observe(sent.elapsed().as_secs_f64());
-        }
-        Ok(())
-    }
-
-    async fn fail_to_proxy(
-        &self,
-        downstream: &mut Session,
-        e: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy {
-        let error = match e.etype() {
-            ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => {
-                GatewayError::UpstreamTimeout
-            }
-            _ => match e.esource() {
-                ErrorSource::Upstream => GatewayError::UpstreamUnavailable,
-                ErrorSource::Downstream => match e.etype() {
-                    WriteError | ReadError | ConnectionClosed => {
-                        return FailToProxy {
-                            error_code: 0,
-                            can_reuse_downstream: false,
-                        }
-                    }
-                    _ => GatewayError::BadRequest,
-                },
-                _ => GatewayError::Internal,
-            },
-        };
-        tracing::warn!(request_id = %ctx.request_id, error = %e, "request failed");
-        // The response may already be under way; then there is nothing more to send.
-        let status = error.status();
-        let _ = self.fail(downstream, ctx, error).await;
-        FailToProxy {
-            error_code: status,
-            can_reuse_downstream: false,
-        }
-    }
-
-    async fn logging(&self, downstream: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = downstream
-            .response_written()
-            .map_or(http::StatusCode::INTERNAL_SERVER_ERROR, |r| r.status);
-        let tenant = ctx.route.as_ref().map_or("-", |r| r.tenant.name.as_str());
-        let common = ctx.route.as_ref().and_then(|r| {
-            r.common_statuses
-                .iter()
-                .find(|(code, _)| *code == status.as_u16())
-                .map(|(_, counter)| counter)
-        });
-        match common {
-            Some(counter) => counter.inc(),
-            None => self
-                .metrics
-                .requests
-                .with_label_values(&[tenant, status.as_str()])
-                .inc(),
-        }
-        tracing::info!(
-            target: "vestibule::access",
-            request_id = %ctx.request_id,
-            tenant,
-            method = %downstream.req_header().method,
-            path = downstream.req_header().uri.path(),
-            status = status.as_u16(),
-            user = ctx
-                .session
-                .as_ref()
-                .and_then(|s| s.prepared.user())
-                .map(String::from_utf8_lossy)
-                .as_deref(),
-            error = e.map(|e| e.to_string()),
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_are_16_hex_digits_with_a_shared_prefix() {
-        let ids = RequestIds::new();
-        let (a, b) = (ids.next(), ids.next());
-        assert_ne!(a, b);
-        for id in [&a, &b] {
-            assert_eq!(id.len(), 16);
-            assert!(id
-                .bytes()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
-        }
-        assert_eq!(a[..8], b[..8]);
-        assert_eq!(&a[8..], format!("{:08x}", 1).as_str());
-    }
-
-    #[test]
-    fn only_targets_the_uri_cannot_reproduce_are_kept_verbatim() {
-        let origin = RequestHeader::build("GET", b"/deals?id=7", None).unwrap();
-        assert_eq!(uri_target(&origin), origin.raw_path());
-        let absolute =
-            RequestHeader::build("GET", b"http://crm.contoso.example/deals", None).unwrap();
-        assert_ne!(uri_target(&absolute), absolute.raw_path());
     }
 }

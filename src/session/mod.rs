@@ -3,6 +3,11 @@
 //! injected clock.
 
 pub mod cookie;
+mod id;
+mod live;
+
+pub use id::SessionId;
+pub use live::{LiveSession, Prepared, Preparer};
 
 use crate::clock::{Clock, UnixSeconds};
 use crate::config::SessionConfig;
@@ -10,41 +15,9 @@ use crate::crypto::KeyRing;
 use crate::identity::Identity;
 use crate::store::{SessionMatch, Store, StoreError, StoredSession};
 use dashmap::DashMap;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-
-/// A random 128-bit session id.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionId(pub [u8; 16]);
-
-impl SessionId {
-    /// A fresh random id.
-    pub fn generate() -> Self {
-        let mut id = [0u8; 16];
-        rand::rng().fill_bytes(&mut id);
-        Self(id)
-    }
-
-    /// Lower-case hex, the form stored in the database.
-    pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// Parses the store's form of an id.
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 32 || !hex.is_ascii() {
-            return None;
-        }
-        let mut id = [0u8; 16];
-        for (i, byte) in id.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-        }
-        Some(Self(id))
-    }
-}
 
 /// Purposes of the lookup digests kept with each session (see `KeyRing::lookup_digest`).
 const SUBJECT_PURPOSE: &str = "session-subject";
@@ -55,87 +28,11 @@ fn subject_key(issuer: &str, value: &str) -> String {
     format!("{}\n{value}", issuer.trim_end_matches('/'))
 }
 
-impl fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Only a prefix: the full id is a bearer secret once paired with the cookie key.
-        write!(f, "SessionId({}…)", &self.to_hex()[..8])
-    }
-}
-
 /// What is sealed into the store's `payload` column.
 #[derive(Serialize, Deserialize)]
 struct SealedData {
     identity: Identity,
 }
-
-/// Per-session values derived once from the identity (header values, the signed assertion)
-/// and kept in memory instead of the identity itself.
-pub trait Prepared: Clone + Send + Sync + 'static {
-    /// Until when the values may be used; after that a request derives them again from the
-    /// stored identity.
-    fn fresh_until(&self) -> UnixSeconds;
-}
-
-impl Prepared for () {
-    fn fresh_until(&self) -> UnixSeconds {
-        UnixSeconds::MAX
-    }
-}
-
-/// A session in memory, shared by every request that presents its cookie. It holds no
-/// identity: what requests need is in `prepared`, the rest stays sealed in the store.
-pub struct LiveSession<P> {
-    /// Session id.
-    pub id: SessionId,
-    /// Absolute expiry.
-    pub expires_at: UnixSeconds,
-    /// Per-session values derived from the identity (header values, the reusable assertion).
-    pub prepared: P,
-    /// When this copy must be checked against the store again (revocation by another
-    /// instance, `session.cache_ttl`) or its prepared values re-derived, whichever is first.
-    revalidate_at: UnixSeconds,
-    last_seen: AtomicI64,
-    persisted_seen: AtomicI64,
-    /// When the user directory last confirmed this session's user.
-    checked_at: AtomicI64,
-    /// When a request should next look at the directory for this session (`i64::MIN`: work
-    /// it out at the next request). Claimed with compare-and-swap, so of many concurrent
-    /// requests one does the check.
-    next_check_at: AtomicI64,
-}
-
-impl<P> LiveSession<P> {
-    /// Last time this session was used, as known to this instance.
-    pub fn last_seen(&self) -> UnixSeconds {
-        self.last_seen.load(Ordering::Relaxed)
-    }
-
-    /// When the user directory last confirmed this session's user (0: never).
-    pub fn checked_at(&self) -> UnixSeconds {
-        self.checked_at.load(Ordering::Relaxed)
-    }
-
-    /// When the directory should next be consulted for this session.
-    pub fn next_check_at(&self) -> UnixSeconds {
-        self.next_check_at.load(Ordering::Relaxed)
-    }
-
-    /// Sets when the directory should next be consulted.
-    pub fn check_again_at(&self, at: UnixSeconds) {
-        self.next_check_at.store(at, Ordering::Relaxed);
-    }
-
-    /// Claims the due check: true for exactly one caller of those that saw `seen` as the
-    /// next check time; it moves to `retry_at` meanwhile.
-    pub fn claim_check(&self, seen: UnixSeconds, retry_at: UnixSeconds) -> bool {
-        self.next_check_at
-            .compare_exchange(seen, retry_at, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-    }
-}
-
-/// Derives the per-session values kept beside a live session, at a given time.
-pub type Preparer<P> = dyn Fn(&Identity, &str, UnixSeconds) -> P + Send + Sync;
 
 /// Creates, loads and revokes sessions.
 pub struct SessionManager<P> {
