@@ -9,6 +9,7 @@
 
 use crate::harness::*;
 use crate::peers::*;
+use crate::spec;
 use crate::wsfed_flow::{wsfed_setup, ISSUER};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -138,11 +139,12 @@ impl Ports {
     }
 }
 
-fn tenants(up: std::net::SocketAddr, sign_in: &str) -> String {
-    format!(
-        "  - name: public\n    hosts: [{PUBLIC_HOST}]\n    upstream: {{ address: {up} }}\n    sign_in: [{sign_in}]\n    directory: {{ kind: none }}\n\
-         \x20 - name: loopback\n    hosts: [localhost, 127.0.0.1]\n    upstream: {{ address: {up} }}\n    sign_in: [{sign_in}]\n    directory: {{ kind: none }}\n"
-    )
+/// A tenant on a public name (reached through the TLS proxy) and one on the loopback names.
+fn tenants(up: std::net::SocketAddr, sign_in: spec::SignIn) -> [spec::Tenant; 2] {
+    [
+        spec::Tenant::new("public", &[PUBLIC_HOST], up).sign_in(sign_in.clone()),
+        spec::Tenant::new("loopback", &["localhost", "127.0.0.1"], up).sign_in(sign_in),
+    ]
 }
 
 fn cookie<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -223,13 +225,11 @@ async fn wsfed_in_a_browser_everywhere_it_can_work_and_a_clear_page_where_it_can
     let mut setup = wsfed_setup(up.addr, &peer);
     setup.port = ports.http;
     setup.tls_port = Some(ports.tls);
-    setup
-        .extra_top
-        .push_str("proxy: { trusted_proxies: [127.0.0.0/8] }\n");
-    setup.extra_tenants = tenants(
+    setup.proxy.trusted_proxies = vec!["127.0.0.0/8".into()];
+    setup.tenants.extend(tenants(
         up.addr,
-        &format!("{{ provider: corp, allowed_issuers: [\"{ISSUER}\"] }}"),
-    );
+        spec::SignIn::provider("corp").issuer(ISSUER),
+    ));
     let _gw = setup.start().await;
     let _nginx = Nginx::start(ports.proxy, ports.http);
 
@@ -383,13 +383,13 @@ async fn oidc_in_a_browser_with_rp_initiated_logout() {
         ("REDIRECT_URIS", &join("/_vestibule/oidc/callback")),
         ("POST_LOGOUT_REDIRECT_URIS", &join("/_vestibule/signed-out")),
     ]);
-    let mut setup = crate::oidc_flow::oidc_setup(up.addr, &op.issuer, "");
+    let mut setup = crate::oidc_flow::oidc_setup(up.addr, &op.issuer);
     setup.port = ports.http;
     setup.tls_port = Some(ports.tls);
+    setup.proxy.trusted_proxies = vec!["127.0.0.0/8".into()];
     setup
-        .extra_top
-        .push_str("proxy: { trusted_proxies: [127.0.0.0/8] }\n");
-    setup.extra_tenants = tenants(up.addr, "{ provider: op }");
+        .tenants
+        .extend(tenants(up.addr, spec::SignIn::provider("op")));
     let _gw = setup.start().await;
     let _nginx = Nginx::start(ports.proxy, ports.http);
 

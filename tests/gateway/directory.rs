@@ -8,6 +8,7 @@ use crate::databases::{MariaDb, Postgres};
 use crate::harness::*;
 use crate::oidc_flow;
 use crate::peers::*;
+use crate::spec;
 use crate::wsfed_flow::*;
 use base64::Engine;
 use sqlx::AssertSqlSafe;
@@ -174,12 +175,14 @@ impl Crm {
         }
     }
 
-    fn directory_yaml(&self, extra: &str) -> String {
-        format!(
-            "    directory: {{ kind: sql, url: {{ value: \"{}\" }}, query: \"{}\", match: upn{extra} }}\n",
-            self.url(),
-            self.query()
-        )
+    /// This database as the contoso tenant's directory, matching on the UPN.
+    fn directory(&self, timing: spec::DirectoryTiming) -> spec::Directory {
+        spec::Directory::Sql {
+            url: spec::Secret::value(self.url()),
+            query: self.query().into(),
+            match_field: "upn".into(),
+            timing,
+        }
     }
 }
 
@@ -193,13 +196,13 @@ struct Lab {
 }
 
 impl Lab {
-    async fn start(directory: String) -> Self {
+    async fn start(directory: spec::Directory) -> Self {
         let up = Upstream::start().await;
         let certs = tempfile::tempdir().unwrap();
         let (cert, key) = make_cert(certs.path(), "idp");
         let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
         let mut setup = wsfed_setup(up.addr, &peer);
-        setup.contoso_directory = directory;
+        setup.contoso().directory = Some(directory);
         let gw = setup.start().await;
         Self {
             up,
@@ -213,10 +216,7 @@ impl Lab {
     /// One person signing in at the provider (its account picker: `login_hint`) and posting
     /// the token back to the gateway.
     async fn sign_in(&self, upn: &str) -> Reply {
-        start_sign_in_as(&self.gw, &self.peer, Some(upn))
-            .await
-            .complete(&self.gw)
-            .await
+        sign_in_as(&self.gw, &self.peer, upn).await
     }
 
     async fn metric(&self, line_start: &str) -> f64 {
@@ -247,7 +247,7 @@ impl Lab {
     /// A refused sign-in: 403, the page names the account, the tenant and why; no session
     /// cookie, no session row, nothing upstream.
     async fn assert_refused(&self, upn: &str, why: &str) {
-        let sessions = self.setup.stored_sessions().await;
+        let sessions = self.setup.session_count().await;
         let hits = self.up.hits();
         let r = self.sign_in(upn).await;
         assert_eq!(r.status, 403, "{upn}: {}", r.body);
@@ -265,7 +265,7 @@ impl Lab {
         assert!(r.body.contains(why), "{upn}: `{why}` in {}", r.body);
         assert!(session_cookie(&r).is_none(), "{upn}: no session cookie");
         assert_eq!(
-            self.setup.stored_sessions().await,
+            self.setup.session_count().await,
             sessions,
             "{upn}: no session row"
         );
@@ -286,7 +286,7 @@ fn jwt_claims(jwt: &str) -> serde_json::Value {
 /// Hit, miss, deactivated, ambiguous, deleted, NULL `active`, injection attempts, and the
 /// cache, against one backend.
 async fn outcomes(crm: Crm) {
-    let lab = Lab::start(crm.directory_yaml("")).await;
+    let lab = Lab::start(crm.directory(Default::default())).await;
 
     // Hit: a session, and the CRM user goes upstream as a header and in the assertion.
     let r = lab.sign_in("Alice@Contoso.example").await;
@@ -374,7 +374,7 @@ async fn sqlite_directory_admits_only_one_active_crm_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_down_at_sign_in_gives_503_and_no_session_then_recovers() {
     let mut crm = Crm::postgres().await;
-    let lab = Lab::start(crm.directory_yaml("")).await;
+    let lab = Lab::start(crm.directory(Default::default())).await;
     assert_eq!(
         get(lab.gw.addr, "x", "/_vestibule/ready", &[]).await.status,
         200
@@ -384,12 +384,12 @@ async fn a_database_down_at_sign_in_gives_503_and_no_session_then_recovers() {
     };
     tokio::task::block_in_place(|| pg.pause());
 
-    let sessions = lab.setup.stored_sessions().await;
+    let sessions = lab.setup.session_count().await;
     let r = lab.sign_in("erin@contoso.example").await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.body.contains("temporarily unavailable"), "{}", r.body);
     assert!(session_cookie(&r).is_none());
-    assert_eq!(lab.setup.stored_sessions().await, sessions);
+    assert_eq!(lab.setup.session_count().await, sessions);
     assert_eq!(lab.up.hits(), 0);
     let ready = get(lab.gw.addr, "x", "/_vestibule/ready", &[]).await;
     assert_eq!(ready.status, 503);
@@ -438,11 +438,15 @@ async fn a_database_down_at_sign_in_gives_503_and_no_session_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deactivated_user_loses_access_at_the_recheck_and_an_outage_is_bridged_by_the_grace() {
     let mut crm = Crm::postgres().await;
-    let lab = Lab::start(crm.directory_yaml(", recheck: 2s, stale_grace: 3s")).await;
+    let lab = Lab::start(crm.directory(spec::DirectoryTiming {
+        recheck: Some("2s".into()),
+        stale_grace: Some("3s".into()),
+    }))
+    .await;
     let alice = session_cookie(&lab.sign_in("alice@contoso.example").await).unwrap();
     let erin = session_cookie(&lab.sign_in("erin@contoso.example").await).unwrap();
     assert_eq!(lab.page(&alice).await.status, 200);
-    assert_eq!(lab.setup.stored_sessions().await, 2);
+    assert_eq!(lab.setup.session_count().await, 2);
 
     // Deactivated in the CRM: within the re-check interval the session ends.
     crm.exec("UPDATE associate SET active = FALSE WHERE associate_id = 101")
@@ -457,7 +461,7 @@ async fn a_deactivated_user_loses_access_at_the_recheck_and_an_outage_is_bridged
         .starts_with("/_vestibule/login"));
     assert_eq!(lab.up.hits(), hits, "nothing reached the upstream");
     assert_eq!(
-        lab.setup.stored_sessions().await,
+        lab.setup.session_count().await,
         1,
         "alice's session row is gone"
     );
@@ -485,7 +489,7 @@ async fn a_deactivated_user_loses_access_at_the_recheck_and_an_outage_is_bridged
     );
     assert_eq!(lab.up.hits(), hits);
     assert_eq!(
-        lab.setup.stored_sessions().await,
+        lab.setup.session_count().await,
         1,
         "not signed out by an outage"
     );
@@ -512,10 +516,14 @@ async fn a_file_directory_is_reloaded_when_edited() {
         "users:\n  - { id: u-1, login: alice@contoso.example, display_name: Alice, roles: [sales] }\n",
     )
     .unwrap();
-    let lab = Lab::start(format!(
-        "    directory: {{ kind: file, path: {}, match: upn, recheck: 1s }}\n",
-        users.display()
-    ))
+    let lab = Lab::start(spec::Directory::File {
+        path: users.display().to_string(),
+        match_field: "upn".into(),
+        timing: spec::DirectoryTiming {
+            recheck: Some("1s".into()),
+            ..Default::default()
+        },
+    })
     .await;
     let alice = session_cookie(&lab.sign_in("alice@contoso.example").await).unwrap();
     assert_eq!(lab.page(&alice).await.status, 200);
@@ -550,16 +558,16 @@ async fn openid_connect_sign_ins_go_through_the_directory_too() {
     let crm = Crm::sqlite().await;
     let up = Upstream::start().await;
     let op = OidcPeer::start(&[]);
-    let mut setup = oidc_flow::oidc_setup(up.addr, &op.issuer, "");
-    setup.contoso_directory = format!(
-        "    directory: {{ kind: sql, url: {{ value: \"{}\" }}, query: \"{PG_QUERY}\", match: email }}\n",
-        crm.url()
-    );
+    let mut setup = oidc_flow::oidc_setup(up.addr, &op.issuer);
+    setup.contoso().directory = Some(spec::Directory::Sql {
+        url: spec::Secret::value(crm.url()),
+        query: PG_QUERY.into(),
+        match_field: "email".into(),
+        timing: Default::default(),
+    });
     let gw = setup.start().await;
 
-    let (auth, binding) = oidc_flow::begin(&gw).await;
-    let redirect = op.sign_in(&auth, "alice").await;
-    let done = oidc_flow::callback(&gw, &redirect, &binding).await;
+    let done = oidc_flow::sign_in_as(&gw, &op, "alice").await;
     assert_eq!(done.status, 302, "{}", done.body);
     let cookie = session_cookie(&done).unwrap();
     let page = get(
@@ -573,9 +581,7 @@ async fn openid_connect_sign_ins_go_through_the_directory_too() {
     assert_eq!(up.last().one("x-vestibule-crm-user"), Some("101"));
 
     let hits = up.hits();
-    let (auth, binding) = oidc_flow::begin(&gw).await;
-    let redirect = op.sign_in(&auth, "carol").await;
-    let refused = oidc_flow::callback(&gw, &redirect, &binding).await;
+    let refused = oidc_flow::sign_in_as(&gw, &op, "carol").await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert!(
         refused
@@ -585,7 +591,7 @@ async fn openid_connect_sign_ins_go_through_the_directory_too() {
         refused.body
     );
     assert!(session_cookie(&refused).is_none());
-    assert_eq!(setup.stored_sessions().await, 1);
+    assert_eq!(setup.session_count().await, 1);
     assert_eq!(up.hits(), hits);
 }
 
@@ -596,7 +602,7 @@ async fn a_tenant_with_sign_in_must_say_who_may_use_it() {
     let (cert, key) = make_cert(certs.path(), "idp");
     let peer = WsFedPeer::start(&cert, &key, &[]);
     let mut setup = wsfed_setup(up.addr, &peer);
-    setup.contoso_directory = String::new();
+    setup.contoso().directory = None;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vestibule"))
         .arg("check-config")
         .arg(setup.config_path())

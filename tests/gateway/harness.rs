@@ -20,6 +20,8 @@ use vestibule::clock::Clock;
 use vestibule::identity::Identity;
 use vestibule::proxy::Sessions;
 
+use crate::spec;
+
 /// Development assertion key shipped in certs/dev.
 pub const ASSERTION_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/certs/dev/assertion.pem");
 /// Two fixed ring keys (base64 of 32 bytes of 0x01 and 0x02).
@@ -154,74 +156,108 @@ pub async fn silent_upstream() -> SocketAddr {
     addr
 }
 
-/// Gateway configuration for tests, with knobs the tests vary.
+/// Gateway configuration for tests (typed: see `spec`), with knobs the tests vary.
 pub struct Setup {
     pub dir: tempfile::TempDir,
     pub port: u16,
-    pub upstream: SocketAddr,
     pub active_key: &'static str,
     pub ring: Vec<(&'static str, &'static str)>,
-    pub extra_tenants: String,
-    pub extra_top: String,
     /// A second, HTTPS listener (development certificate) on this port.
     pub tls_port: Option<u16>,
-    /// Lines added to the contoso tenant (e.g. `sign_in`).
-    pub contoso_extra: String,
-    /// The contoso tenant's `directory:` line (everyone the provider verifies by default).
-    pub contoso_directory: String,
+    pub providers: Vec<spec::Provider>,
+    /// `contoso` (crm.contoso.localhost, /static/ public, /api/ API) and `fabrikam`
+    /// (crm.fabrikam.test) to begin with.
+    pub tenants: Vec<spec::Tenant>,
+    pub proxy: spec::Proxy,
+    /// `metrics.allow`, when a test sets it.
+    pub metrics_allow: Option<Vec<String>>,
 }
 
 impl Setup {
     pub fn new(upstream: SocketAddr) -> Self {
+        let mut contoso = spec::Tenant::new("contoso", &["crm.contoso.localhost"], upstream);
+        contoso.public = vec!["/static/".into()];
+        contoso.api = vec!["/api/".into()];
         Self {
             dir: tempfile::tempdir().unwrap(),
             port: free_port(),
-            upstream,
             active_key: "k1",
             ring: vec![("k1", KEY_1)],
-            extra_tenants: String::new(),
-            extra_top: String::new(),
             tls_port: None,
-            contoso_extra: String::new(),
-            contoso_directory: "    directory: { kind: none }\n".into(),
+            providers: Vec::new(),
+            tenants: vec![
+                contoso,
+                spec::Tenant::new("fabrikam", &["crm.fabrikam.test"], upstream),
+            ],
+            proxy: spec::Proxy::default(),
+            metrics_allow: None,
         }
     }
 
+    /// The tenant named `name`.
+    pub fn tenant(&mut self, name: &str) -> &mut spec::Tenant {
+        self.tenants
+            .iter_mut()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("no tenant {name}"))
+    }
+
+    /// The contoso tenant (the one most tests sign in to).
+    pub fn contoso(&mut self) -> &mut spec::Tenant {
+        self.tenant("contoso")
+    }
+
+    /// The provider named `name`.
+    pub fn provider(&mut self, name: &str) -> &mut spec::Provider {
+        self.providers
+            .iter_mut()
+            .find(|p| p.name() == name)
+            .unwrap_or_else(|| panic!("no provider {name}"))
+    }
+
     pub fn yaml(&self) -> String {
-        let ring: String = self
+        let root = env!("CARGO_MANIFEST_DIR");
+        let mut listeners = vec![json!({ "address": format!("127.0.0.1:{}", self.port) })];
+        if let Some(p) = self.tls_port {
+            listeners.push(json!({
+                "address": format!("127.0.0.1:{p}"),
+                "tls": {
+                    "cert": format!("{root}/certs/dev/gateway.crt"),
+                    "key": format!("{root}/certs/dev/gateway.key"),
+                },
+            }));
+        }
+        let ring: serde_json::Map<String, Value> = self
             .ring
             .iter()
-            .map(|(id, key)| format!("    {id}: {{ value: \"{key}\" }}\n"))
+            .map(|(id, key)| (id.to_string(), json!({ "value": key })))
             .collect();
-        let tls_listener = self.tls_port.map_or(String::new(), |p| {
-            format!(
-                "  - address: 127.0.0.1:{p}\n    tls: {{ cert: {dir}/certs/dev/gateway.crt, key: {dir}/certs/dev/gateway.key }}\n",
-                dir = env!("CARGO_MANIFEST_DIR")
-            )
+        let mut doc = json!({
+            "listeners": listeners,
+            "keys": { "active": self.active_key, "ring": ring },
+            "store": { "sqlite": self.dir.path().join("v.db") },
+            "session": { "cookie": "vestibule", "idle": "1h", "absolute": "8h" },
+            "assertion": {
+                "key": { "file": ASSERTION_KEY },
+                "kid": "test-1",
+                "issuer": "vestibule-test",
+                "audience": "crm",
+                "lifetime": "5m",
+            },
+            "headers": { "strip": ["Remote-User"] },
+            "log": { "level": "info,vestibule::access=off" },
+            "tenants": self.tenants,
         });
-        format!(
-            "listeners:\n  - address: 127.0.0.1:{port}\n{tls_listener}\
-             keys:\n  active: {active}\n  ring:\n{ring}\
-             store: {{ sqlite: {db} }}\n\
-             session: {{ cookie: vestibule, idle: 1h, absolute: 8h }}\n\
-             assertion: {{ key: {{ file: {key} }}, kid: test-1, issuer: vestibule-test, audience: crm, lifetime: 5m }}\n\
-             headers: {{ strip: [Remote-User] }}\n\
-             log: {{ level: \"info,vestibule::access=off\" }}\n\
-             {top}\
-             tenants:\n\
-             \x20 - name: contoso\n    hosts: [crm.contoso.localhost]\n    upstream: {{ address: {up} }}\n    public: [/static/]\n    api: [/api/]\n{contoso}{directory}\
-             \x20 - name: fabrikam\n    hosts: [crm.fabrikam.test]\n    upstream: {{ address: {up} }}\n\
-             {extra}",
-            port = self.port,
-            active = self.active_key,
-            db = self.dir.path().join("v.db").display(),
-            key = ASSERTION_KEY,
-            up = self.upstream,
-            top = self.extra_top,
-            extra = self.extra_tenants,
-            contoso = self.contoso_extra,
-            directory = self.contoso_directory,
-        )
+        if !self.providers.is_empty() {
+            doc["providers"] = serde_json::to_value(&self.providers).unwrap();
+        }
+        if !self.proxy.is_empty() {
+            doc["proxy"] = serde_json::to_value(&self.proxy).unwrap();
+        }
+        if let Some(allow) = &self.metrics_allow {
+            doc["metrics"] = json!({ "allow": allow });
+        }
+        serde_norway::to_string(&doc).unwrap()
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -245,7 +281,7 @@ impl Setup {
     }
 
     /// How many sessions the gateway's store holds (refusal tests: "nothing stored").
-    pub async fn stored_sessions(&self) -> i64 {
+    pub async fn session_count(&self) -> i64 {
         let db = sqlx::SqlitePool::connect(&format!(
             "sqlite://{}",
             self.dir.path().join("v.db").display()

@@ -3,6 +3,7 @@
 
 use crate::harness::*;
 use crate::peers::*;
+use crate::spec;
 use crate::wsfed_flow::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -12,9 +13,12 @@ async fn sign_in_starts_and_completions_are_limited_per_client_address() {
     let (cert, key) = make_cert(dir.path(), "idp");
     let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
     let mut setup = wsfed_setup(up.addr, &peer);
-    setup.extra_top.push_str(
-        "proxy: { trusted_proxies: [127.0.0.0/8], sign_in_starts_per_minute: 4, sign_in_completions_per_minute: 3 }\n",
-    );
+    setup.proxy = spec::Proxy {
+        trusted_proxies: vec!["127.0.0.0/8".into()],
+        sign_in_starts_per_minute: Some(4),
+        sign_in_completions_per_minute: Some(3),
+        ..Default::default()
+    };
     let gw = setup.start().await;
     let login = |client: &'static str| {
         let addr = gw.addr;

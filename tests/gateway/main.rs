@@ -14,6 +14,7 @@ mod oidc_flow;
 mod oidc_hostile;
 mod peers;
 mod routing;
+mod spec;
 mod spoofing;
 mod tls;
 mod wsfed_attacks;

@@ -4,14 +4,22 @@
 
 use crate::harness::*;
 use crate::peers::*;
+use crate::spec;
 use crate::wsfed_flow::session_cookie;
 
-pub fn oidc_setup(up: std::net::SocketAddr, issuer: &str, binding: &str) -> Setup {
+pub fn oidc_setup(up: std::net::SocketAddr, issuer: &str) -> Setup {
     let mut setup = Setup::new(up);
-    setup.extra_top = format!(
-        "providers:\n  - name: op\n    kind: oidc\n    display_name: Contoso Google\n    issuer: {issuer}\n    client_id: {CLIENT_ID}\n    client_secret: {{ value: {CLIENT_SECRET} }}\n    scopes: [email, profile, offline_access]\n    authorization_params: {{ prompt: consent }}\n"
-    );
-    setup.contoso_extra = format!("    sign_in: [{{ provider: op{binding} }}]\n");
+    setup.providers.push(spec::Provider::Oidc(spec::Oidc {
+        name: "op".into(),
+        display_name: Some("Contoso Google".into()),
+        issuer: issuer.into(),
+        client_id: CLIENT_ID.into(),
+        client_secret: Some(spec::Secret::value(CLIENT_SECRET)),
+        scopes: vec!["email".into(), "profile".into(), "offline_access".into()],
+        authorization_params: [("prompt".to_owned(), "consent".to_owned())].into(),
+        ..Default::default()
+    }));
+    setup.contoso().sign_in.push(spec::SignIn::provider("op"));
     setup
 }
 
@@ -55,6 +63,14 @@ pub async fn callback(gw: &Gateway, redirect: &str, cookie: &str) -> Reply {
     get(gw.addr, "crm.contoso.localhost", path, &extra).await
 }
 
+/// A whole OpenID Connect sign-in of `login` at the provider: the gateway's answer to the
+/// callback (a 302 with the session cookie, or a refusal page).
+pub async fn sign_in_as(gw: &Gateway, op: &OidcPeer, login: &str) -> Reply {
+    let (auth, binding) = begin(gw).await;
+    let redirect = op.sign_in(&auth, login).await;
+    callback(gw, &redirect, &binding).await
+}
+
 fn query_param(url: &str, name: &str) -> String {
     url::Url::parse(url)
         .unwrap()
@@ -68,7 +84,7 @@ fn query_param(url: &str, name: &str) -> String {
 async fn full_code_flow_reaches_the_upstream_with_identity() {
     let up = Upstream::start().await;
     let op = OidcPeer::start(&[]);
-    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let setup = oidc_setup(up.addr, &op.issuer);
     let gw = setup.start().await;
     let (auth, binding) = begin(&gw).await;
     assert!(auth.starts_with(&format!("{}/auth?", op.issuer)), "{auth}");
@@ -133,7 +149,7 @@ async fn full_code_flow_reaches_the_upstream_with_identity() {
 async fn state_must_be_present_ours_and_unused() {
     let up = Upstream::start().await;
     let op = OidcPeer::start(&[]);
-    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let setup = oidc_setup(up.addr, &op.issuer);
     let gw = setup.start().await;
     let (auth, binding) = begin(&gw).await;
     let redirect = op.sign_in(&auth, "alice").await;
@@ -190,7 +206,7 @@ async fn state_must_be_present_ours_and_unused() {
 async fn an_error_from_the_provider_gets_a_clear_page() {
     let up = Upstream::start().await;
     let op = OidcPeer::start(&[]);
-    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let setup = oidc_setup(up.addr, &op.issuer);
     let gw = setup.start().await;
     let (auth, binding) = begin(&gw).await;
     let state = urlencode(&query_param(&auth, "state"));
@@ -215,7 +231,7 @@ async fn provider_key_rotation_needs_no_restart() {
     let op = OidcPeer::start(&[]);
     let port = op.port.to_string();
     let first_kid = op.kid.clone();
-    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let setup = oidc_setup(up.addr, &op.issuer);
     let gw = setup.start().await;
     let (auth, binding) = begin(&gw).await;
     let redirect = op.sign_in(&auth, "alice").await;
@@ -237,7 +253,7 @@ async fn provider_key_rotation_needs_no_restart() {
 async fn provider_outages_keep_sessions_and_a_never_reached_provider_gives_503() {
     let up = Upstream::start().await;
     let op = OidcPeer::start(&[]);
-    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let setup = oidc_setup(up.addr, &op.issuer);
     let gw = setup.start().await;
     let (auth, binding) = begin(&gw).await;
     let redirect = op.sign_in(&auth, "alice").await;
@@ -263,7 +279,7 @@ async fn provider_outages_keep_sessions_and_a_never_reached_provider_gives_503()
     assert_eq!(page.status, 200, "an existing session keeps working");
 
     let closed = format!("http://127.0.0.1:{}", free_port());
-    let setup = oidc_setup(up.addr, &closed, "");
+    let setup = oidc_setup(up.addr, &closed);
     let gw = setup.start().await;
     let login = get(
         gw.addr,
@@ -280,7 +296,8 @@ async fn provider_outages_keep_sessions_and_a_never_reached_provider_gives_503()
 async fn hosted_domain_must_match() {
     let up = Upstream::start().await;
     let op = OidcPeer::start(&[("HD", "fabrikam.example")]);
-    let setup = oidc_setup(up.addr, &op.issuer, ", hosted_domains: [contoso.example]");
+    let mut setup = oidc_setup(up.addr, &op.issuer);
+    setup.contoso().sign_in[0].hosted_domains = vec!["contoso.example".into()];
     let gw = setup.start().await;
     let (auth, binding) = begin(&gw).await;
     let redirect = op.sign_in(&auth, "alice").await;
@@ -293,7 +310,8 @@ async fn hosted_domain_must_match() {
     drop(op);
     // No hd at all is refused too when domains are configured.
     let op = OidcPeer::start(&[]);
-    let setup = oidc_setup(up.addr, &op.issuer, ", hosted_domains: [contoso.example]");
+    let mut setup = oidc_setup(up.addr, &op.issuer);
+    setup.contoso().sign_in[0].hosted_domains = vec!["contoso.example".into()];
     let gw = setup.start().await;
     let (auth, binding) = begin(&gw).await;
     let redirect = op.sign_in(&auth, "alice").await;
@@ -301,7 +319,8 @@ async fn hosted_domain_must_match() {
     // And the right domain gets in.
     drop(op);
     let op = OidcPeer::start(&[("HD", "contoso.example")]);
-    let setup = oidc_setup(up.addr, &op.issuer, ", hosted_domains: [contoso.example]");
+    let mut setup = oidc_setup(up.addr, &op.issuer);
+    setup.contoso().sign_in[0].hosted_domains = vec!["contoso.example".into()];
     let gw = setup.start().await;
     let (auth, binding) = begin(&gw).await;
     let redirect = op.sign_in(&auth, "alice").await;
@@ -315,12 +334,19 @@ async fn several_providers_are_listed_and_one_is_picked_by_name() {
     let op = OidcPeer::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let (cert, _) = make_cert(dir.path(), "idp");
-    let mut setup = oidc_setup(up.addr, &op.issuer, "");
-    setup.extra_top.push_str(&format!(
-        "  - name: corp\n    kind: wsfed\n    display_name: Office 365\n    passive_endpoint: https://login.microsoftonline.com/common/wsfed\n    certificates: [{}]\n    realm: spn:x\n",
-        cert.display()
-    ));
-    setup.contoso_extra = "    sign_in: [{ provider: op }, { provider: corp, azure_tenant_ids: [0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9] }]\n".into();
+    let mut setup = oidc_setup(up.addr, &op.issuer);
+    setup.providers.push(spec::Provider::WsFed(spec::WsFed {
+        name: "corp".into(),
+        display_name: Some("Office 365".into()),
+        passive_endpoint: "https://login.microsoftonline.com/common/wsfed".into(),
+        certificates: vec![cert.display().to_string()],
+        realm: "spn:x".into(),
+        ..Default::default()
+    }));
+    setup
+        .contoso()
+        .sign_in
+        .push(spec::SignIn::provider("corp").azure_tenant("0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"));
     let gw = setup.start().await;
     let page = get(
         gw.addr,
@@ -384,7 +410,7 @@ async fn op_stats(op: &OidcPeer) -> serde_json::Value {
 async fn sign_in_starts_use_the_cached_discovery() {
     let up = Upstream::start().await;
     let op = OidcPeer::start(&[]);
-    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let setup = oidc_setup(up.addr, &op.issuer);
     let gw = setup.start().await;
     let before = op_stats(&op).await;
     assert_eq!(before["discovery"], 1, "{before}");
@@ -414,7 +440,7 @@ async fn sign_in_starts_use_the_cached_discovery() {
 async fn claims_missing_from_the_id_token_come_from_userinfo() {
     let up = Upstream::start().await;
     let op = OidcPeer::start(&[("CONFORM_ID_TOKEN", "1")]);
-    let setup = oidc_setup(up.addr, &op.issuer, "");
+    let setup = oidc_setup(up.addr, &op.issuer);
     let gw = setup.start().await;
     let (auth, binding) = begin(&gw).await;
     let redirect = op.sign_in(&auth, "alice").await;
@@ -436,8 +462,10 @@ async fn claims_missing_from_the_id_token_come_from_userinfo() {
     );
 
     // Switched off, the same provider's tokens lack the claim the user name comes from.
-    let mut setup = oidc_setup(up.addr, &op.issuer, "");
-    setup.extra_top.push_str("    userinfo: false\n");
+    let mut setup = oidc_setup(up.addr, &op.issuer);
+    if let spec::Provider::Oidc(op) = setup.provider("op") {
+        op.userinfo = Some(false);
+    }
     let gw = setup.start().await;
     let (auth, binding) = begin(&gw).await;
     let redirect = op.sign_in(&auth, "bob").await;
@@ -459,7 +487,7 @@ async fn signing_out_at_the_provider_ends_the_session_by_back_channel() {
         "BACKCHANNEL_LOGOUT_URI",
         &format!("http://127.0.0.1:{port}/_vestibule/oidc/backchannel-logout"),
     )]);
-    let mut setup = oidc_setup(up.addr, &op.issuer, "");
+    let mut setup = oidc_setup(up.addr, &op.issuer);
     setup.port = port;
     let gw = setup.start().await;
     let mut cookies = Vec::new();

@@ -183,7 +183,7 @@ async fn id_tokens_a_real_provider_never_issues_are_refused() {
     let (issuer, hostile) = hostile_provider().await;
     let good = key(dir.path(), "good");
     hostile.lock().unwrap().jwks = vec![good.jwk.clone()];
-    let setup = oidc_setup(up.addr, &issuer, "");
+    let setup = oidc_setup(up.addr, &issuer);
     let gw = setup.start().await;
 
     let unsigned = |c: &serde_json::Value| {
@@ -305,7 +305,7 @@ async fn id_tokens_a_real_provider_never_issues_are_refused() {
     );
     let ok = callback(&gw, &redirect, &binding).await;
     assert_eq!(ok.status, 302, "{}", ok.body);
-    let sessions = setup.stored_sessions().await;
+    let sessions = setup.session_count().await;
     assert_eq!(sessions, 1, "only the honest sign-in stored a session");
 }
 
@@ -317,7 +317,7 @@ async fn a_key_rotated_between_redirect_and_callback_is_fetched_once() {
     let old = key(dir.path(), "old");
     let new = key(dir.path(), "new");
     hostile.lock().unwrap().jwks = vec![old.jwk.clone()];
-    let setup = oidc_setup(up.addr, &issuer, "");
+    let setup = oidc_setup(up.addr, &issuer);
     let gw = setup.start().await;
     let (auth, binding) = begin(&gw).await;
     // After the gateway fetched the keys, the provider rotates and signs with the new key.
@@ -366,7 +366,7 @@ async fn a_response_naming_another_issuer_is_refused() {
     let (issuer, hostile) = hostile_provider().await;
     let good = key(dir.path(), "good");
     hostile.lock().unwrap().jwks = vec![good.jwk.clone()];
-    let setup = oidc_setup(up.addr, &issuer, "");
+    let setup = oidc_setup(up.addr, &issuer);
     let gw = setup.start().await;
     let (auth, binding) = begin(&gw).await;
     hostile.lock().unwrap().next_id_token =
@@ -390,7 +390,7 @@ async fn userinfo_for_another_subject_is_refused() {
     let (issuer, hostile) = hostile_provider().await;
     let good = key(dir.path(), "good");
     hostile.lock().unwrap().jwks = vec![good.jwk.clone()];
-    let setup = oidc_setup(up.addr, &issuer, "");
+    let setup = oidc_setup(up.addr, &issuer);
     let gw = setup.start().await;
     // A response without `sub` is not a userinfo response at all: nothing is taken from it.
     for (what, info, message) in [
@@ -457,7 +457,7 @@ async fn provider_bodies_past_the_limit_are_refused() {
         h.jwks = vec![good.jwk.clone()];
         h.huge_jwks = true;
     }
-    let setup = oidc_setup(up.addr, &issuer, "");
+    let setup = oidc_setup(up.addr, &issuer);
     let gw = setup.start().await;
     let login = get(
         gw.addr,
@@ -494,7 +494,7 @@ async fn back_channel_logout_tokens_are_verified_and_used_once() {
     let good = key(dir.path(), "good");
     let stranger = key(dir.path(), "stranger");
     hostile.lock().unwrap().jwks = vec![good.jwk.clone()];
-    let setup = oidc_setup(up.addr, &issuer, "");
+    let setup = oidc_setup(up.addr, &issuer);
     let gw = setup.start().await;
     // Mallory signs in twice: provider sessions s-1 and s-2.
     let mut cookies = Vec::new();
@@ -660,8 +660,8 @@ async fn a_slow_token_endpoint_does_not_hold_the_proxy_thread() {
     let (issuer, hostile) = hostile_provider().await;
     let good = key(dir.path(), "good");
     hostile.lock().unwrap().jwks = vec![good.jwk.clone()];
-    let mut setup = oidc_setup(up.addr, &issuer, "");
-    setup.extra_top.push_str("proxy: { threads: 1 }\n");
+    let mut setup = oidc_setup(up.addr, &issuer);
+    setup.proxy.threads = Some(1);
     let gw = setup.start().await;
     let sessions = setup
         .sessions(std::sync::Arc::new(vestibule::clock::SystemClock))

@@ -1,6 +1,7 @@
 //! Host routing, upstream failures and the reserved endpoints.
 
 use crate::harness::*;
+use crate::spec;
 use std::sync::Arc;
 use vestibule::clock::SystemClock;
 
@@ -48,8 +49,13 @@ async fn upstream_down_gives_502_page() {
     let up = Upstream::start().await;
     let mut setup = Setup::new(up.addr);
     let closed = free_port();
-    setup.extra_tenants = format!(
-        "  - name: down\n    hosts: [down.test]\n    upstream: {{ address: 127.0.0.1:{closed}, connect_timeout: 2s }}\n    public: [/]\n"
+    setup.tenants.push(
+        spec::Tenant::new("down", &["down.test"], format!("127.0.0.1:{closed}"))
+            .upstream(spec::Upstream {
+                connect_timeout: Some("2s".into()),
+                ..spec::Upstream::at(format!("127.0.0.1:{closed}"))
+            })
+            .public(&["/"]),
     );
     let gw = setup.start().await;
     let r = get(gw.addr, "down.test", "/", &["Accept: text/html"]).await;
@@ -66,8 +72,13 @@ async fn a_silent_upstream_gets_504_once_its_read_timeout_has_passed() {
     let up = Upstream::start().await;
     let silent = silent_upstream().await;
     let mut setup = Setup::new(up.addr);
-    setup.extra_tenants = format!(
-        "  - name: slow\n    hosts: [slow.test]\n    upstream: {{ address: {silent}, read_timeout: 2s }}\n    public: [/]\n"
+    setup.tenants.push(
+        spec::Tenant::new("slow", &["slow.test"], silent)
+            .upstream(spec::Upstream {
+                read_timeout: Some("2s".into()),
+                ..spec::Upstream::at(silent)
+            })
+            .public(&["/"]),
     );
     let gw = setup.start().await;
     let started = std::time::Instant::now();
@@ -95,10 +106,11 @@ async fn the_proxy_wide_read_timeout_applies_to_tenants_without_their_own() {
     let up = Upstream::start().await;
     let silent = silent_upstream().await;
     let mut setup = Setup::new(up.addr);
-    setup.extra_top = "proxy: { read_timeout: 1s, connect_timeout: 1s }\n".into();
-    setup.extra_tenants = format!(
-        "  - name: slow\n    hosts: [slow.test]\n    upstream: {{ address: {silent} }}\n    public: [/]\n"
-    );
+    setup.proxy.read_timeout = Some("1s".into());
+    setup.proxy.connect_timeout = Some("1s".into());
+    setup
+        .tenants
+        .push(spec::Tenant::new("slow", &["slow.test"], silent).public(&["/"]));
     let gw = setup.start().await;
     let r = tokio::time::timeout(
         std::time::Duration::from_secs(20),
@@ -168,7 +180,7 @@ async fn health_ready_jwks_and_metrics() {
 async fn metrics_outside_the_allow_list_are_forbidden() {
     let up = Upstream::start().await;
     let mut setup = Setup::new(up.addr);
-    setup.extra_top = "metrics: { allow: [10.0.0.0/8] }\n".into();
+    setup.metrics_allow = Some(vec!["10.0.0.0/8".into()]);
     let gw = setup.start().await;
     let m = get(gw.addr, "any", "/_vestibule/metrics", &[]).await;
     assert_eq!(m.status, 403);
@@ -182,7 +194,7 @@ async fn metrics_outside_the_allow_list_are_forbidden() {
 async fn metrics_behind_a_trusted_proxy_are_judged_by_the_client_address() {
     let up = Upstream::start().await;
     let mut setup = Setup::new(up.addr);
-    setup.extra_top = "proxy: { trusted_proxies: [127.0.0.0/8] }\n".into();
+    setup.proxy.trusted_proxies = vec!["127.0.0.0/8".into()];
     let gw = setup.start().await;
     // Default allow-list: loopback only. A remote client via the local proxy is refused...
     let remote = get(

@@ -113,7 +113,7 @@ async fn forwarding_headers_from_untrusted_clients_are_replaced() {
 async fn forwarding_headers_from_a_trusted_proxy_are_extended() {
     let up = Upstream::start().await;
     let mut setup = Setup::new(up.addr);
-    setup.extra_top = "proxy: { trusted_proxies: [127.0.0.0/8] }\n".into();
+    setup.proxy.trusted_proxies = vec!["127.0.0.0/8".into()];
     let gw = setup.start().await;
     get(
         gw.addr,

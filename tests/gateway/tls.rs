@@ -3,6 +3,7 @@
 //! client and `openssl s_server` as the upstream.
 
 use crate::harness::*;
+use crate::spec;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -74,11 +75,23 @@ async fn https_upstreams_are_verified_by_ca_and_name() {
     let (_server, port) = openssl_upstream().await;
     let mut setup = Setup::new(up.addr);
     let wrong_ca = other_ca(setup.dir.path());
-    setup.extra_tenants = format!(
-        "  - name: secure\n    hosts: [secure.test]\n    upstream: {{ address: 127.0.0.1:{port}, tls: true, sni: localhost, ca: {DEV_CERT} }}\n    public: [/]\n\
-         \x20 - name: wrongca\n    hosts: [wrongca.test]\n    upstream: {{ address: 127.0.0.1:{port}, tls: true, sni: localhost, ca: {wrong_ca} }}\n    public: [/]\n\
-         \x20 - name: wrongname\n    hosts: [wrongname.test]\n    upstream: {{ address: 127.0.0.1:{port}, tls: true, sni: crm.elsewhere.example, ca: {DEV_CERT} }}\n    public: [/]\n"
-    );
+    let address = format!("127.0.0.1:{port}");
+    for (name, sni, ca) in [
+        ("secure", "localhost", DEV_CERT.to_owned()),
+        ("wrongca", "localhost", wrong_ca.to_string()),
+        ("wrongname", "crm.elsewhere.example", DEV_CERT.to_owned()),
+    ] {
+        setup.tenants.push(
+            spec::Tenant::new(name, &[&format!("{name}.test")], &address)
+                .upstream(spec::Upstream {
+                    tls: true,
+                    sni: Some(sni.into()),
+                    ca: Some(ca),
+                    ..spec::Upstream::at(&address)
+                })
+                .public(&["/"]),
+        );
+    }
     let gw = setup.start().await;
     let ok = get(gw.addr, "secure.test", "/", &[]).await;
     assert_eq!(ok.status, 200, "{}", ok.body);

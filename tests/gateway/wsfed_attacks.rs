@@ -4,6 +4,7 @@
 
 use crate::harness::*;
 use crate::peers::*;
+use crate::spec;
 use crate::wsfed_flow::*;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -466,7 +467,7 @@ async fn refused_tokens_through_the_gateway_store_nothing() {
         assert!(session_cookie(&r).is_none(), "{what}: no session cookie");
     }
     assert_eq!(up.hits(), 0, "nothing forwarded");
-    let sessions = setup.stored_sessions().await;
+    let sessions = setup.session_count().await;
     assert_eq!(sessions, 0, "no session stored");
     let metrics = get(gw.addr, "x", "/_vestibule/metrics", &[]).await.body;
     assert!(
@@ -496,8 +497,7 @@ async fn a_token_from_another_azure_tenant_is_refused() {
         ],
     );
     let mut setup = wsfed_setup(up.addr, &peer);
-    setup.contoso_extra =
-        format!("    sign_in: [{{ provider: corp, azure_tenant_ids: [\"{ours}\"] }}]\n");
+    setup.contoso().sign_in = vec![spec::SignIn::provider("corp").azure_tenant(ours)];
     let gw = setup.start().await;
     let p = start_sign_in(&gw, &peer).await;
     assert!(

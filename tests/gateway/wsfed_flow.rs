@@ -4,19 +4,25 @@
 
 use crate::harness::*;
 use crate::peers::*;
+use crate::spec;
 
 pub const ISSUER: &str = "https://sts.test/tenant-a/";
 pub const REALM: &str = "https://crm.contoso.localhost/";
 
 pub fn wsfed_setup(up: std::net::SocketAddr, peer: &WsFedPeer) -> Setup {
     let mut setup = Setup::new(up);
-    setup.extra_top = format!(
-        "providers:\n  - name: corp\n    kind: wsfed\n    display_name: Contoso Azure AD\n    passive_endpoint: {base}/wsfed\n    metadata_url: {md}\n    realm: {REALM}\n",
-        base = peer.base(),
-        md = peer.metadata_url()
-    );
-    setup.contoso_extra =
-        format!("    sign_in: [{{ provider: corp, allowed_issuers: [\"{ISSUER}\"] }}]\n");
+    setup.providers.push(spec::Provider::WsFed(spec::WsFed {
+        name: "corp".into(),
+        display_name: Some("Contoso Azure AD".into()),
+        passive_endpoint: format!("{}/wsfed", peer.base()),
+        metadata_url: Some(peer.metadata_url()),
+        realm: REALM.into(),
+        ..Default::default()
+    }));
+    setup
+        .contoso()
+        .sign_in
+        .push(spec::SignIn::provider("corp").issuer(ISSUER));
     setup
 }
 
@@ -91,6 +97,15 @@ pub async fn start_sign_in_as(
         wresult: field("wresult"),
         wctx: field("wctx"),
     }
+}
+
+/// A whole WS-Federation sign-in of the account `login_hint` at the peer: the gateway's answer
+/// to the provider's POST (a 302 with the session cookie, or a refusal page).
+pub async fn sign_in_as(gw: &Gateway, peer: &WsFedPeer, login_hint: &str) -> Reply {
+    start_sign_in_as(gw, peer, Some(login_hint))
+        .await
+        .complete(gw)
+        .await
 }
 
 /// POSTs a sign-in response to the gateway.
@@ -312,9 +327,7 @@ async fn a_refused_wresult_spends_its_wctx_and_a_slow_body_gets_408() {
     let (cert, key) = make_cert(dir.path(), "idp");
     let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
     let mut setup = wsfed_setup(up.addr, &peer);
-    setup
-        .extra_top
-        .push_str("proxy: { form_body_timeout: 1s }\n");
+    setup.proxy.form_body_timeout = Some("1s".into());
     let gw = setup.start().await;
     let p = start_sign_in(&gw, &peer).await;
     let forged = p.wresult.replacen(">Alice Example<", ">Admin Example<", 1);
@@ -462,11 +475,13 @@ async fn pinned_certificates_work_without_metadata_and_cleanup_ends_the_session(
     let (cert, key) = make_cert(dir.path(), "idp");
     let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
     let mut setup = wsfed_setup(up.addr, &peer);
-    setup.extra_top = format!(
-        "providers:\n  - name: corp\n    kind: wsfed\n    passive_endpoint: {}/wsfed\n    certificates: [{}]\n    realm: {REALM}\n",
-        peer.base(),
-        cert.display()
-    );
+    setup.providers = vec![spec::Provider::WsFed(spec::WsFed {
+        name: "corp".into(),
+        passive_endpoint: format!("{}/wsfed", peer.base()),
+        certificates: vec![cert.display().to_string()],
+        realm: REALM.into(),
+        ..Default::default()
+    })];
     let gw = setup.start().await;
     let done = start_sign_in(&gw, &peer).await.complete(&gw).await;
     let cookie = session_cookie(&done).expect("signed in with the pinned certificate");
@@ -514,9 +529,7 @@ async fn idp_cleanup_without_the_lax_session_cookie_still_ends_the_session() {
     let (cert, key) = make_cert(dir.path(), "idp");
     let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
     let mut setup = wsfed_setup(up.addr, &peer);
-    setup
-        .extra_top
-        .push_str("proxy: { trusted_proxies: [127.0.0.0/8] }\n");
+    setup.proxy.trusted_proxies = vec!["127.0.0.0/8".into()];
     let gw = setup.start().await;
     let https = "X-Forwarded-Proto: https";
     let login = get(
@@ -650,12 +663,10 @@ async fn sign_in_over_plain_http_on_a_public_name_says_https_is_required() {
     let (cert, key) = make_cert(dir.path(), "idp");
     let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
     let mut setup = wsfed_setup(up.addr, &peer);
-    setup
-        .extra_top
-        .push_str("proxy: { trusted_proxies: [10.0.0.0/8] }\n");
-    setup.extra_tenants = format!(
-        "  - name: public\n    hosts: [crm.public.example]\n    upstream: {{ address: {} }}\n    sign_in: [{{ provider: corp, allowed_issuers: [\"{ISSUER}\"] }}]\n    directory: {{ kind: none }}\n",
-        up.addr
+    setup.proxy.trusted_proxies = vec!["10.0.0.0/8".into()];
+    setup.tenants.push(
+        spec::Tenant::new("public", &["crm.public.example"], up.addr)
+            .sign_in(spec::SignIn::provider("corp").issuer(ISSUER)),
     );
     let gw = setup.start().await;
     for accept in ["text/html", "application/json"] {
