@@ -5,7 +5,7 @@ use crate::harness::*;
 use std::sync::Arc;
 use vestibule::clock::SystemClock;
 
-const SPOOFS: [&str; 9] = [
+const SPOOFS: [&str; 12] = [
     "X-Vestibule-User: mallory@evil.example",
     "x-vestibule-user: mallory@evil.example",
     "X_Vestibule_User: mallory@evil.example",
@@ -15,6 +15,9 @@ const SPOOFS: [&str; 9] = [
     "X-Vestibule-Assertion: eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0.",
     "X-Vestibule-Tenant: fabrikam",
     "Remote_User: mallory",
+    "X-Vestibule-Crm-User: 1.evil.example",
+    "x_vestibule_crm_user: 2.evil.example",
+    "X-VESTIBULE-CRM_USER: 3.evil.example",
 ];
 
 fn assert_no_spoof(seen: &Seen) {
@@ -44,7 +47,34 @@ async fn spoofed_identity_headers_are_stripped_on_public_paths() {
     let seen = up.last();
     assert_no_spoof(&seen);
     assert_eq!(seen.one("x-vestibule-user"), None);
+    assert_eq!(seen.one("x-vestibule-crm-user"), None);
     assert_eq!(seen.one("remote-user"), None);
+}
+
+/// The CRM user id the directory matched is the one header of its name upstream; a
+/// client's copies (any case, `_` spelling) are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crm_user_header_comes_only_from_the_directory() {
+    let up = Upstream::start().await;
+    let setup = Setup::new(up.addr);
+    let gw = setup.start().await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let mut identity = alice();
+    identity.crm = Some(vestibule::identity::CrmUser {
+        id: "101".into(),
+        display_name: Some("Alice Andersen".into()),
+        email: None,
+        roles: vec!["sales".into()],
+    });
+    let (_, value) = sessions.create("contoso", identity).await.unwrap();
+    let c = cookie(&value);
+    let mut lines: Vec<&str> = SPOOFS.to_vec();
+    lines.push(&c);
+    let r = get(gw.addr, "crm.contoso.localhost", "/deals", &lines).await;
+    assert_eq!(r.status, 200);
+    let seen = up.last();
+    assert_no_spoof(&seen);
+    assert_eq!(seen.all("x-vestibule-crm-user"), ["101"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
