@@ -30,6 +30,13 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Re-seal every stored session and document token under the key ring's active key
+    /// (after adding a new key and making it active); safe while gateways run.
+    RotateKey {
+        /// Configuration file (its store and key ring are used).
+        #[arg(long, default_value = "config/vestibule.yaml")]
+        config: PathBuf,
+    },
     /// Print a fresh 256-bit key for the key ring.
     Keygen {
         /// Key id to print (default: k + today's date).
@@ -84,6 +91,13 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         }
+        Command::RotateKey { config } => match vestibule::config::load_file(&config) {
+            Ok(cfg) => rotate_key(&cfg),
+            Err(errors) => {
+                print_errors(&config, &errors);
+                ExitCode::from(2)
+            }
+        },
         Command::Keygen { id } => {
             let id = id.unwrap_or_else(default_key_id);
             if !vestibule::crypto::valid_key_id(&id) {
@@ -102,6 +116,49 @@ fn main() -> ExitCode {
             println!("id: {id}");
             println!("key: {key}");
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn rotate_key(config: &vestibule::config::Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vestibule: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let keys = vestibule::crypto::KeyRing::new(&config.keys.active, &config.keys.ring)
+        .expect("validated: the active key is in the ring");
+    let result = runtime.block_on(async {
+        let store = vestibule::store::open(&config.store).await?;
+        vestibule::rotate::rotate(store.as_ref(), &keys).await
+    });
+    match result {
+        Ok(report) => {
+            println!(
+                "re-sealed under key {}: {} sessions, {} document tokens; {} already current; {} rewritten by a running gateway meanwhile",
+                keys.active_id(),
+                report.sessions_resealed,
+                report.tokens_resealed,
+                report.already_current,
+                report.raced
+            );
+            for (kind, kid) in &report.unreadable {
+                eprintln!("vestibule: a {kind} record is sealed under key `{kid}`, which is not in the ring: left as it is (it no longer opens)");
+            }
+            if report.unreadable.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            }
+        }
+        Err(e) => {
+            eprintln!("vestibule: store: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -457,6 +457,23 @@ impl<P: Prepared> SessionManager<P> {
 
 /// Associated data for a sealed session record: a record copied to another id or tenant in
 /// the database no longer opens.
+/// Re-seals a stored session record (`id` in hex) under the ring's active key, for key
+/// rotation; `Ok(None)` when it already is, an error when it does not open with the ring.
+pub fn reseal_record(
+    keys: &KeyRing,
+    id_hex: &str,
+    tenant: &str,
+    payload: &[u8],
+) -> Result<Option<Vec<u8>>, crate::crypto::CryptoError> {
+    if KeyRing::key_id_of(payload) == Some(keys.active_id()) {
+        return Ok(None);
+    }
+    let id = SessionId::from_hex(id_hex).ok_or(crate::crypto::CryptoError::Inauthentic)?;
+    let aad = record_aad(&id, tenant);
+    let plain = keys.open(&aad, payload)?;
+    Ok(Some(keys.seal(&aad, &plain)))
+}
+
 fn record_aad(id: &SessionId, tenant: &str) -> Vec<u8> {
     let mut aad = b"vestibule/session-record/v1/".to_vec();
     aad.extend_from_slice(&id.0);

@@ -7,6 +7,7 @@ pub use sqlite::SqliteStore;
 
 use crate::clock::UnixSeconds;
 use crate::config::StoreConfig;
+use crate::tokens::{StoredToken, TokenId};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -107,6 +108,47 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_seen(&self, now: UnixSeconds) -> Result<u64, StoreError>;
     /// Cheap reachability check for `/_vestibule/ready`.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Reads a document token record.
+    async fn get_token(&self, id: &TokenId) -> Result<Option<StoredToken>, StoreError>;
+    /// Writes a document token record when the stored one is still at generation `expected`
+    /// (`None`: when there is none): a compare-and-set, so of two refreshes that read the same
+    /// record one commits. True when written.
+    async fn put_token(
+        &self,
+        token: &StoredToken,
+        expected: Option<i64>,
+    ) -> Result<bool, StoreError>;
+    /// Deletes a document token record; true when it existed.
+    async fn delete_token(&self, id: &TokenId) -> Result<bool, StoreError>;
+
+    /// Sessions after `after` (by id) in id order, at most `limit`: `(id, tenant, payload)`.
+    /// For re-sealing under a new key.
+    async fn session_payloads(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError>;
+    /// Replaces a session's sealed payload if it is still `old`; true when replaced.
+    async fn replace_session_payload(
+        &self,
+        id: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
+    /// Token records after `after` in key order, at most `limit`.
+    async fn token_records(
+        &self,
+        after: Option<&TokenId>,
+        limit: u32,
+    ) -> Result<Vec<StoredToken>, StoreError>;
+    /// Replaces a token record's sealed payload if it is still `old`; true when replaced.
+    async fn replace_token_payload(
+        &self,
+        id: &TokenId,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
 }
 
 /// Opens the configured backend, creating and migrating it as needed.

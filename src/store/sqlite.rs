@@ -2,6 +2,7 @@
 
 use super::{SessionMatch, Store, StoreError, StoredSession};
 use crate::clock::UnixSeconds;
+use crate::tokens::{StoredToken, TokenId};
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -38,6 +39,13 @@ fn migrator() -> Migrator {
             "directory check".into(),
             MigrationType::Simple,
             include_str!("../../migrations/sqlite/0004_directory_check.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            5,
+            "document tokens".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0005_document_tokens.sql").into_sql_str(),
             false,
         ),
     ])
@@ -239,6 +247,178 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn get_token(&self, id: &TokenId) -> Result<Option<StoredToken>, StoreError> {
+        let row = sqlx::query(
+            "SELECT payload, expires_at, generation, updated_at FROM document_tokens \
+             WHERE tenant = ? AND owner = ? AND provider = ? AND resource = ?",
+        )
+        .bind(&id.tenant)
+        .bind(&id.owner)
+        .bind(&id.provider)
+        .bind(&id.resource)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| StoredToken {
+            id: id.clone(),
+            payload: r.get(0),
+            expires_at: r.get(1),
+            generation: r.get(2),
+            updated_at: r.get(3),
+        }))
+    }
+
+    async fn put_token(&self, t: &StoredToken, expected: Option<i64>) -> Result<bool, StoreError> {
+        let done = match expected {
+            None => {
+                sqlx::query(
+                    "INSERT INTO document_tokens (tenant, owner, provider, resource, payload, \
+                     expires_at, generation, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&t.id.tenant)
+                .bind(&t.id.owner)
+                .bind(&t.id.provider)
+                .bind(&t.id.resource)
+                .bind(&t.payload)
+                .bind(t.expires_at)
+                .bind(t.generation)
+                .bind(t.updated_at)
+                .execute(&self.pool)
+                .await?
+            }
+            Some(generation) => {
+                sqlx::query(
+                    "UPDATE document_tokens SET payload = ?, expires_at = ?, generation = ?, \
+                     updated_at = ? WHERE tenant = ? AND owner = ? AND provider = ? \
+                     AND resource = ? AND generation = ?",
+                )
+                .bind(&t.payload)
+                .bind(t.expires_at)
+                .bind(t.generation)
+                .bind(t.updated_at)
+                .bind(&t.id.tenant)
+                .bind(&t.id.owner)
+                .bind(&t.id.provider)
+                .bind(&t.id.resource)
+                .bind(generation)
+                .execute(&self.pool)
+                .await?
+            }
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_token(&self, id: &TokenId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM document_tokens WHERE tenant = ? AND owner = ? AND provider = ? \
+             AND resource = ?",
+        )
+        .bind(&id.tenant)
+        .bind(&id.owner)
+        .bind(&id.provider)
+        .bind(&id.resource)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn session_payloads(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+        Ok(
+            sqlx::query(
+                "SELECT id, tenant, payload FROM sessions WHERE id > ? ORDER BY id LIMIT ?",
+            )
+            .bind(after.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect(),
+        )
+    }
+
+    async fn replace_session_payload(
+        &self,
+        id: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE sessions SET payload = ? WHERE id = ? AND payload = ?")
+            .bind(new)
+            .bind(id)
+            .bind(old)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn token_records(
+        &self,
+        after: Option<&TokenId>,
+        limit: u32,
+    ) -> Result<Vec<StoredToken>, StoreError> {
+        let (t, o, p, r) = after.map_or(("", "", "", ""), |a| {
+            (
+                a.tenant.as_str(),
+                a.owner.as_str(),
+                a.provider.as_str(),
+                a.resource.as_str(),
+            )
+        });
+        Ok(sqlx::query(
+            "SELECT tenant, owner, provider, resource, payload, expires_at, generation, \
+             updated_at FROM document_tokens \
+             WHERE (tenant, owner, provider, resource) > (?, ?, ?, ?) \
+             ORDER BY tenant, owner, provider, resource LIMIT ?",
+        )
+        .bind(t)
+        .bind(o)
+        .bind(p)
+        .bind(r)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| StoredToken {
+            id: TokenId {
+                tenant: r.get(0),
+                owner: r.get(1),
+                provider: r.get(2),
+                resource: r.get(3),
+            },
+            payload: r.get(4),
+            expires_at: r.get(5),
+            generation: r.get(6),
+            updated_at: r.get(7),
+        })
+        .collect())
+    }
+
+    async fn replace_token_payload(
+        &self,
+        id: &TokenId,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE document_tokens SET payload = ? WHERE tenant = ? AND owner = ? \
+             AND provider = ? AND resource = ? AND payload = ?",
+        )
+        .bind(new)
+        .bind(&id.tenant)
+        .bind(&id.owner)
+        .bind(&id.provider)
+        .bind(&id.resource)
+        .bind(old)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

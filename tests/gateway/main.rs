@@ -13,6 +13,7 @@ mod limits;
 mod oidc_flow;
 mod oidc_hostile;
 mod peers;
+mod rotate;
 mod routing;
 mod spec;
 mod spoofing;
