@@ -34,6 +34,7 @@ fn identity() -> Identity {
         idp_tenant: Some("0000".into()),
         claims: Default::default(),
         crm: None,
+        directory_key: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn identity(n: u64) -> Identity {
         idp_tenant: Some("00000000-0000-0000-0000-000000000000".into()),
         claims: Default::default(),
         crm: None,
+        directory_key: None,
     }
 }
 

@@ -26,6 +26,30 @@ pub struct Identity {
     /// The CRM user the tenant's directory matched at sign-in (none for `directory: none`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crm: Option<CrmUser>,
+    /// The normalised value the directory matched on, kept (sealed) so that re-checks look
+    /// up exactly what sign-in looked up, even for claims the session does not keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_key: Option<String>,
+}
+
+/// The values of a verified sign-in a directory may match on, as its protocol vouches for
+/// them. Each is absent when the token does not carry it as one signed, single value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchValues {
+    /// The sign-in name: the UPN claim (Azure AD, ADFS; its domain is one the directory
+    /// verified), or for OpenID providers the `upn` claim, else the verified e-mail address.
+    pub upn: Option<String>,
+    /// The e-mail address: the token's e-mail claim (WS-Federation: as the administrators of
+    /// that directory set it), for OpenID providers only when `email_verified` is true.
+    pub email: Option<String>,
+    /// The provider's subject (`sub`, the SAML NameID).
+    pub subject: String,
+    /// The SAML NameID (WS-Federation only).
+    pub name_id: Option<String>,
+    /// Azure AD's object id.
+    pub object_id: Option<String>,
+    /// Every signed, single-valued text claim by name (SAML claim type URI, ID token claim).
+    pub claims: BTreeMap<String, String>,
 }
 
 /// A user of the CRM, as its directory describes them.

@@ -145,6 +145,7 @@ mod tests {
                 idp_tenant: None,
                 claims: Default::default(),
                 crm: None,
+                directory_key: None,
             };
             cookies.push(before.create("contoso", identity).await.unwrap().1);
         }

@@ -2,6 +2,8 @@
 //! claims a directory may match on. The provider runtime (discovery cache, code flow, ID
 //! token checks) is `providers::oidc`.
 
+use crate::identity::MatchValues;
+
 /// Why an OpenID Connect sign-in failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OidcError {
@@ -66,17 +68,23 @@ pub struct Callback<'a> {
     pub redirect_uri: &'a str,
 }
 
-/// A token's claims with text values, by name: what a directory may match on.
-pub type SignedClaims = std::collections::BTreeMap<String, String>;
-
-/// The text-valued claims of a verified ID token (and userinfo).
-pub fn string_claims(claims: &serde_json::Value) -> SignedClaims {
-    claims
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
+/// What a directory may match on in a verified ID token (userinfo answers are not signed and
+/// are never matched on): `email` only when `email_verified` is true; `upn` the `upn` claim
+/// (Azure AD), else that verified e-mail (Google: the account's address).
+pub fn match_values(id_token_claims: &serde_json::Value) -> Option<MatchValues> {
+    let object = id_token_claims.as_object()?;
+    let text = |k: &str| object.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let verified = object.get("email_verified") == Some(&serde_json::Value::Bool(true));
+    let email = text("email").filter(|_| verified);
+    Some(MatchValues {
+        upn: text("upn").or_else(|| email.clone()),
+        email,
+        subject: text("sub")?,
+        name_id: None,
+        object_id: text("oid"),
+        claims: object
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+            .collect(),
+    })
 }

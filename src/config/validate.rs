@@ -231,6 +231,7 @@ impl Validator {
         let providers = self.providers(&raw.providers, all_loopback);
         let tenants = self.tenants(&raw.tenants, all_loopback, &proxy);
         self.sign_ins(&raw.tenants, &raw.providers);
+        self.directory_issuers(&raw.tenants, &tenants, &providers);
         Some(Config {
             listeners,
             keys: keys?,

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 /// One user in the file.
 #[derive(Debug, Deserialize)]
@@ -68,14 +67,27 @@ pub struct FileSource {
 }
 
 struct Loaded {
-    /// Modification time and length of the version loaded: a change in either reloads.
-    stamp: Option<(SystemTime, u64)>,
+    /// What identifies the version loaded (see `stamp`): a change in any part reloads.
+    stamp: Option<Stamp>,
     index: Index,
 }
 
-fn stamp(path: &Path) -> std::io::Result<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path)?;
-    Ok((meta.modified()?, meta.len()))
+/// Inode, length, modification and status-change times (with nanoseconds). The change time
+/// moves on every write and rename, including copies that restore the modification time
+/// (`cp -p`, `rsync -t`), and a replaced file has a new inode.
+type Stamp = (u64, u64, i64, i64, i64, i64);
+
+fn stamp(path: &Path) -> std::io::Result<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
 }
 
 /// Parses a directory file (YAML unless its name ends in `.csv`) into its index; the error
@@ -133,11 +145,13 @@ pub fn parse(path: &Path, field: &MatchField) -> Result<Index, String> {
 impl FileSource {
     /// Loads the file; an unreadable or malformed file is an error at start.
     pub fn open(path: &Path, field: MatchField) -> Result<Self, SourceError> {
-        let index = parse(path, &field).map_err(SourceError)?;
+        // Stamped before reading: an edit made while we parse is seen at the next lookup.
+        let before = stamp(path).ok();
+        let index = parse(path, &field).map_err(SourceError::Down)?;
         Ok(Self {
             path: path.to_owned(),
             state: Mutex::new(Loaded {
-                stamp: stamp(path).ok(),
+                stamp: before,
                 index,
             }),
             field,
@@ -147,8 +161,18 @@ impl FileSource {
     /// Reloads the file when it changed since it was read. Sign-ins are rare, so a `stat`
     /// per lookup costs nothing and needs no watcher thread.
     fn refresh(&self, loaded: &mut Loaded) {
-        let now = stamp(&self.path).ok();
-        if now.is_none() || now == loaded.stamp {
+        let now = match stamp(&self.path) {
+            Ok(now) => Some(now),
+            Err(e) => {
+                if loaded.stamp.is_some() {
+                    tracing::error!(path = %self.path.display(), error = %e, "user directory file unreadable; keeping the last good version");
+                    // Logged once; a file that comes back is read again.
+                    loaded.stamp = None;
+                }
+                return;
+            }
+        };
+        if now == loaded.stamp {
             return;
         }
         match parse(&self.path, &self.field) {
@@ -238,7 +262,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "users.csv", "id,login\n1,a@b.c\n2\n");
         let e = FileSource::open(&path, MatchField::Email).err().unwrap();
-        assert!(e.0.contains("line 3"), "{e}");
+        assert!(e.to_string().contains("line 3"), "{e}");
         let path = write(dir.path(), "users.yaml", "users:\n  - { id: 1, logn: x }\n");
         assert!(FileSource::open(&path, MatchField::Email).is_err());
     }

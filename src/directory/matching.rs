@@ -1,8 +1,7 @@
 //! Which field of a verified identity is looked up in the CRM, and how it is normalised so the
 //! gateway and the CRM's data compare the same text.
 
-use crate::identity::Identity;
-use std::collections::BTreeMap;
+use crate::identity::MatchValues;
 use unicode_normalization::UnicodeNormalization;
 
 /// The identity field a directory matches on (`directory.match`).
@@ -55,36 +54,29 @@ impl MatchField {
         matches!(self, Self::Upn | Self::Email | Self::ObjectId)
     }
 
-    /// The normalised value of this field in a verified sign-in, if it has one. `claims` are
-    /// the signed claims of the token (string values), for `Claim` and `object_id`.
-    pub fn value_of(
-        &self,
-        identity: &Identity,
-        claims: &BTreeMap<String, String>,
-    ) -> Option<String> {
+    /// The normalised value of this field in a verified sign-in, if it carries one.
+    pub fn value_of(&self, values: &MatchValues) -> Option<String> {
         let raw = match self {
-            Self::Upn => Some(identity.user.as_str()),
-            Self::Email => identity.email.as_deref(),
-            Self::Subject | Self::NameId => Some(identity.subject.as_str()),
-            Self::ObjectId => identity
-                .claims
-                .get("oid")
-                .and_then(|v| v.as_str())
-                .or_else(|| claims.get("oid").map(String::as_str)),
-            Self::Claim(name) => claims.get(name).map(String::as_str),
+            Self::Upn => values.upn.as_deref(),
+            Self::Email => values.email.as_deref(),
+            Self::Subject => Some(values.subject.as_str()),
+            Self::NameId => values.name_id.as_deref(),
+            Self::ObjectId => values.object_id.as_deref(),
+            Self::Claim(name) => values.claims.get(name).map(String::as_str),
         }?;
         self.normalise(raw)
     }
 
-    /// The comparison form of a value: surrounding whitespace removed, Unicode NFC (so a
-    /// name typed with combining accents equals its precomposed form), lower case for the
-    /// case-insensitive fields. `None` for an empty value: nothing matches nothing.
+    /// The comparison form of a value. Names and addresses (`upn`, `email`) and object ids
+    /// lose surrounding whitespace, are put in Unicode NFC (a name typed with combining accents
+    /// equals its precomposed form) and lower case. Subjects and claims are compared exactly,
+    /// byte for byte: the provider treats `K` and the Kelvin sign, or ` x` and `x`, as different
+    /// subjects, and so must we. `None` for an empty value: nothing matches nothing.
     pub fn normalise(&self, raw: &str) -> Option<String> {
-        let nfc: String = raw.trim().nfc().collect();
         let value = if self.case_insensitive() {
-            nfc.to_lowercase()
+            raw.trim().nfc().collect::<String>().to_lowercase()
         } else {
-            nfc
+            raw.to_owned()
         };
         (!value.is_empty()).then_some(value)
     }
@@ -94,74 +86,81 @@ impl MatchField {
 mod tests {
     use super::*;
 
-    fn identity() -> Identity {
-        Identity {
-            provider: "aad".into(),
-            issuer: "https://sts.windows.net/t/".into(),
-            subject: "AbC-Subject".into(),
-            user: " Alice@Contoso.COM ".into(),
+    fn values() -> MatchValues {
+        MatchValues {
+            upn: Some(" Alice@Contoso.COM ".into()),
             email: Some("ALICE@contoso.com".into()),
-            name: None,
-            idp_tenant: None,
-            claims: [("oid".to_owned(), serde_json::json!("8E4A-11"))].into(),
-            crm: None,
+            subject: "AbC-Subject".into(),
+            name_id: Some("AbC-Subject".into()),
+            object_id: Some("8E4A-11".into()),
+            claims: [("employeeid".to_owned(), "E-17x".to_owned())].into(),
         }
     }
 
     #[test]
     fn names_and_addresses_compare_without_case_or_surrounding_space() {
-        let none = BTreeMap::new();
         assert_eq!(
-            MatchField::Upn.value_of(&identity(), &none).as_deref(),
+            MatchField::Upn.value_of(&values()).as_deref(),
             Some("alice@contoso.com")
         );
         assert_eq!(
-            MatchField::Email.value_of(&identity(), &none).as_deref(),
+            MatchField::Email.value_of(&values()).as_deref(),
             Some("alice@contoso.com")
         );
         assert_eq!(
-            MatchField::ObjectId.value_of(&identity(), &none).as_deref(),
+            MatchField::ObjectId.value_of(&values()).as_deref(),
             Some("8e4a-11")
         );
     }
 
     #[test]
-    fn subjects_and_claims_keep_their_case() {
-        let claims = [("employeeid".to_owned(), "E-17x".to_owned())].into();
+    fn subjects_and_claims_are_compared_exactly() {
         assert_eq!(
-            MatchField::Subject
-                .value_of(&identity(), &claims)
-                .as_deref(),
+            MatchField::Subject.value_of(&values()).as_deref(),
             Some("AbC-Subject")
         );
         assert_eq!(
             MatchField::parse("employeeid")
-                .value_of(&identity(), &claims)
+                .value_of(&values())
                 .as_deref(),
             Some("E-17x")
         );
-        assert_eq!(
-            MatchField::parse("missing").value_of(&identity(), &claims),
-            None
+        assert_eq!(MatchField::parse("missing").value_of(&values()), None);
+        // The Kelvin sign and K, or a leading space, are different subjects.
+        assert_ne!(
+            MatchField::Subject.normalise("\u{212A}"),
+            MatchField::Subject.normalise("K")
+        );
+        assert_ne!(
+            MatchField::Subject.normalise(" x"),
+            MatchField::Subject.normalise("x")
         );
     }
 
     #[test]
-    fn combining_accents_equal_precomposed_letters() {
+    fn combining_accents_equal_precomposed_letters_in_addresses() {
         let decomposed = "Jose\u{301}@contoso.com";
         let precomposed = "Jos\u{e9}@contoso.com";
         assert_eq!(
             MatchField::Email.normalise(decomposed),
             MatchField::Email.normalise(precomposed)
         );
-        assert_eq!(
-            MatchField::Subject.normalise(decomposed),
-            MatchField::Subject.normalise(precomposed)
-        );
     }
 
     #[test]
-    fn an_empty_value_matches_nothing() {
+    fn an_absent_or_empty_value_matches_nothing() {
         assert_eq!(MatchField::Email.normalise("  \t"), None);
+        let none = MatchValues {
+            subject: "s".into(),
+            ..MatchValues::default()
+        };
+        for field in [
+            MatchField::Upn,
+            MatchField::Email,
+            MatchField::NameId,
+            MatchField::ObjectId,
+        ] {
+            assert_eq!(field.value_of(&none), None, "{field:?}");
+        }
     }
 }

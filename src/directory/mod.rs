@@ -12,10 +12,10 @@ pub use matching::MatchField;
 pub use sql::{kind_of as sql_kind_of, SqlSource};
 
 use crate::config::{DirectoryConfig, DirectorySource, Tenant};
-use crate::identity::{CrmUser, Identity};
+use crate::identity::{CrmUser, Identity, MatchValues};
 use crate::metrics::Metrics;
 use async_trait::async_trait;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,8 +71,14 @@ pub enum Found {
 
 /// A source could not answer; the text goes to logs only (it may name tables or hosts).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceError(pub String);
+pub enum SourceError {
+    /// Unreachable, timed out, or the query failed: the directory is down for everyone.
+    #[error("{0}")]
+    Down(String),
+    /// A row came back that cannot be read as a user (for that user only).
+    #[error("{0}")]
+    Data(String),
+}
 
 /// Where a directory's users live.
 #[async_trait]
@@ -128,9 +134,12 @@ impl TenantDirectory {
     ) -> Result<Self, SourceError> {
         let source: Option<Arc<dyn UserSource>> = match &config.source {
             DirectorySource::None => None,
-            DirectorySource::Sql { url, query } => {
-                Some(Arc::new(SqlSource::new(url, query, config.timeout)?))
-            }
+            DirectorySource::Sql { url, query } => Some(Arc::new(SqlSource::new(
+                url,
+                query,
+                MatchField::parse(&config.match_field),
+                config.timeout,
+            )?)),
             DirectorySource::File { path } => Some(Arc::new(FileSource::open(
                 path,
                 MatchField::parse(&config.match_field),
@@ -175,51 +184,54 @@ impl TenantDirectory {
         self.stale_grace
     }
 
-    /// Matches a verified sign-in; the identity to keep in the session, with its CRM user.
-    /// `claims` are the token's signed string claims (for `match: <claim>`).
+    /// Matches a verified sign-in; the identity to keep in the session, with its CRM user and
+    /// the key it was found by (sealed with the session, for re-checks).
     pub async fn admit(
         &self,
         identity: Identity,
-        claims: &BTreeMap<String, String>,
+        values: &MatchValues,
         now: i64,
     ) -> Result<Identity, DirectoryError> {
         if self.source.is_none() {
             return Ok(identity);
         }
-        let user = self.lookup(&identity, claims, now, true).await?;
+        let Some(key) = self.field.value_of(values) else {
+            tracing::info!(tenant = %self.tenant, field = self.field.name(), "the sign-in carries no single signed value for the directory's match field");
+            return Err(self.refused(DirectoryError::UnknownUser));
+        };
+        let user = self.lookup(&key, now, true).await?;
         Ok(Identity {
             crm: Some(user),
+            directory_key: Some(key),
             ..identity
         })
     }
 
-    /// Checks a live session's identity again, past the cache: the CRM user it was admitted
-    /// as, as the directory describes them now.
+    /// Checks a live session's identity again, past the cache, by the key sign-in used: the
+    /// CRM user it was admitted as, as the directory describes them now. A session without
+    /// a key (created before this directory was configured) is not a user of it.
     pub async fn recheck_user(
         &self,
         identity: &Identity,
         now: i64,
     ) -> Result<CrmUser, DirectoryError> {
-        // A session keeps only the claims it needs; `object_id` lives in them.
-        self.lookup(identity, &BTreeMap::new(), now, false).await
+        match &identity.directory_key {
+            Some(key) => self.lookup(key, now, false).await,
+            None => Err(self.refused(DirectoryError::UnknownUser)),
+        }
     }
 
     async fn lookup(
         &self,
-        identity: &Identity,
-        claims: &BTreeMap<String, String>,
+        key: &str,
         now: i64,
         use_cache: bool,
     ) -> Result<CrmUser, DirectoryError> {
         let Some(source) = &self.source else {
             return Err(DirectoryError::UnknownUser);
         };
-        let Some(key) = self.field.value_of(identity, claims) else {
-            tracing::info!(tenant = %self.tenant, field = self.field.name(), "the sign-in carries no value for the directory's match field");
-            return Err(self.refused(DirectoryError::UnknownUser));
-        };
         let cached = match (&self.cache, use_cache) {
-            (Some(cache), true) => cache.get(&key).await,
+            (Some(cache), true) => cache.get(key).await,
             _ => None,
         };
         let found = match cached {
@@ -232,19 +244,25 @@ impl TenantDirectory {
                     .directory_queries
                     .with_label_values(&[self.tenant.as_str()])
                     .inc();
-                match source.find(&key).await {
+                match source.find(key).await {
                     Ok(found) => {
                         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
                         if let Some(cache) = &self.cache {
-                            cache.insert(key, found.clone()).await;
+                            cache.insert(key.to_owned(), found.clone()).await;
                         }
                         found
                     }
-                    Err(e) => {
+                    Err(SourceError::Data(e)) => {
+                        // One user's row the query cannot describe (NULL id, odd types):
+                        // that user is refused; the directory is not down for everyone.
+                        tracing::error!(tenant = %self.tenant, error = %e, "user directory row unusable");
+                        return Err(self.refused(DirectoryError::Unavailable));
+                    }
+                    Err(SourceError::Down(e)) => {
                         tracing::error!(tenant = %self.tenant, error = %e, "user directory unavailable");
                         self.down_until
                             .store(now.saturating_add(DOWN_BACKOFF_SECS), Ordering::SeqCst);
-                        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.0);
+                        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
                         return Err(self.refused(DirectoryError::Unavailable));
                     }
                 }
@@ -283,15 +301,24 @@ impl TenantDirectory {
     pub async fn ready(&self) -> Result<(), String> {
         match &self.source {
             None => Ok(()),
-            Some(source) => source.ping().await.map_err(|e| e.0),
+            Some(source) => source.ping().await.map_err(|e| e.to_string()),
         }
     }
 }
+
+/// How long a readiness answer about the directories is reused, seconds: the endpoint is
+/// unauthenticated, and each answer costs every CRM database a round trip.
+const READINESS_TTL_SECS: i64 = 5;
+
+/// The first unreachable directory, by tenant, with the detail for the log.
+pub type Unreachable = Option<(String, String)>;
 
 /// Every tenant's directory, by tenant name.
 #[derive(Default)]
 pub struct Directories {
     by_tenant: HashMap<String, Arc<TenantDirectory>>,
+    /// The last readiness answer and when it was made; one probe at a time.
+    readiness: tokio::sync::Mutex<Option<(i64, Unreachable)>>,
 }
 
 impl Directories {
@@ -300,10 +327,34 @@ impl Directories {
         let mut by_tenant = HashMap::new();
         for t in tenants {
             let directory = TenantDirectory::new(&t.name, &t.directory, metrics.clone())
-                .map_err(|e| SourceError(format!("tenant `{}` directory: {e}", t.name)))?;
+                .map_err(|e| SourceError::Down(format!("tenant `{}` directory: {e}", t.name)))?;
             by_tenant.insert(t.name.clone(), Arc::new(directory));
         }
-        Ok(Self { by_tenant })
+        Ok(Self {
+            by_tenant,
+            readiness: Default::default(),
+        })
+    }
+
+    /// The first tenant (by name) whose directory does not answer, probing all of them at
+    /// once and at most every few seconds (concurrent callers share one probe).
+    pub async fn unreachable(&self, now: i64) -> Unreachable {
+        let mut last = self.readiness.lock().await;
+        if let Some((at, answer)) = &*last {
+            if now.saturating_sub(*at) < READINESS_TTL_SECS {
+                return answer.clone();
+            }
+        }
+        let mut tenants: Vec<_> = self.by_tenant.iter().collect();
+        tenants.sort_by(|a, b| a.0.cmp(b.0));
+        let probes = tenants.iter().map(|(_, d)| d.ready());
+        let results = futures_util::future::join_all(probes).await;
+        let answer = tenants
+            .iter()
+            .zip(results)
+            .find_map(|((tenant, _), r)| r.err().map(|detail| (tenant.to_string(), detail)));
+        *last = Some((now, answer.clone()));
+        answer
     }
 
     /// Problems found by reading each file directory the way the gateway will (for

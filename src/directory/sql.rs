@@ -2,7 +2,7 @@
 //! parameterised query returning the matching users. The matched value is always bound as
 //! the query's one parameter, never written into its text.
 
-use super::{Found, Row, SourceError, UserSource};
+use super::{Found, MatchField, Row, SourceError, UserSource};
 use crate::identity::CrmUser;
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -28,6 +28,8 @@ enum Pool {
 /// Users found by an SQL query on the CRM's database.
 pub struct SqlSource {
     pool: Pool,
+    /// Normalises a returned `login` column the way the matched value was.
+    field: MatchField,
     query: Arc<str>,
     timeout: Duration,
 }
@@ -37,8 +39,13 @@ pub use crate::config::database_kind as kind_of;
 impl SqlSource {
     /// A source over `url` (connections are made on first use, so a database that is down
     /// at start-up does not stop the gateway). SQLite databases are opened read-only.
-    pub fn new(url: &str, query: &str, timeout: Duration) -> Result<Self, SourceError> {
-        let bad = |e: sqlx::Error| SourceError(format!("database URL: {e}"));
+    pub fn new(
+        url: &str,
+        query: &str,
+        field: MatchField,
+        timeout: Duration,
+    ) -> Result<Self, SourceError> {
+        let bad = |e: sqlx::Error| SourceError::Down(format!("database URL: {e}"));
         let pool = match kind_of(url) {
             Some("postgres") => {
                 Pool::Postgres(pool_options(timeout).connect_lazy_with(
@@ -59,19 +66,20 @@ impl SqlSource {
                 ),
             ),
             _ => {
-                return Err(SourceError(
+                return Err(SourceError::Down(
                     "the URL must start with postgres://, mysql://, mariadb:// or sqlite:".into(),
                 ))
             }
         };
         Ok(Self {
             pool,
+            field,
             query: query.into(),
             timeout,
         })
     }
 
-    async fn run(&self, key: &str) -> Result<Found, sqlx::Error> {
+    async fn run(&self, key: &str) -> Result<Found, SourceError> {
         let mut rows = Vec::new();
         // Each driver's row type decodes its own column types (PostgreSQL arrays, MySQL
         // TINYINT booleans), so the reading is written once per driver by this macro.
@@ -81,7 +89,17 @@ impl SqlSource {
                     .bind(key)
                     .fetch($pool);
                 let mut count = 0;
-                while let Some(row) = stream.try_next().await? {
+                while let Some(row) = stream.try_next().await.map_err(down)? {
+                    // A `login` column, when the query returns one, is compared here as
+                    // well: the database's collation may fold case or accents that the
+                    // match field keeps apart.
+                    if let Some(i) = column_index(&row, "login") {
+                        let login: Option<String> =
+                            row.try_get(i).map_err(|e| column("login", e))?;
+                        if login.and_then(|l| self.field.normalise(&l)).as_deref() != Some(key) {
+                            continue;
+                        }
+                    }
                     count += 1;
                     if rows.is_empty() {
                         rows.push(decode!(row));
@@ -96,43 +114,41 @@ impl SqlSource {
         macro_rules! decode {
             ($row:expr) => {{
                 let row = &$row;
-                let has = |name: &str| row.columns().iter().any(|c| c.name() == name);
+                // Column names compared without case: MySQL and SQLite keep an alias's case.
+                let at = |name: &str| column_index(row, name);
+                let id_at = at("id").ok_or_else(|| column_missing("id"))?;
                 let id = row
-                    .try_get::<String, _>("id")
-                    .or_else(|_| row.try_get::<i64, _>("id").map(|n| n.to_string()))
-                    .or_else(|_| row.try_get::<i32, _>("id").map(|n| n.to_string()))
+                    .try_get::<String, _>(id_at)
+                    .or_else(|_| row.try_get::<i64, _>(id_at).map(|n| n.to_string()))
+                    .or_else(|_| row.try_get::<i32, _>(id_at).map(|n| n.to_string()))
                     .map_err(|e| column("id", e))?;
-                let text = |name: &str| -> Result<Option<String>, sqlx::Error> {
-                    if has(name) {
-                        row.try_get::<Option<String>, _>(name)
-                            .map_err(|e| column(name, e))
-                    } else {
-                        Ok(None)
+                if id.is_empty() {
+                    return Err(column_missing("id"));
+                }
+                let text = |name: &str| -> Result<Option<String>, SourceError> {
+                    match at(name) {
+                        Some(i) => row
+                            .try_get::<Option<String>, _>(i)
+                            .map_err(|e| column(name, e)),
+                        None => Ok(None),
                     }
                 };
-                let roles = if has("roles") {
-                    match row.try_get::<Option<String>, _>("roles") {
+                let roles = match at("roles") {
+                    Some(i) => match row.try_get::<Option<String>, _>(i) {
                         Ok(text) => split_roles(text.as_deref().unwrap_or("")),
-                        Err(e) => array_roles!(row, e)?,
-                    }
-                } else {
-                    Vec::new()
+                        Err(e) => array_roles!(row, i, e)?,
+                    },
+                    None => Vec::new(),
                 };
-                let active = if has("active") {
-                    row.try_get::<Option<bool>, _>("active")
-                        .or_else(|_| {
-                            row.try_get::<Option<i64>, _>("active")
-                                .map(|n| n.map(|n| n != 0))
-                        })
-                        .or_else(|_| {
-                            row.try_get::<Option<i8>, _>("active")
-                                .map(|n| n.map(|n| n != 0))
-                        })
+                let active = match at("active") {
+                    Some(i) => row
+                        .try_get::<Option<bool>, _>(i)
+                        .or_else(|_| row.try_get::<Option<i64>, _>(i).map(|n| n.map(|n| n != 0)))
+                        .or_else(|_| row.try_get::<Option<i8>, _>(i).map(|n| n.map(|n| n != 0)))
                         .map_err(|e| column("active", e))?
                         // NULL is not a yes: a user is active only when the CRM says so.
-                        .unwrap_or(false)
-                } else {
-                    true
+                        .unwrap_or(false),
+                    None => true,
                 };
                 Row {
                     user: CrmUser {
@@ -149,9 +165,9 @@ impl SqlSource {
             Pool::Postgres(pool) => {
                 macro_rules! array_roles {
                     // Not text: a text[] column.
-                    ($row:expr, $text_error:expr) => {{
+                    ($row:expr, $i:expr, $text_error:expr) => {{
                         drop($text_error);
-                        $row.try_get::<Option<Vec<String>>, _>("roles")
+                        $row.try_get::<Option<Vec<String>>, _>($i)
                             .map(|r| r.unwrap_or_default())
                             .map_err(|e| column("roles", e))
                     }};
@@ -160,7 +176,7 @@ impl SqlSource {
             }
             Pool::MySql(pool) => {
                 macro_rules! array_roles {
-                    ($row:expr, $e:expr) => {
+                    ($row:expr, $i:expr, $e:expr) => {
                         Err(column("roles", $e))
                     };
                 }
@@ -168,7 +184,7 @@ impl SqlSource {
             }
             Pool::Sqlite(pool) => {
                 macro_rules! array_roles {
-                    ($row:expr, $e:expr) => {
+                    ($row:expr, $i:expr, $e:expr) => {
                         Err(column("roles", $e))
                     };
                 }
@@ -199,17 +215,31 @@ fn split_roles(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn column(name: &str, e: sqlx::Error) -> sqlx::Error {
-    sqlx::Error::Protocol(format!("column `{name}`: {e}"))
+fn column(name: &str, e: sqlx::Error) -> SourceError {
+    SourceError::Data(format!("column `{name}`: {e}"))
+}
+
+fn column_missing(name: &str) -> SourceError {
+    SourceError::Data(format!("the query returned no `{name}` (or an empty one)"))
+}
+
+fn down(e: sqlx::Error) -> SourceError {
+    SourceError::Down(format!("query failed: {e}"))
+}
+
+/// The index of the column called `name`, compared without case.
+fn column_index<R: sqlx::Row>(row: &R, name: &str) -> Option<usize> {
+    row.columns()
+        .iter()
+        .position(|c| c.name().eq_ignore_ascii_case(name))
 }
 
 #[async_trait]
 impl UserSource for SqlSource {
     async fn find(&self, key: &str) -> Result<Found, SourceError> {
         match tokio::time::timeout(self.timeout, self.run(key)).await {
-            Ok(Ok(found)) => Ok(found),
-            Ok(Err(e)) => Err(SourceError(format!("query failed: {e}"))),
-            Err(_) => Err(SourceError(format!(
+            Ok(result) => result,
+            Err(_) => Err(SourceError::Down(format!(
                 "query took longer than {:?}",
                 self.timeout
             ))),
@@ -226,8 +256,8 @@ impl UserSource for SqlSource {
         };
         match tokio::time::timeout(self.timeout, ping).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(SourceError(format!("CRM database: {e}"))),
-            Err(_) => Err(SourceError("CRM database: no answer in time".into())),
+            Ok(Err(e)) => Err(SourceError::Down(format!("CRM database: {e}"))),
+            Err(_) => Err(SourceError::Down("CRM database: no answer in time".into())),
         }
     }
 }

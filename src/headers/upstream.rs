@@ -196,6 +196,7 @@ mod tests {
             idp_tenant: None,
             claims: Default::default(),
             crm: None,
+            directory_key: None,
         };
         let signer = crate::upstream_jwt::dev_signer();
         SessionHeaders::prepare(&identity, "contoso", &signer, 1_000)

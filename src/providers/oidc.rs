@@ -6,12 +6,13 @@
 //! The HTTP client is passed in; nothing here opens sockets on its own.
 
 use crate::auth::backchannel::{self, LogoutToken, LogoutTokenError};
-use crate::auth::oidc::{string_claims, Callback, OidcError, SignedClaims};
+use crate::auth::oidc::{self, Callback, OidcError};
 use crate::auth::state::LoginState;
 use crate::clock::Clock;
 use crate::config::OidcProvider;
 use crate::http_client::ProviderHttp;
 use crate::identity::Identity;
+use crate::identity::MatchValues;
 use crate::throttle::Throttle;
 use arc_swap::ArcSwapOption;
 use base64::Engine;
@@ -170,7 +171,7 @@ impl OidcRuntime {
         callback: &Callback<'_>,
         state: &LoginState,
         hosted_domains: &[String],
-    ) -> Result<(Identity, SignedClaims), OidcError> {
+    ) -> Result<(Identity, MatchValues), OidcError> {
         let (code, iss_param, redirect_uri) = (callback.code, callback.iss, callback.redirect_uri);
         let md = self.metadata(http, clock.now()).await?;
         if let Some(iss) = iss_param {
@@ -208,6 +209,9 @@ impl OidcRuntime {
             }
             other => other,
         }?;
+        // Taken before userinfo fills gaps: a directory matches only on what was signed.
+        let match_values =
+            oidc::match_values(&verified).ok_or_else(|| OidcError::MissingClaim("sub".into()))?;
         let mut claims = verified;
         if self.config.userinfo
             && md.userinfo_endpoint().is_some()
@@ -216,9 +220,8 @@ impl OidcRuntime {
             self.add_userinfo(http, &client, response.access_token(), &mut claims)
                 .await?;
         }
-        let signed = string_claims(&claims);
         let identity = self.identity(&md, claims, id_token.to_string(), hosted_domains)?;
-        Ok((identity, signed))
+        Ok((identity, match_values))
     }
 
     /// Verifies a back-channel logout token from this provider (fetching its keys once more
@@ -457,6 +460,7 @@ impl OidcRuntime {
             idp_tenant: hd,
             claims: extra,
             crm: None,
+            directory_key: None,
         })
     }
 

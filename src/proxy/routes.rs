@@ -30,15 +30,11 @@ impl Gateway {
                 detail: e.to_string(),
             });
         }
-        let mut tenants: Vec<_> = self.directories.all().collect();
-        tenants.sort_by(|a, b| a.0.cmp(b.0));
-        for (tenant, directory) in tenants {
-            if let Err(detail) = directory.ready().await {
-                return Err(NotReady {
-                    public: format!("user directory of tenant {tenant} unreachable"),
-                    detail,
-                });
-            }
+        if let Some((tenant, detail)) = self.directories.unreachable(self.clock.now()).await {
+            return Err(NotReady {
+                public: format!("user directory of tenant {tenant} unreachable"),
+                detail,
+            });
         }
         Ok(())
     }

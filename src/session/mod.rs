@@ -500,6 +500,7 @@ mod tests {
             idp_tenant: None,
             claims: Default::default(),
             crm: None,
+            directory_key: None,
         }
     }
 

@@ -19,13 +19,13 @@ use crate::auth::wsfed::{self, protocol, WsFedError};
 use crate::clock::Clock;
 use crate::config::{SignIn, Tenant};
 use crate::directory::{Directories, DirectoryError};
-use crate::identity::Identity;
+use crate::identity::{Identity, MatchValues};
 use crate::metrics::Metrics;
 use crate::providers::{Providers, RuntimeProvider, TokenRules};
 use crate::session::{LiveSession, Prepared, SessionManager};
 use crate::sign_in_pool::SignInPool;
 use crate::store::Store;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// How long a sign-in may take, from the redirect to the provider to its response, seconds.
@@ -132,8 +132,8 @@ pub struct OidcResponse<'a> {
 pub struct Verified {
     /// Who signed in.
     pub identity: Identity,
-    /// The token's signed text claims, for a directory matching on a claim; not kept.
-    pub claims: BTreeMap<String, String>,
+    /// What a directory may match on (signed, single values); not kept.
+    pub match_values: MatchValues,
     /// Where the browser was going.
     pub return_to: String,
 }
@@ -297,7 +297,7 @@ impl<P: Prepared> SignInFlow<P> {
         }
         Ok(Verified {
             identity: wsfed::claims::identity(&ws.name, &assertion),
-            claims: wsfed::claims::signed_claims(&assertion),
+            match_values: wsfed::claims::match_values(&assertion),
             return_to: state.return_to,
         })
     }
@@ -340,7 +340,7 @@ impl<P: Prepared> SignInFlow<P> {
             iss: params.get("iss").map(String::as_str),
             redirect_uri: response.redirect_uri,
         };
-        let (identity, claims) = oidc
+        let (identity, match_values) = oidc
             .complete(
                 self.parts.providers.http(),
                 &self.parts.clock,
@@ -351,7 +351,7 @@ impl<P: Prepared> SignInFlow<P> {
             .await?;
         Ok(Verified {
             identity,
-            claims,
+            match_values,
             return_to: state.return_to,
         })
     }
@@ -375,7 +375,7 @@ impl<P: Prepared> SignInFlow<P> {
         directory
             .admit(
                 verified.identity.clone(),
-                &verified.claims,
+                &verified.match_values,
                 self.parts.clock.now(),
             )
             .await
@@ -429,7 +429,8 @@ impl<P: Prepared> SignInFlow<P> {
             return Recheck::Keep;
         }
         let Some(directory) = self.parts.directories.get(&tenant.name) else {
-            return Recheck::Keep;
+            // Every configured tenant has one; fail closed if that ever stops being so.
+            return Recheck::Unavailable;
         };
         if directory.admits_everyone() {
             live.check_again_at(i64::MAX);
@@ -460,7 +461,13 @@ impl<P: Prepared> SignInFlow<P> {
         }
         let identity = match self.parts.sessions.identity(&live.id, &tenant.name).await {
             Ok(Some(identity)) => identity,
-            Ok(None) => return Recheck::Ended,
+            Ok(None) => {
+                // Gone from the store (signed out elsewhere): drop our copy as well.
+                if let Err(e) = self.parts.sessions.revoke(&live.id).await {
+                    tracing::warn!(tenant = %tenant.name, error = %e, "could not drop an ended session");
+                }
+                return Recheck::Ended;
+            }
             Err(e) => {
                 tracing::warn!(tenant = %tenant.name, error = %e, "session record unreadable for the directory re-check");
                 return if now < grace_ends {

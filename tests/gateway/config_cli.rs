@@ -279,3 +279,49 @@ fn a_plain_http_listener_beyond_loopback_gets_a_warning() {
     let (_, _, err) = vestibule(&["check-config", "config/vestibule.yaml"], &[]);
     assert!(!err.contains("warning"), "{err}");
 }
+
+#[test]
+fn a_freely_chosen_match_field_needs_a_single_ws_federation_issuer() {
+    let yaml = |field: &str| {
+        format!(
+            "\
+listeners: [{{ address: 127.0.0.1:8080 }}]
+keys: {{ active: k1, ring: {{ k1: {{ value: AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE= }} }} }}
+assertion: {{ key: {{ file: {root}/certs/dev/assertion.pem }}, audience: crm }}
+providers:
+  - name: azure
+    kind: wsfed
+    passive_endpoint: https://login.microsoftonline.com/common/wsfed
+    certificates: [{root}/certs/dev/gateway.crt]
+    realm: spn:x
+tenants:
+  - name: a
+    hosts: [crm.example]
+    upstream: {{ address: 127.0.0.1:9000 }}
+    sign_in:
+      - provider: azure
+        azure_tenant_ids: [0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9, 1b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9]
+    directory: {{ kind: sql, url: {{ value: \"sqlite:///tmp/crm.db\" }}, query: \"SELECT 1 AS id WHERE $1 = $1\", match: {field} }}
+",
+            root = env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    for field in ["email", "subject", "name_id", "employeeid"] {
+        let (code, lines) = check(&yaml(field));
+        assert_eq!(code, 2, "{field}: {lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("tenants[0].directory.match")
+                    && l.contains("accepts 2 WS-Federation issuers")),
+            "{field}: {lines:?}"
+        );
+    }
+    for field in ["upn", "object_id"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, yaml(field)).unwrap();
+        let (code, out, err) = vestibule(&["check-config", path.to_str().unwrap()], &[]);
+        assert_eq!(code, 0, "{field}: {out}{err}");
+    }
+}

@@ -615,3 +615,64 @@ async fn a_tenant_with_sign_in_must_say_who_may_use_it() {
         "{err}"
     );
 }
+
+/// A session admitted by a value it does not keep (here Azure AD's object id, matched in
+/// upper case in the file) is re-checked by the key it was admitted with, not ended for
+/// lack of it; removed from the directory, it ends at the next re-check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_checks_look_up_the_key_sign_in_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.csv");
+    // The peer's configured user carries this object id.
+    std::fs::write(
+        &users,
+        "id,login\nu-7,6F1C3C5E-8A2B-4D7E-9F10-2B3C4D5E6F70\n",
+    )
+    .unwrap();
+    let lab = Lab::start(spec::Directory::File {
+        path: users.display().to_string(),
+        match_field: "object_id".into(),
+        timing: spec::DirectoryTiming {
+            recheck: Some("1s".into()),
+            ..Default::default()
+        },
+    })
+    .await;
+    let done = start_sign_in(&lab.gw, &lab.peer)
+        .await
+        .complete(&lab.gw)
+        .await;
+    let cookie = session_cookie(&done).expect("admitted by object id");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(
+        lab.page(&cookie).await.status,
+        200,
+        "still admitted after the re-check"
+    );
+    assert_eq!(lab.up.last().one("x-vestibule-crm-user"), Some("u-7"));
+    std::fs::write(&users, "id,login\nu-8,someone-else\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(lab.page(&cookie).await.status, 302, "ended once removed");
+}
+
+/// A `login` column is compared by the gateway too: a database collation that folds case
+/// cannot match a subject the identity provider keeps apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returned_login_column_must_equal_the_matched_value() {
+    let crm = Crm::sqlite().await;
+    let lab = Lab::start(spec::Directory::Sql {
+        url: spec::Secret::value(crm.url()),
+        query: "SELECT associate_id AS ID, email AS Login, active AS Active FROM associate WHERE email = $1 COLLATE NOCASE".into(),
+        match_field: "subject".into(),
+        timing: Default::default(),
+    })
+    .await;
+    // The NameID is the UPN as typed: the database finds alice's row whatever its case.
+    let exact = lab.sign_in("alice@contoso.example").await;
+    assert_eq!(exact.status, 302, "{}", exact.body);
+    lab.assert_refused("ALICE@contoso.example", "is not a user of contoso")
+        .await;
+    // Column names are matched without case: `Active` is the active column.
+    lab.assert_refused("bob@contoso.example", "is deactivated")
+        .await;
+}

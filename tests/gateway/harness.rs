@@ -452,6 +452,7 @@ pub fn alice() -> Identity {
         idp_tenant: Some("contoso-tenant-id".into()),
         claims: Default::default(),
         crm: None,
+        directory_key: None,
     }
 }
 

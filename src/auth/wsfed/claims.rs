@@ -1,7 +1,7 @@
 //! Azure AD / ADFS claim types and how they become an `Identity`.
 
 use super::saml::Assertion;
-use crate::identity::Identity;
+use crate::identity::{Identity, MatchValues};
 
 /// User principal name.
 pub const UPN: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn";
@@ -61,17 +61,34 @@ pub fn identity(provider: &str, a: &Assertion) -> Identity {
         idp_tenant: a.claim(TENANT_ID).map(str::to_owned),
         claims,
         crm: None,
+        directory_key: None,
     }
 }
 
-/// The assertion's single-valued attributes by claim type: what a directory may match on
-/// (a multi-valued attribute names no one user).
-pub fn signed_claims(a: &Assertion) -> std::collections::BTreeMap<String, String> {
-    a.attributes
-        .iter()
-        .filter_map(|(name, values)| match values.as_slice() {
-            [one] => Some((name.clone(), one.clone())),
-            _ => None,
-        })
-        .collect()
+/// The value of a claim type when the assertion carries exactly one (across all its
+/// `Attribute` elements of that name): a directory never matches on one of several values.
+fn single(a: &Assertion, claim_type: &str) -> Option<String> {
+    match a.claims(claim_type).as_slice() {
+        [one] => Some((*one).to_owned()),
+        _ => None,
+    }
+}
+
+/// What a directory may match on in a verified assertion. No fallbacks: `upn` is the UPN
+/// claim only (never an e-mail or a name standing in for it).
+pub fn match_values(a: &Assertion) -> MatchValues {
+    let mut names: Vec<&str> = a.attributes.iter().map(|(t, _)| t.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    MatchValues {
+        upn: single(a, UPN),
+        email: single(a, EMAIL),
+        subject: a.subject.clone(),
+        name_id: Some(a.subject.clone()),
+        object_id: single(a, OBJECT_ID),
+        claims: names
+            .into_iter()
+            .filter_map(|n| single(a, n).map(|v| (n.to_owned(), v)))
+            .collect(),
+    }
 }

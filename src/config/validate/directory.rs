@@ -1,7 +1,7 @@
 //! `tenants[i].directory`: who may use a tenant's CRM.
 
-use super::super::model::{DirectoryConfig, DirectorySource};
-use super::super::raw::RawDirectory;
+use super::super::model::{DirectoryConfig, DirectorySource, Provider, ProviderKind, Tenant};
+use super::super::raw::{RawDirectory, RawTenant};
 use super::super::secret;
 use super::Validator;
 use std::time::Duration;
@@ -130,6 +130,53 @@ impl Validator {
             None => self.err(format!("{path}.kind"), "is required (sql, file or none)"),
         }
         config
+    }
+
+    /// A value that each accepted issuer's administrators choose freely (e-mail addresses,
+    /// ADFS subjects, claims) names nobody reliably once a tenant accepts several WS-Federation
+    /// issuers: another directory's administrator could give their user this CRM user's
+    /// address. UPNs (their domain is one the issuer verified) and Azure AD object ids
+    /// (assigned, never chosen) stay safe; OpenID e-mail is used only when verified.
+    pub(super) fn directory_issuers(
+        &mut self,
+        raw: &[RawTenant],
+        tenants: &[Tenant],
+        providers: &[Provider],
+    ) {
+        for tenant in tenants {
+            if matches!(tenant.directory.source, DirectorySource::None) {
+                continue;
+            }
+            let field = tenant.directory.match_field.as_str();
+            if matches!(field, "upn" | "object_id") {
+                continue;
+            }
+            let mut issuers: Vec<&str> = tenant
+                .sign_in
+                .iter()
+                .filter(|s| {
+                    providers
+                        .iter()
+                        .any(|p| p.name == s.provider && matches!(p.kind, ProviderKind::WsFed(_)))
+                })
+                .flat_map(|s| s.allowed_issuers.iter().map(String::as_str))
+                .collect();
+            issuers.sort_unstable();
+            issuers.dedup();
+            if issuers.len() > 1 {
+                let i = raw
+                    .iter()
+                    .position(|t| t.name.as_deref() == Some(tenant.name.as_str()))
+                    .unwrap_or_default();
+                self.err(
+                    format!("tenants[{i}].directory.match"),
+                    format!(
+                        "`{field}` is chosen by each issuer's administrators, and this tenant accepts {} WS-Federation issuers: one of them could claim another's user. Match on upn or object_id, or accept one issuer",
+                        issuers.len()
+                    ),
+                );
+            }
+        }
     }
 
     fn match_field(&mut self, raw: &RawDirectory, path: &str) -> String {
