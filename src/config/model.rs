@@ -30,8 +30,71 @@ pub struct Config {
     pub log: LogConfig,
     /// Identity providers.
     pub providers: Vec<Provider>,
+    /// Authorization servers for document tokens.
+    pub document_providers: Vec<DocumentProvider>,
     /// Tenants, in file order.
     pub tenants: Vec<Tenant>,
+}
+
+/// Which kind of document tokens a provider issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentProviderKind {
+    /// Microsoft identity platform: per-user tokens, one per resource.
+    Microsoft,
+    /// Google: one tenant-wide token granted by a system user.
+    Google,
+}
+
+/// An OAuth authorization server for document tokens.
+#[derive(Clone)]
+pub struct DocumentProvider {
+    /// Unique name.
+    pub name: String,
+    /// Its kind.
+    pub kind: DocumentProviderKind,
+    /// OpenID issuer (discovery).
+    pub authority: url::Url,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret (never printed).
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for DocumentProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentProvider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("authority", &self.authority.as_str())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tenant's document tokens.
+#[derive(Debug, Clone)]
+pub struct DocumentsConfig {
+    /// Document provider name.
+    pub provider: String,
+    /// Its kind (copied from the provider).
+    pub kind: DocumentProviderKind,
+    /// Path prefixes whose requests carry the tokens.
+    pub paths: Vec<String>,
+    /// Resources and their scopes, the default first (Google: one, `drive`).
+    pub resources: Vec<(String, Vec<String>)>,
+    /// Google: the system user's address, lower case.
+    pub system_user: Option<String>,
+    /// Google: admins' addresses, lower case.
+    pub admins: Vec<String>,
+    /// Refresh this long before expiry.
+    pub refresh_margin: Duration,
+}
+
+impl DocumentsConfig {
+    /// Whether a request path carries document tokens.
+    pub fn covers(&self, path: &str) -> bool {
+        self.paths.iter().any(|p| path.starts_with(p.as_str()))
+    }
 }
 
 impl Config {
@@ -326,6 +389,8 @@ pub struct Tenant {
     pub sign_in: Vec<SignIn>,
     /// Who may use this CRM.
     pub directory: DirectoryConfig,
+    /// Document tokens, when the tenant uses them.
+    pub documents: Option<DocumentsConfig>,
 }
 
 /// A tenant's user directory.

@@ -36,9 +36,64 @@ pub struct RawConfig {
     /// Identity providers (app registrations), shared by tenants.
     #[serde(default)]
     pub providers: Vec<RawProvider>,
+    /// OAuth authorization servers for document tokens (app registrations), shared by tenants.
+    #[serde(default)]
+    pub document_providers: Vec<RawDocumentProvider>,
     /// The CRM installations behind the gateway.
     #[serde(default)]
     pub tenants: Vec<RawTenant>,
+}
+
+/// An OAuth authorization server issuing document tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDocumentProvider {
+    /// Unique name, used in `tenants[].documents.provider`.
+    pub name: Option<String>,
+    /// `microsoft` (per-user tokens) or `google` (one shared token granted by a system user).
+    pub kind: Option<String>,
+    /// The OpenID issuer whose discovery document names the endpoints
+    /// (`https://login.microsoftonline.com/<tenant id>/v2.0`, `https://accounts.google.com`).
+    pub authority: Option<String>,
+    /// Client id of the app registration.
+    pub client_id: Option<String>,
+    /// Client secret.
+    pub client_secret: Option<RawSecret>,
+}
+
+/// A tenant's document tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDocuments {
+    /// Name of a document provider.
+    pub provider: Option<String>,
+    /// Path prefixes whose requests carry the tokens (tokens are credentials: not every path).
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Microsoft: resource name → its scopes (the first resource is the default).
+    #[serde(default)]
+    pub resources: Vec<RawResource>,
+    /// Google: the account whose grant every user of the tenant shares.
+    pub system_user: Option<String>,
+    /// Google: scopes of the shared grant.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Google: users (besides the system user) who may see and connect the grant.
+    #[serde(default)]
+    pub admins: Vec<String>,
+    /// Refresh this long before expiry (default 5m).
+    pub refresh_margin: Option<String>,
+}
+
+/// One resource of a Microsoft document provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResource {
+    /// Short name (`graph`, `sharepoint`): header suffix and record key.
+    pub name: Option<String>,
+    /// Scopes, e.g. `Files.ReadWrite.All` or `https://contoso.sharepoint.com/AllSites.Write`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// One identity provider.
@@ -284,6 +339,8 @@ pub struct RawTenant {
     pub sign_in: Vec<RawSignIn>,
     /// Who may use this CRM: its existing users.
     pub directory: Option<RawDirectory>,
+    /// Document tokens for the CRM's document handlers.
+    pub documents: Option<RawDocuments>,
 }
 
 /// A tenant's user directory.

@@ -3,6 +3,7 @@
 //! writes nothing.
 
 mod directory;
+mod documents;
 mod providers;
 mod server;
 mod tenants;
@@ -229,7 +230,16 @@ impl Validator {
         let log = self.log(&raw.log);
         let all_loopback = listeners.iter().all(|l| l.address.ip().is_loopback());
         let providers = self.providers(&raw.providers, all_loopback);
-        let tenants = self.tenants(&raw.tenants, all_loopback, &proxy);
+        let document_providers = self.document_providers(&raw.document_providers, all_loopback);
+        let declared: Vec<_> = raw
+            .document_providers
+            .iter()
+            .filter_map(|p| {
+                let name = p.name.clone()?;
+                Some((name, documents::document_kind(p.kind.as_deref())))
+            })
+            .collect();
+        let tenants = self.tenants(&raw.tenants, all_loopback, &proxy, &declared);
         self.sign_ins(&raw.tenants, &raw.providers);
         self.directory_issuers(&raw.tenants, &tenants, &providers);
         Some(Config {
@@ -243,6 +253,7 @@ impl Validator {
             metrics,
             log,
             providers,
+            document_providers,
             tenants,
         })
     }

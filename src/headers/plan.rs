@@ -3,8 +3,10 @@
 
 use super::sanitize::safe_value;
 use crate::clock::UnixSeconds;
+use crate::crypto::KeyRing;
 use crate::identity::Identity;
 use crate::session::{Prepared, Preparer};
+use crate::tokens::TokenId;
 use crate::upstream_jwt::UpstreamJwtSigner;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
@@ -66,6 +68,8 @@ pub struct SessionHeaders {
     spans: [(u16, u16); IDENTITY_VALUES],
     assertion: Option<HeaderValue>,
     fresh_until: UnixSeconds,
+    /// The user's document-token owner digests (one per ring key, the current first).
+    token_owners: Box<[String]>,
 }
 
 /// User, e-mail, display name, provider, CRM user id.
@@ -139,12 +143,24 @@ impl SessionHeaders {
             spans,
             assertion,
             fresh_until: minted.map_or(now + MINT_RETRY_SECS, |m| m.reuse_until),
+            token_owners: Box::default(),
         }
     }
 
-    /// The session manager's way of deriving a session's headers, signing with `signer`.
-    pub fn preparer(signer: Arc<UpstreamJwtSigner>) -> Box<Preparer<Self>> {
-        Box::new(move |identity, tenant, now| Self::prepare(identity, tenant, &signer, now))
+    /// The session manager's way of deriving a session's headers, signing with `signer`;
+    /// the document-token owner digests come from `keys`.
+    pub fn preparer(signer: Arc<UpstreamJwtSigner>, keys: Arc<KeyRing>) -> Box<Preparer<Self>> {
+        Box::new(move |identity, tenant, now| {
+            let mut headers = Self::prepare(identity, tenant, &signer, now);
+            headers.token_owners =
+                TokenId::user_owners(&keys, &identity.issuer, &identity.subject).into();
+            headers
+        })
+    }
+
+    /// The owner digests under which this user's document tokens are stored.
+    pub fn token_owners(&self) -> &[String] {
+        &self.token_owners
     }
 
     /// Where identity value `i` is in `buf`; `None` when it is absent.

@@ -20,6 +20,8 @@ pub struct RequestCtx {
     pub tls: bool,
     /// When the request was sent upstream.
     pub upstream_sent: Option<Instant>,
+    /// Document-token headers for this request (document paths of a tenant with documents).
+    pub document_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Answer errors as JSON whatever the request prefers (API paths). Otherwise the
     /// request's `Accept` and `X-Requested-With` decide when an error page is written.
     pub wants_json: bool,

@@ -106,6 +106,8 @@ pub struct Gateway {
     clock: Arc<dyn Clock>,
     providers: Arc<Providers>,
     directories: Arc<Directories>,
+    /// The owned header prefix, lower case (`x-vestibule-`).
+    header_prefix: String,
     request_ids: RequestIds,
 }
 
@@ -220,6 +222,7 @@ impl Gateway {
             clock,
             providers,
             directories,
+            header_prefix: config.headers.prefix.clone(),
             request_ids: RequestIds::new(),
         })
     }
@@ -415,6 +418,25 @@ impl Gateway {
             .await
     }
 
+    /// The document-token headers for a signed-in user's request on a document path.
+    async fn document_headers(
+        &self,
+        tenant: &str,
+        documents: &crate::config::DocumentsConfig,
+        prepared: &SessionHeaders,
+    ) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        let lookups = crate::tokens::lookup(
+            self.store.as_ref(),
+            self.sessions.keys(),
+            tenant,
+            prepared.token_owners(),
+            &documents.provider,
+            &documents.resources,
+        )
+        .await;
+        crate::tokens::inject::headers(&self.header_prefix, documents, &lookups, self.clock.now())
+    }
+
     /// Rewrites the upstream request's headers (see `headers::upstream`). The header map is
     /// taken out of pingora's `RequestHeader` and edited directly: pingora's own insert
     /// re-parses and allocates every header name and keeps a second, case-preserving map,
@@ -449,6 +471,9 @@ impl Gateway {
             },
         );
 
+        for (name, value) in &ctx.document_headers {
+            parts.headers.append(name.clone(), value.clone());
+        }
         *req = RequestHeader::from(parts);
         if let Some(target) = verbatim_target {
             req.set_raw_path(&target)?;

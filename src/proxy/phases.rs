@@ -34,6 +34,13 @@ impl ProxyHttp for Gateway {
         {
             Ok(Some(s)) => match self.sign_in.recheck(&route.tenant, &s).await {
                 Recheck::Keep => {
+                    if let Some(documents) = &route.tenant.documents {
+                        if documents.covers(downstream.req_header().uri.path()) {
+                            ctx.document_headers = self
+                                .document_headers(&route.tenant.name, documents, &s.prepared)
+                                .await;
+                        }
+                    }
                     ctx.session = Some(s);
                     Ok(false)
                 }

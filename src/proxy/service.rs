@@ -117,10 +117,10 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
     let signer = Arc::new(UpstreamJwtSigner::new(&config.assertion)?);
     let sessions = Arc::new(Sessions::new(
         store.clone(),
-        keys,
+        keys.clone(),
         clock.clone(),
         config.session.clone(),
-        SessionHeaders::preparer(signer.clone()),
+        SessionHeaders::preparer(signer.clone(), keys),
     ));
     let providers = Arc::new(Providers::start(&config.providers, clock.clone()).await?);
     let metrics = Arc::new(Metrics::new());

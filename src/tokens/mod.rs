@@ -7,6 +7,8 @@
 //! handing one user's token to another. Token values never appear in `Debug` output, logs,
 //! metrics or error pages.
 
+pub mod inject;
+
 use crate::clock::UnixSeconds;
 use crate::crypto::KeyRing;
 use serde::{Deserialize, Serialize};
@@ -28,16 +30,23 @@ pub struct TokenId {
 /// The owner of a tenant-wide token (Google Drive's system-user grant).
 pub const SHARED_OWNER: &str = "shared";
 
+fn owner_input(issuer: &str, subject: &str) -> String {
+    format!("{}\n{subject}", issuer.trim_end_matches('/'))
+}
+
 /// Purpose of the keyed digest naming a token's owner (see `KeyRing::lookup_digest`).
 pub const OWNER_PURPOSE: &str = "token-owner";
 
 impl TokenId {
     /// The owner value for a user: a keyed digest, so the table names nobody in clear.
     pub fn user_owner(keys: &KeyRing, issuer: &str, subject: &str) -> String {
-        keys.lookup_digest(
-            OWNER_PURPOSE,
-            &format!("{}\n{subject}", issuer.trim_end_matches('/')),
-        )
+        keys.lookup_digest(OWNER_PURPOSE, &owner_input(issuer, subject))
+    }
+
+    /// The same digest under every key of the ring (records written before a rotation),
+    /// the current key's first.
+    pub fn user_owners(keys: &KeyRing, issuer: &str, subject: &str) -> Vec<String> {
+        keys.lookup_digests(OWNER_PURPOSE, &owner_input(issuer, subject))
     }
 
     /// Associated data binding a sealed record to this id.
@@ -143,6 +152,50 @@ pub enum TokenSealError {
     /// It opened but is not a token record.
     #[error("token record is malformed")]
     Malformed,
+}
+
+/// Reads and opens a user's tokens for each of `resources` (for `inject::headers`). An owner
+/// digest under an older ring key is tried when the current one finds nothing.
+pub async fn lookup(
+    store: &dyn crate::store::Store,
+    keys: &KeyRing,
+    tenant: &str,
+    owners: &[String],
+    provider: &str,
+    resources: &[(String, Vec<String>)],
+) -> Vec<inject::Lookup> {
+    let mut out = Vec::with_capacity(resources.len());
+    for (resource, _) in resources {
+        let mut result = inject::Lookup::Missing;
+        for owner in owners {
+            let id = TokenId {
+                tenant: tenant.to_owned(),
+                owner: owner.clone(),
+                provider: provider.to_owned(),
+                resource: resource.clone(),
+            };
+            match store.get_token(&id).await {
+                Ok(Some(stored)) => {
+                    result = match open(keys, &stored) {
+                        Ok(token) => inject::Lookup::Found(token),
+                        Err(e) => {
+                            tracing::error!(tenant, provider, resource = %resource, error = %e, "document token record does not open");
+                            inject::Lookup::Failed
+                        }
+                    };
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(tenant, provider, error = %e, "document tokens unreadable: store unavailable");
+                    result = inject::Lookup::Failed;
+                    break;
+                }
+            }
+        }
+        out.push(result);
+    }
+    out
 }
 
 /// Seals `token` for `id`.

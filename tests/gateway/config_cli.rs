@@ -80,7 +80,7 @@ fn broken_yaml_is_reported_with_its_line() {
 fn unknown_keys_are_errors_with_path_and_line() {
     let (code, lines) = check("tenants:\n  - name: a\n    hots: [x]\n");
     assert_eq!(code, 2);
-    assert_eq!(lines, vec!["3:5: tenants[0]: unknown field `hots`, expected one of `name`, `hosts`, `upstream`, `public`, `api`, `sign_in`, `directory`"]);
+    assert_eq!(lines, vec!["3:5: tenants[0]: unknown field `hots`, expected one of `name`, `hosts`, `upstream`, `public`, `api`, `sign_in`, `directory`, `documents`"]);
 }
 
 #[test]
@@ -323,5 +323,54 @@ tenants:
         std::fs::write(&path, yaml(field)).unwrap();
         let (code, out, err) = vestibule(&["check-config", path.to_str().unwrap()], &[]);
         assert_eq!(code, 0, "{field}: {out}{err}");
+    }
+}
+
+#[test]
+fn document_token_mistakes_are_listed() {
+    let yaml = format!(
+        "\
+listeners: [{{ address: 127.0.0.1:8080 }}]
+keys: {{ active: k1, ring: {{ k1: {{ value: AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE= }} }} }}
+assertion: {{ key: {{ file: {root}/certs/dev/assertion.pem }}, audience: crm }}
+document_providers:
+  - name: ms
+    kind: microsoft
+    authority: https://login.microsoftonline.com/organizations/v2.0
+    client_id: abc
+    client_secret: {{ env: VESTIBULE_TEST_SURELY_UNSET_SECRET }}
+  - name: g
+    kind: dropbox
+tenants:
+  - name: a
+    hosts: [a.example]
+    upstream: {{ address: 127.0.0.1:9000 }}
+    documents:
+      provider: ms
+      paths: [/]
+      resources: [{{ name: status, scopes: [x] }}, {{ name: Graph, scopes: [] }}]
+      system_user: docs@a.example
+  - name: b
+    hosts: [b.example]
+    upstream: {{ address: 127.0.0.1:9000 }}
+    documents: {{ provider: nobody, paths: [/documents/] }}
+",
+        root = env!("CARGO_MANIFEST_DIR")
+    );
+    let (code, lines) = check(&yaml);
+    assert_eq!(code, 2);
+    let text = lines.join("\n");
+    for want in [
+        "document_providers[0].client_secret: environment variable VESTIBULE_TEST_SURELY_UNSET_SECRET is not set",
+        "document_providers[1].kind: `dropbox` is not a document provider kind",
+        "document_providers[1].authority: is required",
+        "tenants[0].documents.paths[0]: `/` must be a path prefix",
+        "tenants[0].documents.resources[0].name: `status` would collide",
+        "tenants[0].documents.resources[1].name: a resource name is 1-32 lower-case",
+        "tenants[0].documents.resources[1].scopes: give the scopes",
+        "tenants[0].documents.system_user: is a Google setting",
+        "tenants[1].documents.provider: `nobody` is not a provider in document_providers",
+    ] {
+        assert!(text.contains(want), "missing: {want}\n{text}");
     }
 }

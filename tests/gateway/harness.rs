@@ -165,6 +165,7 @@ pub struct Setup {
     /// A second, HTTPS listener (development certificate) on this port.
     pub tls_port: Option<u16>,
     pub providers: Vec<spec::Provider>,
+    pub document_providers: Vec<spec::DocumentProvider>,
     /// `contoso` (crm.contoso.localhost, /static/ public, /api/ API) and `fabrikam`
     /// (crm.fabrikam.test) to begin with.
     pub tenants: Vec<spec::Tenant>,
@@ -185,6 +186,7 @@ impl Setup {
             ring: vec![("k1", KEY_1)],
             tls_port: None,
             providers: Vec::new(),
+            document_providers: Vec::new(),
             tenants: vec![
                 contoso,
                 spec::Tenant::new("fabrikam", &["crm.fabrikam.test"], upstream),
@@ -250,6 +252,9 @@ impl Setup {
         });
         if !self.providers.is_empty() {
             doc["providers"] = serde_json::to_value(&self.providers).unwrap();
+        }
+        if !self.document_providers.is_empty() {
+            doc["document_providers"] = serde_json::to_value(&self.document_providers).unwrap();
         }
         if !self.proxy.is_empty() {
             doc["proxy"] = serde_json::to_value(&self.proxy).unwrap();

@@ -7,6 +7,7 @@ mod config_cli;
 mod cookies;
 mod databases;
 mod directory;
+mod documents;
 mod encoding_attacks;
 mod flow;
 mod limits;

@@ -77,6 +77,37 @@ pub struct Tenant {
     pub sign_in: Vec<SignIn>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub directory: Option<Directory>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documents: Option<Documents>,
+}
+
+/// An authorization server for document tokens.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentProvider {
+    pub name: String,
+    pub kind: String,
+    pub authority: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+/// A tenant's document tokens.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Documents {
+    pub provider: String,
+    pub paths: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<Resource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_user: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Resource {
+    pub name: String,
+    pub scopes: Vec<String>,
 }
 
 impl Tenant {
@@ -90,6 +121,7 @@ impl Tenant {
             api: Vec::new(),
             sign_in: Vec::new(),
             directory: Some(Directory::None),
+            documents: None,
         }
     }
 

@@ -11,6 +11,7 @@ impl Validator {
         raw: &[RawTenant],
         all_loopback: bool,
         proxy: &ProxyConfig,
+        document_providers: &[(String, Option<DocumentProviderKind>)],
     ) -> Vec<Tenant> {
         if raw.is_empty() {
             self.err("tenants", "give at least one tenant");
@@ -97,6 +98,11 @@ impl Validator {
                 &format!("{path}.directory"),
                 !t.sign_in.is_empty(),
             );
+            let documents = self.documents(
+                t.documents.as_ref(),
+                &format!("{path}.documents"),
+                document_providers,
+            );
             if let Some(upstream) = upstream {
                 out.push(Tenant {
                     name,
@@ -106,6 +112,7 @@ impl Validator {
                     api,
                     sign_in,
                     directory,
+                    documents,
                 });
             }
         }
