@@ -55,6 +55,55 @@ impl ProviderHttp {
     }
 }
 
+/// A provider's answer to a form POST: status, `Retry-After` seconds when given, the body.
+#[derive(Debug)]
+pub struct FormAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// `Retry-After` in seconds, when the provider sent one.
+    pub retry_after: Option<u64>,
+    /// The body (capped).
+    pub body: Vec<u8>,
+}
+
+impl ProviderHttp {
+    /// POSTs a form (token endpoint), authenticating the client with HTTP Basic when given.
+    /// Errors are network failures, one readable line; any status is an answer.
+    pub async fn post_form(
+        &self,
+        url: &url::Url,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> Result<FormAnswer, String> {
+        let mut request = self.client.post(url.as_str()).form(form);
+        if let Some((id, secret)) = basic {
+            // RFC 6749 §2.3.1: form-encode both before Basic.
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            request = request.basic_auth(enc(id), Some(enc(secret)));
+        }
+        let response = request
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let body = read_capped(response, self.max_body)
+            .await
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        Ok(FormAnswer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
+
 impl Default for ProviderHttp {
     fn default() -> Self {
         Self::new()

@@ -108,6 +108,7 @@ pub struct Gateway {
     directories: Arc<Directories>,
     /// The owned header prefix, lower case (`x-vestibule-`).
     header_prefix: String,
+    document_tokens: Arc<crate::tokens::DocumentTokens>,
     request_ids: RequestIds,
 }
 
@@ -127,6 +128,8 @@ pub struct Parts {
     pub providers: Arc<Providers>,
     /// Every tenant's user directory.
     pub directories: Arc<Directories>,
+    /// Document tokens (read, refreshed, classified).
+    pub document_tokens: Arc<crate::tokens::DocumentTokens>,
 }
 
 /// Why the gateway could not be assembled from a valid configuration.
@@ -182,6 +185,7 @@ impl Gateway {
             clock,
             providers,
             directories,
+            document_tokens,
         } = parts;
         let sign_in = SignInFlow::new(SignInParts {
             providers: providers.clone(),
@@ -223,6 +227,7 @@ impl Gateway {
             providers,
             directories,
             header_prefix: config.headers.prefix.clone(),
+            document_tokens,
             request_ids: RequestIds::new(),
         })
     }
@@ -425,15 +430,10 @@ impl Gateway {
         documents: &crate::config::DocumentsConfig,
         prepared: &SessionHeaders,
     ) -> Vec<(http::HeaderName, http::HeaderValue)> {
-        let lookups = crate::tokens::lookup(
-            self.store.as_ref(),
-            self.sessions.keys(),
-            tenant,
-            prepared.token_owners(),
-            &documents.provider,
-            &documents.resources,
-        )
-        .await;
+        let lookups = self
+            .document_tokens
+            .current(tenant, prepared.token_owners(), documents)
+            .await;
         crate::tokens::inject::headers(&self.header_prefix, documents, &lookups, self.clock.now())
     }
 

@@ -125,6 +125,12 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
     let providers = Arc::new(Providers::start(&config.providers, clock.clone()).await?);
     let metrics = Arc::new(Metrics::new());
     let directories = Arc::new(Directories::new(&config.tenants, &metrics)?);
+    let document_tokens = Arc::new(crate::tokens::DocumentTokens::new(
+        store.clone(),
+        sessions.keys().clone(),
+        clock.clone(),
+        &config.document_providers,
+    ));
     let parts = Parts {
         sessions: sessions.clone(),
         signer,
@@ -133,6 +139,7 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
         clock,
         providers: providers.clone(),
         directories,
+        document_tokens,
     };
     let gateway = Gateway::new(config, parts)?;
     Ok(Assembly {

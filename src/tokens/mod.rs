@@ -8,6 +8,9 @@
 //! metrics or error pages.
 
 pub mod inject;
+pub mod refresh;
+
+pub use refresh::DocumentTokens;
 
 use crate::clock::UnixSeconds;
 use crate::crypto::KeyRing;

@@ -213,3 +213,169 @@ async fn an_expired_or_revoked_token_is_not_sent() {
         assert_eq!(seen.one("x-vestibule-document-token-status"), Some(want));
     }
 }
+
+/// A refresh token from the real `oidc-provider` by the authorization code grant (PKCE),
+/// as the Office 365 grant will obtain one: `(access_token, refresh_token)`.
+async fn real_tokens(op: &crate::peers::OidcPeer, login: &str) -> (String, String) {
+    let verifier = format!("verifier-{login}-0123456789abcdefghijklmnopqrstuvwxyz");
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(openssl::sha::sha256(verifier.as_bytes()));
+    let redirect = "http://crm.contoso.localhost/_vestibule/oidc/callback";
+    let auth = format!(
+        "{}/auth?client_id={}&response_type=code&redirect_uri={}&scope=openid%20offline_access&prompt=consent&state=s&nonce=n&code_challenge={challenge}&code_challenge_method=S256",
+        op.issuer,
+        crate::peers::CLIENT_ID,
+        crate::peers::urlencode(redirect)
+    );
+    let back = op.sign_in(&auth, login).await;
+    let code = url::Url::parse(&back)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/token", op.issuer))
+        .basic_auth(crate::peers::CLIENT_ID, Some(crate::peers::CLIENT_SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        answer["access_token"].as_str().unwrap().to_owned(),
+        answer["refresh_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no refresh token: {answer}"))
+            .to_owned(),
+    )
+}
+
+async fn put(
+    store: &vestibule::store::SqliteStore,
+    who: &vestibule::identity::Identity,
+    access: &str,
+    refresh: &str,
+    expires_at: i64,
+) -> TokenId {
+    let keys = ring();
+    let id = TokenId {
+        tenant: "contoso".into(),
+        owner: TokenId::user_owner(&keys, &who.issuer, &who.subject),
+        provider: "office365-docs".into(),
+        resource: "graph".into(),
+    };
+    let token = DocumentToken {
+        access_token: TokenSecret::new(access),
+        expires_at,
+        refresh_token: Some(TokenSecret::new(refresh)),
+        scope: "openid offline_access".into(),
+        status: TokenStatus::Ok,
+    };
+    let record = StoredToken {
+        payload: tokens::seal(&keys, &id, &token),
+        id: id.clone(),
+        expires_at,
+        generation: 1,
+        updated_at: expires_at,
+    };
+    assert!(store.put_token(&record, None).await.unwrap());
+    id
+}
+
+/// An expired token met by 50 requests at once: one call to the token endpoint (counted at
+/// the provider), every request gets the new token, the new tokens are stored; a grant the
+/// provider no longer knows turns into consent-required.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_token_is_refreshed_once_for_fifty_concurrent_requests() {
+    let op = crate::peers::OidcPeer::start(&[]);
+    let up = Upstream::start().await;
+    let mut setup = documents_setup(up.addr);
+    setup.document_providers[0].authority = op.issuer.clone();
+    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
+    setup.document_providers[0].client_secret = spec::Secret::value(crate::peers::CLIENT_SECRET);
+    if let Some(d) = &mut setup.contoso().documents {
+        d.resources = vec![spec::Resource {
+            name: "graph".into(),
+            scopes: vec!["openid".into()],
+        }];
+    }
+    let gw = setup.start().await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let alice_id = alice();
+    let (_, alice_cookie) = sessions.create("contoso", alice_id.clone()).await.unwrap();
+    let store = vestibule::store::SqliteStore::open(&setup.dir.path().join("v.db"))
+        .await
+        .unwrap();
+    let (old_access, refresh) = real_tokens(&op, "alice").await;
+    let now = chrono::Utc::now().timestamp();
+    let id = put(&store, &alice_id, &old_access, &refresh, now - 5).await;
+
+    let before = crate::oidc_flow::op_stats(&op).await["token"]
+        .as_u64()
+        .unwrap();
+    let c = cookie(&alice_cookie);
+    let requests = (0..50).map(|_| {
+        let c = c.clone();
+        let addr = gw.addr;
+        tokio::spawn(async move { get(addr, "crm.contoso.localhost", "/documents/x", &[&c]).await })
+    });
+    for r in futures_join(requests).await {
+        assert_eq!(r.status, 200);
+    }
+    let after = crate::oidc_flow::op_stats(&op).await["token"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        after - before,
+        1,
+        "exactly one refresh at the token endpoint"
+    );
+    let seen = up.last();
+    let new_access = seen.one("x-vestibule-document-token").unwrap().to_owned();
+    assert_ne!(new_access, old_access);
+    assert_eq!(seen.one("x-vestibule-document-token-status"), Some("ok"));
+    let stored = store.get_token(&id).await.unwrap().unwrap();
+    assert_eq!(stored.generation, 2);
+    let opened = tokens::open(&ring(), &stored).unwrap();
+    assert_eq!(opened.access_token.expose(), new_access);
+    assert!(opened.expires_at > now + 60);
+    assert!(opened.refresh_token.is_some(), "a refresh token is kept");
+
+    // A refresh token the provider does not know: consent is required, and stored as such.
+    let mut bob = alice();
+    bob.subject = "bob-subject".into();
+    let (_, bob_cookie) = sessions.create("contoso", bob.clone()).await.unwrap();
+    let bob_id = put(&store, &bob, "old", "not-a-refresh-token", now - 5).await;
+    get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/documents/x",
+        &[&cookie(&bob_cookie)],
+    )
+    .await;
+    let seen = up.last();
+    assert_eq!(seen.one("x-vestibule-document-token"), None);
+    assert_eq!(
+        seen.one("x-vestibule-document-token-status"),
+        Some("consent-required")
+    );
+    let stored = tokens::open(&ring(), &store.get_token(&bob_id).await.unwrap().unwrap()).unwrap();
+    assert_eq!(stored.status, TokenStatus::ConsentRequired);
+}
+
+async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles.collect::<Vec<_>>() {
+        out.push(h.await.unwrap());
+    }
+    out
+}

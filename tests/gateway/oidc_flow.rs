@@ -395,7 +395,7 @@ async fn several_providers_are_listed_and_one_is_picked_by_name() {
     assert_eq!(unknown.status, 200, "an unknown name shows the list again");
 }
 
-async fn op_stats(op: &OidcPeer) -> serde_json::Value {
+pub async fn op_stats(op: &OidcPeer) -> serde_json::Value {
     reqwest::get(format!("http://127.0.0.1:{}/__stats", op.port))
         .await
         .unwrap()

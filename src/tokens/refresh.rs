@@ -1,0 +1,337 @@
+//! Keeping document tokens fresh: a token met within `refresh_margin` of its expiry is
+//! refreshed at the provider's token endpoint before it is injected. One refresh per token
+//! at a time in a process: concurrent requests wait for it and read its result. The new
+//! tokens are committed (compare-and-set on the record's generation) before they are used;
+//! a refresh token the server does not send back is kept.
+//!
+//! Failures are classified: `invalid_grant`, `interaction_required`, `consent_required` mark
+//! the token as needing consent; throttling (429, with `Retry-After`), 5xx and network
+//! errors back off and keep serving the current token while it is valid; `invalid_client`
+//! is an operator's problem (logged as an error), never a consent loop.
+
+use super::inject::Lookup;
+use super::{open, seal, DocumentToken, StoredToken, TokenId, TokenSecret, TokenStatus};
+use crate::clock::{Clock, UnixSeconds};
+use crate::config::{DocumentProvider, DocumentProviderKind, DocumentsConfig};
+use crate::crypto::KeyRing;
+use crate::http_client::ProviderHttp;
+use crate::store::Store;
+use crate::throttle::Throttle;
+use arc_swap::ArcSwapOption;
+use dashmap::DashMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// After a failed refresh without `Retry-After`, how long before the next attempt, seconds.
+const RETRY_SECS: i64 = 30;
+
+/// Least time between two discovery attempts for a provider, seconds.
+const DISCOVERY_RETRY_SECS: i64 = 10;
+
+/// A document provider at run time: its settings and its token endpoint once discovered.
+struct ProviderState {
+    config: DocumentProvider,
+    token_endpoint: ArcSwapOption<url::Url>,
+    discovery: Throttle,
+}
+
+/// Reads, refreshes and classifies document tokens.
+pub struct DocumentTokens {
+    store: Arc<dyn Store>,
+    keys: Arc<KeyRing>,
+    http: ProviderHttp,
+    clock: Arc<dyn Clock>,
+    providers: HashMap<String, ProviderState>,
+    /// One refresh per token at a time.
+    locks: DashMap<TokenId, Arc<tokio::sync::Mutex<()>>>,
+    /// Tokens whose last refresh failed for a passing reason: not tried again before this.
+    retry_at: DashMap<TokenId, UnixSeconds>,
+}
+
+/// How one refresh went.
+enum Refreshed {
+    /// New tokens, committed.
+    Fresh(DocumentToken),
+    /// The grant is gone: consent again.
+    ConsentRequired,
+    /// Not now (throttled, provider down, misconfigured): try later.
+    NotNow,
+}
+
+impl DocumentTokens {
+    /// Over the store, sealing with `keys`, for the configured document providers.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+        providers: &[DocumentProvider],
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            http: ProviderHttp::new(),
+            clock,
+            providers: providers
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        ProviderState {
+                            config: p.clone(),
+                            token_endpoint: ArcSwapOption::empty(),
+                            discovery: Throttle::new(),
+                        },
+                    )
+                })
+                .collect(),
+            locks: DashMap::new(),
+            retry_at: DashMap::new(),
+        }
+    }
+
+    /// The user's tokens for each resource of `documents`, refreshed when due.
+    pub async fn current(
+        &self,
+        tenant: &str,
+        owners: &[String],
+        documents: &DocumentsConfig,
+    ) -> Vec<Lookup> {
+        let found = super::lookup(
+            self.store.as_ref(),
+            &self.keys,
+            tenant,
+            owners,
+            &documents.provider,
+            &documents.resources,
+        )
+        .await;
+        let mut out = Vec::with_capacity(found.len());
+        for ((resource, scopes), lookup) in documents.resources.iter().zip(found) {
+            let Lookup::Found(token) = &lookup else {
+                out.push(lookup);
+                continue;
+            };
+            if !self.due(token, documents) {
+                out.push(lookup);
+                continue;
+            }
+            let Some(owner) = owners.first() else {
+                out.push(lookup);
+                continue;
+            };
+            let id = TokenId {
+                tenant: tenant.to_owned(),
+                owner: owner.clone(),
+                provider: documents.provider.clone(),
+                resource: resource.clone(),
+            };
+            out.push(self.refresh_or_keep(&id, documents, scopes).await);
+        }
+        out
+    }
+
+    fn due(&self, token: &DocumentToken, documents: &DocumentsConfig) -> bool {
+        token.status == TokenStatus::Ok
+            && token.refresh_token.is_some()
+            && self.clock.now() + documents.refresh_margin.as_secs() as i64 >= token.expires_at
+    }
+
+    /// Refreshes `id` unless another request just did; what to inject afterwards.
+    async fn refresh_or_keep(
+        &self,
+        id: &TokenId,
+        documents: &DocumentsConfig,
+        scopes: &[String],
+    ) -> Lookup {
+        let lock = self.locks.entry(id.clone()).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        // Read again under the lock: a refresh that finished while we waited is used as is.
+        let stored = match self.store.get_token(id).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return Lookup::Missing,
+            Err(e) => {
+                tracing::error!(tenant = %id.tenant, error = %e, "document token unreadable: store unavailable");
+                return Lookup::Failed;
+            }
+        };
+        let Ok(current) = open(&self.keys, &stored) else {
+            return Lookup::Failed;
+        };
+        let now = self.clock.now();
+        if !self.due(&current, documents) || self.retry_at.get(id).is_some_and(|at| now < *at) {
+            return Lookup::Found(current);
+        }
+        match self.refresh(id, &stored, &current, documents, scopes).await {
+            Refreshed::Fresh(token) => {
+                self.retry_at.remove(id);
+                Lookup::Found(token)
+            }
+            Refreshed::ConsentRequired => Lookup::Found(DocumentToken {
+                status: TokenStatus::ConsentRequired,
+                ..current
+            }),
+            // The current token while it lasts; `inject` reports it unavailable after.
+            Refreshed::NotNow => Lookup::Found(current),
+        }
+    }
+
+    async fn token_endpoint(&self, provider: &ProviderState) -> Option<Arc<url::Url>> {
+        if let Some(url) = provider.token_endpoint.load_full() {
+            return Some(url);
+        }
+        if !provider
+            .discovery
+            .try_claim(self.clock.now(), DISCOVERY_RETRY_SECS)
+        {
+            return None;
+        }
+        let base = provider.config.authority.as_str().trim_end_matches('/');
+        let discovery: url::Url = format!("{base}/.well-known/openid-configuration")
+            .parse()
+            .ok()?;
+        let text = match self.http.get_text(&discovery).await {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::warn!(provider = %provider.config.name, error = %e, "document provider discovery failed");
+                return None;
+            }
+        };
+        let endpoint: url::Url = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()?
+            .get("token_endpoint")?
+            .as_str()?
+            .parse()
+            .ok()?;
+        let endpoint = Arc::new(endpoint);
+        provider.token_endpoint.store(Some(endpoint.clone()));
+        Some(endpoint)
+    }
+
+    async fn refresh(
+        &self,
+        id: &TokenId,
+        stored: &StoredToken,
+        current: &DocumentToken,
+        documents: &DocumentsConfig,
+        scopes: &[String],
+    ) -> Refreshed {
+        let Some(provider) = self.providers.get(&documents.provider) else {
+            return Refreshed::NotNow;
+        };
+        let Some(refresh_token) = &current.refresh_token else {
+            return Refreshed::NotNow;
+        };
+        let Some(endpoint) = self.token_endpoint(provider).await else {
+            self.back_off(id, None);
+            return Refreshed::NotNow;
+        };
+        let mut scope: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        if documents.kind == DocumentProviderKind::Microsoft {
+            // Microsoft mints one resource's access token per request, from the one refresh
+            // token; offline_access keeps a refresh token coming.
+            scope.push("offline_access");
+        }
+        let scope = scope.join(" ");
+        let answer = self
+            .http
+            .post_form(
+                &endpoint,
+                Some((&provider.config.client_id, &provider.config.client_secret)),
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token.expose()),
+                    ("scope", &scope),
+                ],
+            )
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(tenant = %id.tenant, provider = %id.provider, error = %e, "document token refresh failed; retrying later");
+                self.back_off(id, None);
+                return Refreshed::NotNow;
+            }
+        };
+        let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+        let text = |k: &str| body.get(k).and_then(|v| v.as_str());
+        match answer.status {
+            200 => {
+                let (Some(access), Some(expires_in)) = (
+                    text("access_token"),
+                    body.get("expires_in").and_then(|v| {
+                        v.as_i64()
+                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    }),
+                ) else {
+                    tracing::warn!(tenant = %id.tenant, provider = %id.provider, "token endpoint answered without access_token or expires_in");
+                    self.back_off(id, None);
+                    return Refreshed::NotNow;
+                };
+                let token = DocumentToken {
+                    access_token: TokenSecret::new(access),
+                    expires_at: self.clock.now() + expires_in.max(0),
+                    // A server that sends none keeps the old one valid (Google).
+                    refresh_token: text("refresh_token")
+                        .map(TokenSecret::new)
+                        .or_else(|| current.refresh_token.clone()),
+                    scope: text("scope").map_or_else(|| current.scope.clone(), str::to_owned),
+                    status: TokenStatus::Ok,
+                };
+                if self.commit(stored, &token).await {
+                    Refreshed::Fresh(token)
+                } else {
+                    Refreshed::NotNow
+                }
+            }
+            400 | 401 => match text("error").unwrap_or_default() {
+                "invalid_grant" | "interaction_required" | "consent_required" => {
+                    tracing::info!(tenant = %id.tenant, provider = %id.provider, error = text("error").unwrap_or_default(), "document grant gone: consent required");
+                    let token = DocumentToken {
+                        status: TokenStatus::ConsentRequired,
+                        ..current.clone()
+                    };
+                    self.commit(stored, &token).await;
+                    Refreshed::ConsentRequired
+                }
+                other => {
+                    // invalid_client and the rest: configuration, not the user's grant.
+                    tracing::error!(tenant = %id.tenant, provider = %id.provider, error = other, status = answer.status, "document token refresh refused: check the app registration and its secret");
+                    self.back_off(id, None);
+                    Refreshed::NotNow
+                }
+            },
+            status => {
+                tracing::warn!(tenant = %id.tenant, provider = %id.provider, status, "document token endpoint unavailable; retrying later");
+                self.back_off(id, answer.retry_after);
+                Refreshed::NotNow
+            }
+        }
+    }
+
+    fn back_off(&self, id: &TokenId, retry_after: Option<u64>) {
+        let wait = retry_after.map_or(RETRY_SECS, |s| s.min(3600) as i64);
+        self.retry_at.insert(id.clone(), self.clock.now() + wait);
+    }
+
+    /// Writes the new token if the record is still the one refreshed from.
+    async fn commit(&self, stored: &StoredToken, token: &DocumentToken) -> bool {
+        let record = StoredToken {
+            id: stored.id.clone(),
+            payload: seal(&self.keys, &stored.id, token),
+            expires_at: token.expires_at,
+            generation: stored.generation + 1,
+            updated_at: self.clock.now(),
+        };
+        match self.store.put_token(&record, Some(stored.generation)).await {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!(tenant = %stored.id.tenant, "document token changed during its refresh; not overwritten");
+                false
+            }
+            Err(e) => {
+                tracing::error!(tenant = %stored.id.tenant, error = %e, "refreshed document token not stored");
+                false
+            }
+        }
+    }
+}
