@@ -58,6 +58,8 @@ pub struct DocumentProvider {
     pub client_id: String,
     /// Client secret (never printed).
     pub client_secret: String,
+    /// Extra authorization request parameters.
+    pub authorization_params: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for DocumentProvider {

@@ -59,6 +59,9 @@ pub struct RawDocumentProvider {
     pub client_id: Option<String>,
     /// Client secret.
     pub client_secret: Option<RawSecret>,
+    /// Extra authorization request parameters (e.g. `prompt: consent`).
+    #[serde(default)]
+    pub authorization_params: std::collections::BTreeMap<String, String>,
 }
 
 /// A tenant's document tokens.

@@ -4,7 +4,7 @@
 mod oidc;
 mod wsfed;
 
-pub use oidc::{OidcClient, OidcRuntime};
+pub use oidc::{Granted, OidcClient, OidcRuntime};
 pub use wsfed::{TokenRules, VerifyError, WsFedRuntime};
 
 use crate::auth::wsfed::metadata::{self, TrustedCert};

@@ -54,6 +54,29 @@ pub struct OidcRuntime {
 
 type Metadata = Arc<ProviderMetadataWithLogout>;
 
+/// What a document grant's code exchange gave.
+pub struct Granted {
+    /// The verified ID token's claims (for the same-person check).
+    pub id_claims: serde_json::Value,
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token, when one was granted.
+    pub refresh_token: Option<String>,
+    /// Seconds until the access token expires.
+    pub expires_in: Option<u64>,
+    /// Scopes granted, when the server said.
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for Granted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Granted")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
 impl OidcRuntime {
     /// A provider with nothing discovered yet.
     pub fn new(name: &str, display_name: &str, config: OidcProvider) -> Self {
@@ -143,6 +166,31 @@ impl OidcRuntime {
         redirect_uri: &str,
         now: i64,
     ) -> Result<String, OidcError> {
+        self.begin_with(
+            http,
+            state,
+            seal,
+            redirect_uri,
+            now,
+            &self.config.scopes,
+            &self.config.authorization_params,
+        )
+        .await
+    }
+
+    /// `begin` with other scopes and further per-request parameters (a document grant:
+    /// its resource's scopes, `login_hint`, `domain_hint`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn begin_with(
+        &self,
+        http: &ProviderHttp,
+        state: &mut LoginState,
+        seal: impl FnOnce(&LoginState) -> String,
+        redirect_uri: &str,
+        now: i64,
+        scopes: &[String],
+        params: &[(String, String)],
+    ) -> Result<String, OidcError> {
         let md = self.metadata(http, now).await?;
         let client = self.client(&md, redirect_uri)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -153,25 +201,35 @@ impl OidcRuntime {
         let mut request = client
             .authorize(sealed, nonce)
             .set_pkce_challenge(challenge);
-        for scope in self.config.scopes.iter().filter(|s| *s != "openid") {
+        for scope in scopes.iter().filter(|s| *s != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
         }
-        for (k, v) in &self.config.authorization_params {
+        for (k, v) in params {
             request = request.add_extra_param(k.clone(), v.clone());
         }
         let (url, _, _) = request.url();
         Ok(url.into())
     }
 
-    /// Finishes a sign-in from the callback (the state is already opened and bound).
-    pub async fn complete(
+    /// Exchanges the callback's code (PKCE verifier and nonce from the login state) and
+    /// verifies the ID token: the metadata, the client, the token response and the ID
+    /// token's claims. A token signed with a key published since discovery is checked once
+    /// more after fetching the keys.
+    async fn redeem(
         &self,
         http: &ProviderHttp,
         clock: &Arc<dyn Clock>,
         callback: &Callback<'_>,
         state: &LoginState,
-        hosted_domains: &[String],
-    ) -> Result<(Identity, MatchValues), OidcError> {
+    ) -> Result<
+        (
+            Metadata,
+            impl OidcClient,
+            openidconnect::core::CoreTokenResponse,
+            serde_json::Value,
+        ),
+        OidcError,
+    > {
         let (code, iss_param, redirect_uri) = (callback.code, callback.iss, callback.redirect_uri);
         let md = self.metadata(http, clock.now()).await?;
         if let Some(iss) = iss_param {
@@ -209,6 +267,40 @@ impl OidcRuntime {
             }
             other => other,
         }?;
+        Ok((md, client, response, verified))
+    }
+
+    /// Redeems a document grant's callback: the verified ID token's claims and the tokens.
+    pub async fn grant(
+        &self,
+        http: &ProviderHttp,
+        clock: &Arc<dyn Clock>,
+        callback: &Callback<'_>,
+        state: &LoginState,
+    ) -> Result<Granted, OidcError> {
+        let (_, _, response, id_claims) = self.redeem(http, clock, callback, state).await?;
+        Ok(Granted {
+            id_claims,
+            access_token: response.access_token().secret().clone(),
+            refresh_token: response.refresh_token().map(|r| r.secret().clone()),
+            expires_in: response.expires_in().map(|d| d.as_secs()),
+            scope: response
+                .scopes()
+                .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
+        })
+    }
+
+    /// Finishes a sign-in from the callback (the state is already opened and bound).
+    pub async fn complete(
+        &self,
+        http: &ProviderHttp,
+        clock: &Arc<dyn Clock>,
+        callback: &Callback<'_>,
+        state: &LoginState,
+        hosted_domains: &[String],
+    ) -> Result<(Identity, MatchValues), OidcError> {
+        let (md, client, response, verified) = self.redeem(http, clock, callback, state).await?;
+        let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
         // Taken before userinfo fills gaps: a directory matches only on what was signed.
         let match_values =
             oidc::match_values(&verified).ok_or_else(|| OidcError::MissingClaim("sub".into()))?;

@@ -3,6 +3,7 @@
 
 mod backchannel;
 mod ctx;
+mod documents;
 pub mod pages;
 mod phases;
 mod request;
@@ -109,6 +110,7 @@ pub struct Gateway {
     /// The owned header prefix, lower case (`x-vestibule-`).
     header_prefix: String,
     document_tokens: Arc<crate::tokens::DocumentTokens>,
+    document_grants: Arc<crate::tokens::DocumentGrants>,
     request_ids: RequestIds,
 }
 
@@ -130,6 +132,8 @@ pub struct Parts {
     pub directories: Arc<Directories>,
     /// Document tokens (read, refreshed, classified).
     pub document_tokens: Arc<crate::tokens::DocumentTokens>,
+    /// Document grants (the code grant after sign-in).
+    pub document_grants: Arc<crate::tokens::DocumentGrants>,
 }
 
 /// Why the gateway could not be assembled from a valid configuration.
@@ -186,6 +190,7 @@ impl Gateway {
             providers,
             directories,
             document_tokens,
+            document_grants,
         } = parts;
         let sign_in = SignInFlow::new(SignInParts {
             providers: providers.clone(),
@@ -228,6 +233,7 @@ impl Gateway {
             directories,
             header_prefix: config.headers.prefix.clone(),
             document_tokens,
+            document_grants,
             request_ids: RequestIds::new(),
         })
     }

@@ -106,8 +106,10 @@ impl Gateway {
             }
             "oidc/callback" if read_only => self.oidc_callback(downstream, ctx).await,
             "oidc/backchannel-logout" => self.backchannel_logout(downstream, ctx).await,
+            "documents/connect" if read_only => self.documents_connect(downstream, ctx).await,
+            "documents/callback" if read_only => self.documents_callback(downstream, ctx).await,
             "health" | "ready" | "metrics" | "jwks.json" | "login" | "logout" | "signed-out"
-            | "wsfed" | "oidc/callback" => {
+            | "wsfed" | "oidc/callback" | "documents/connect" | "documents/callback" => {
                 self.fail(downstream, ctx, GatewayError::MethodNotAllowed)
                     .await
             }

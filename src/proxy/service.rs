@@ -125,6 +125,12 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
     let providers = Arc::new(Providers::start(&config.providers, clock.clone()).await?);
     let metrics = Arc::new(Metrics::new());
     let directories = Arc::new(Directories::new(&config.tenants, &metrics)?);
+    let document_grants = Arc::new(crate::tokens::DocumentGrants::new(
+        &config.document_providers,
+        sessions.keys().clone(),
+        store.clone(),
+        clock.clone(),
+    ));
     let document_tokens = Arc::new(crate::tokens::DocumentTokens::new(
         store.clone(),
         sessions.keys().clone(),
@@ -140,6 +146,7 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
         providers: providers.clone(),
         directories,
         document_tokens,
+        document_grants,
     };
     let gateway = Gateway::new(config, parts)?;
     Ok(Assembly {

@@ -25,7 +25,7 @@ const RATE_LIMITED_PAUSE: std::time::Duration = std::time::Duration::from_secs(1
 
 impl Gateway {
     /// `https://host[:port]` as the browser sees this gateway.
-    fn origin(&self, downstream: &Session, ctx: &RequestCtx) -> String {
+    pub(super) fn origin(&self, downstream: &Session, ctx: &RequestCtx) -> String {
         let scheme = if self.secure_request(downstream, ctx) {
             "https"
         } else {
@@ -67,7 +67,7 @@ impl Gateway {
     /// over plain HTTP (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`), where browsers
     /// accept `Secure` cookies. It decides the `Secure` attribute, and whether a sign-in can
     /// work at all: its binding cookie must be `SameSite=None`, kept only if `Secure`.
-    fn transport(&self, downstream: &Session, ctx: &RequestCtx) -> Transport {
+    pub(super) fn transport(&self, downstream: &Session, ctx: &RequestCtx) -> Transport {
         let https = self.secure_request(downstream, ctx);
         Transport {
             https,
@@ -77,7 +77,7 @@ impl Gateway {
     }
 
     /// The request's one login binding cookie, if it carries exactly one.
-    fn binding_value(&self, downstream: &Session, ctx: &RequestCtx) -> Option<String> {
+    pub(super) fn binding_value(&self, downstream: &Session, ctx: &RequestCtx) -> Option<String> {
         let name = self.cookies.binding(self.transport(downstream, ctx).https);
         self.one_cookie(downstream.req_header(), name)
             .map(str::to_owned)
@@ -87,7 +87,7 @@ impl Gateway {
     /// `SameSite=None`, which browsers keep only with `Secure`: over HTTPS a `__Host-` cookie
     /// (which requires `Path=/`; the upstream never receives it), on a loopback host a
     /// `Secure` one. Elsewhere sign-in does not start (`login`), so none is set.
-    fn binding_cookie(&self, value: &str, max_age: u64, t: Transport) -> String {
+    pub(super) fn binding_cookie(&self, value: &str, max_age: u64, t: Transport) -> String {
         let name = self.cookies.binding(t.https);
         let path = if t.https { "/" } else { "/_vestibule/" };
         let secure = if t.secure_cookies { "; Secure" } else { "" };
@@ -96,7 +96,7 @@ impl Gateway {
 
     /// The tenant of a sign-in endpoint request, recorded in the context; `None` once the
     /// unknown-host page has been written.
-    async fn sign_in_route(
+    pub(super) async fn sign_in_route(
         &self,
         downstream: &mut Session,
         ctx: &mut RequestCtx,
@@ -397,9 +397,24 @@ impl Gateway {
         let finished = match verified {
             Ok(verified) => match self.sign_in.admit(&route.tenant, &verified).await {
                 Ok(identity) => {
+                    // A user without a usable document token continues into the grant,
+                    // and lands on the page they asked for after it.
+                    let grant_next = self.document_grants.needed(&route.tenant, &identity).await;
                     self.sign_in
                         .finish(&route.tenant, identity, verified.return_to)
                         .await
+                        .map(|mut finished| {
+                            if grant_next {
+                                finished.return_to = format!(
+                                    "/_vestibule/documents/connect?rd={}",
+                                    url::form_urlencoded::byte_serialize(
+                                        finished.return_to.as_bytes()
+                                    )
+                                    .collect::<String>()
+                                );
+                            }
+                            finished
+                        })
                 }
                 Err(e) => Err(e),
             },
@@ -687,9 +702,9 @@ impl Gateway {
 /// How the browser reached the gateway: cookie names follow `https` (`__Host-` prefixes),
 /// the `Secure` attribute follows `secure_cookies` (HTTPS or a loopback host).
 #[derive(Debug, Clone, Copy)]
-struct Transport {
-    https: bool,
-    secure_cookies: bool,
+pub(super) struct Transport {
+    pub(super) https: bool,
+    pub(super) secure_cookies: bool,
 }
 
 /// What `read_form` got.

@@ -7,9 +7,11 @@
 //! handing one user's token to another. Token values never appear in `Debug` output, logs,
 //! metrics or error pages.
 
+pub mod grant;
 pub mod inject;
 pub mod refresh;
 
+pub use grant::{DocumentGrants, GrantError};
 pub use refresh::DocumentTokens;
 
 use crate::clock::UnixSeconds;

@@ -30,6 +30,7 @@ fn documents_setup(up: std::net::SocketAddr) -> Setup {
         authority: "https://login.microsoftonline.com/organizations/v2.0".into(),
         client_id: "00000000-0000-0000-0000-000000000001".into(),
         client_secret: spec::Secret::value("app-secret"),
+        authorization_params: Default::default(),
     });
     setup.contoso().documents = Some(spec::Documents {
         provider: "office365-docs".into(),
@@ -378,4 +379,159 @@ async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T
         out.push(h.await.unwrap());
     }
     out
+}
+
+/// Sign-in (WS-Federation) → the grant (the real oidc-provider as the authorization server,
+/// with Azure AD's oid/tid in its ID tokens) → the page asked for, with the token on document
+/// paths. Granting with another account, and a tenant without admin consent, store nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn office365_chain_sign_in_grant_same_person_and_admin_consent() {
+    use crate::peers::{make_cert, OidcPeer, WsFedPeer};
+    use crate::wsfed_flow::{session_cookie, sign_in_as, wsfed_setup, ISSUER};
+    let op = OidcPeer::start(&[(
+        "REDIRECT_URIS",
+        "http://crm.contoso.localhost/_vestibule/documents/callback",
+    )]);
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(certs.path(), "idp");
+    let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
+    let up = Upstream::start().await;
+    let mut setup = wsfed_setup(up.addr, &peer);
+    setup.document_providers.push(spec::DocumentProvider {
+        name: "office365-docs".into(),
+        kind: "microsoft".into(),
+        authority: op.issuer.clone(),
+        client_id: crate::peers::CLIENT_ID.into(),
+        client_secret: spec::Secret::value(crate::peers::CLIENT_SECRET),
+        // oidc-provider grants refresh tokens only with prompt=consent.
+        authorization_params: [("prompt".to_owned(), "consent".to_owned())].into(),
+    });
+    setup.contoso().documents = Some(spec::Documents {
+        provider: "office365-docs".into(),
+        paths: vec!["/documents/".into()],
+        resources: vec![spec::Resource {
+            name: "graph".into(),
+            scopes: vec!["email".into()],
+        }],
+        ..Default::default()
+    });
+    let gw = setup.start().await;
+
+    // 1. Sign-in continues into the grant.
+    let signed_in = sign_in_as(&gw, &peer, "alice@contoso.example").await;
+    assert_eq!(signed_in.status, 302, "{}", signed_in.body);
+    assert_eq!(
+        signed_in.header("location"),
+        Some("/_vestibule/documents/connect?rd=%2Fdeals%3Fid%3D7")
+    );
+    let session = session_cookie(&signed_in).unwrap();
+    let grant = |session: String, login: &'static str| {
+        let (gw_addr, op) = (gw.addr, &op);
+        async move {
+            let connect = get(
+                gw_addr,
+                "crm.contoso.localhost",
+                "/_vestibule/documents/connect?rd=%2Fdeals%3Fid%3D7",
+                &[&format!("Cookie: {session}")],
+            )
+            .await;
+            assert_eq!(connect.status, 302, "{}", connect.body);
+            let auth = connect.header("location").unwrap().to_owned();
+            assert!(auth.contains("login_hint="), "{auth}");
+            assert!(auth.contains("domain_hint=0b1c2d3e"), "{auth}");
+            let binding = connect
+                .header("set-cookie")
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned();
+            let back = op.sign_in(&auth, login).await;
+            let path = &back[back.find("/_vestibule/").unwrap()..];
+            get(
+                gw_addr,
+                "crm.contoso.localhost",
+                path,
+                &[&format!("Cookie: {session}; {binding}")],
+            )
+            .await
+        }
+    };
+    let done = grant(session.clone(), "alice@contoso.example").await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert_eq!(done.header("location"), Some("/deals?id=7"));
+    let page = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/documents/x",
+        &[&format!("Cookie: {session}")],
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    let seen = up.last();
+    assert!(seen.one("x-vestibule-document-token").is_some());
+    assert_eq!(seen.one("x-vestibule-document-token-status"), Some("ok"));
+    // Signing in again: a usable token exists, no detour.
+    let again = sign_in_as(&gw, &peer, "alice@contoso.example").await;
+    assert_eq!(again.header("location"), Some("/deals?id=7"));
+
+    // 2. Bob signs in, but grants with Alice's account: refused, nothing stored for Bob.
+    let bob = sign_in_as(&gw, &peer, "bob@contoso.example").await;
+    let bob_session = session_cookie(&bob).unwrap();
+    let wrong = grant(bob_session.clone(), "alice@contoso.example").await;
+    assert_eq!(wrong.status, 403, "{}", wrong.body);
+    assert!(wrong.body.contains("another account"), "{}", wrong.body);
+    get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/documents/x",
+        &[&format!("Cookie: {bob_session}")],
+    )
+    .await;
+    let seen = up.last();
+    assert_eq!(seen.one("x-vestibule-document-token"), None);
+    assert_eq!(
+        seen.one("x-vestibule-document-token-status"),
+        Some("consent-required")
+    );
+
+    // 3. The organisation has not consented: a page with the admin-consent address.
+    let connect = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/_vestibule/documents/connect?rd=%2F",
+        &[&format!("Cookie: {bob_session}")],
+    )
+    .await;
+    let auth = connect.header("location").unwrap();
+    let state = url::Url::parse(auth)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let binding = connect
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let refused = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        &format!(
+            "/_vestibule/documents/callback?error=consent_required&error_description=AADSTS65001&state={}",
+            crate::peers::urlencode(&state)
+        ),
+        &[&format!("Cookie: {bob_session}; {binding}")],
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("adminconsent?client_id=vestibule"),
+        "{}",
+        refused.body
+    );
 }

@@ -287,7 +287,7 @@ impl OidcPeer {
                 panic!("provider stopped redirecting at {next}: {}", r.status());
             };
             let loc = absolute(&loc);
-            if loc.contains("/_vestibule/oidc/callback") {
+            if loc.contains("/_vestibule/") {
                 return loc;
             }
             if loc.contains("/interaction/") {

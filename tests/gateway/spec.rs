@@ -89,6 +89,8 @@ pub struct DocumentProvider {
     pub authority: String,
     pub client_id: String,
     pub client_secret: Secret,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub authorization_params: BTreeMap<String, String>,
 }
 
 /// A tenant's document tokens.

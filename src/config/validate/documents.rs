@@ -58,12 +58,35 @@ impl Validator {
             if let (Some(name), Some(kind), Some(authority), Some(client_id), Some(client_secret)) =
                 (name, kind, authority, client_id, client_secret)
             {
+                for k in p.authorization_params.keys() {
+                    if matches!(
+                        k.as_str(),
+                        "state"
+                            | "nonce"
+                            | "code_challenge"
+                            | "code_challenge_method"
+                            | "redirect_uri"
+                            | "client_id"
+                            | "response_type"
+                            | "scope"
+                    ) {
+                        self.err(
+                            format!("{path}.authorization_params.{k}"),
+                            "is set by Vestibule itself",
+                        );
+                    }
+                }
                 out.push(DocumentProvider {
                     name,
                     kind,
                     authority,
                     client_id,
                     client_secret,
+                    authorization_params: p
+                        .authorization_params
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
                 });
             }
         }

@@ -126,6 +126,12 @@ function accountClaims(login) {
     name: local.charAt(0).toUpperCase() + local.slice(1),
   };
   if (HD) claims.hd = HD;
+  // Azure AD's object and tenant ids, as its ID tokens carry them: the object id derived from
+  // the e-mail address exactly as the WS-Federation peer derives it from `login_hint`, so one
+  // person signed in at both peers is recognisably the same person.
+  const hex = crypto.createHash('sha1').update(email).digest('hex');
+  claims.oid = [hex.slice(0, 8), hex.slice(8, 12), '4' + hex.slice(13, 16), '8' + hex.slice(17, 20), hex.slice(20, 32)].join('-');
+  claims.tid = env.TID || '0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9';
   return claims;
 }
 
@@ -199,7 +205,7 @@ function configuration() {
     jwks: { keys: signingKeys },
     findAccount,
     claims: {
-      openid: ['sub', 'hd'],
+      openid: ['sub', 'hd', 'oid', 'tid'],
       email: ['email', 'email_verified'],
       profile: ['name'],
     },

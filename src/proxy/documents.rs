@@ -1,0 +1,179 @@
+//! The document grant over the wire: `/_vestibule/documents/connect` (signed in: off to the
+//! authorization server) and `/_vestibule/documents/callback` (its redirect back). The grant
+//! itself is `tokens::DocumentGrants`.
+
+use super::{pages, request_host, Gateway, RequestCtx};
+use crate::auth::return_url;
+use crate::error::GatewayError;
+use bytes::Bytes;
+use http::header;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+impl Gateway {
+    /// `/_vestibule/documents/connect?rd=…`: starts the grant for the signed-in user.
+    pub(super) async fn documents_connect(
+        &self,
+        downstream: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let Some(route) = self.sign_in_route(downstream, ctx).await? else {
+            return Ok(true);
+        };
+        let t = self.transport(downstream, ctx);
+        if !t.secure_cookies {
+            return self
+                .fail(downstream, ctx, GatewayError::HttpsRequired)
+                .await;
+        }
+        let host = request_host(downstream.req_header())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let return_to = downstream
+            .req_header()
+            .uri
+            .query()
+            .and_then(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "rd")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .and_then(|rd| return_url::validate(&rd, &host))
+            .unwrap_or_else(|| "/".into());
+        let Some(identity) = self.signed_in_identity(downstream, ctx, &route).await? else {
+            return Ok(true);
+        };
+        let binding = self.binding_value(downstream, ctx);
+        let origin = self.origin(downstream, ctx);
+        match self
+            .document_grants
+            .begin(
+                &route.tenant,
+                &identity,
+                &origin,
+                binding.as_deref(),
+                &return_to,
+            )
+            .await
+        {
+            Ok((location, binding)) => {
+                let set = self.binding_cookie(&binding, crate::signin::LOGIN_TTL_SECS as u64, t);
+                self.redirect(
+                    downstream,
+                    ctx,
+                    location,
+                    "Continue to grant document access",
+                    vec![(header::SET_COOKIE, set)],
+                )
+                .await
+            }
+            Err(e) => {
+                tracing::warn!(request_id = %ctx.request_id, tenant = %route.tenant.name, reason = e.reason(), error = %e, "document grant not started");
+                self.fail(downstream, ctx, e.into()).await
+            }
+        }
+    }
+
+    /// `/_vestibule/documents/callback`: the authorization server's redirect back.
+    pub(super) async fn documents_callback(
+        &self,
+        downstream: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let Some(route) = self.sign_in_route(downstream, ctx).await? else {
+            return Ok(true);
+        };
+        let mut params = std::collections::HashMap::new();
+        for (k, v) in downstream
+            .req_header()
+            .uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+        {
+            if params.insert(k, v).is_some() {
+                let e = crate::tokens::GrantError::BadState;
+                return self.fail(downstream, ctx, e.into()).await;
+            }
+        }
+        let Some(identity) = self.signed_in_identity(downstream, ctx, &route).await? else {
+            return Ok(true);
+        };
+        let binding = self.binding_value(downstream, ctx);
+        let redirect_uri = format!(
+            "{}/_vestibule/documents/callback",
+            self.origin(downstream, ctx)
+        );
+        let t = self.transport(downstream, ctx);
+        match self
+            .document_grants
+            .complete(
+                &route.tenant,
+                &identity,
+                &params,
+                binding.as_deref(),
+                &redirect_uri,
+            )
+            .await
+        {
+            Ok(return_to) => {
+                let headers = vec![
+                    (header::LOCATION, return_to),
+                    (header::SET_COOKIE, self.binding_cookie("", 0, t)),
+                ];
+                self.respond(downstream, 302, pages::HTML, Bytes::new(), &headers)
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!(request_id = %ctx.request_id, tenant = %route.tenant.name, user = %identity.user, reason = e.reason(), error = %e, "document grant refused");
+                self.fail(downstream, ctx, e.into()).await
+            }
+        }
+    }
+
+    /// The signed-in user's identity (from the sealed session record); `None` once the
+    /// sign-in-required answer has been written.
+    async fn signed_in_identity(
+        &self,
+        downstream: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &super::TenantRoute,
+    ) -> Result<Option<crate::identity::Identity>> {
+        let t = self.transport(downstream, ctx);
+        let live = match self
+            .load_session(downstream.req_header(), &route.tenant.name, t.https)
+            .await
+        {
+            Ok(Some(live)) => live,
+            Ok(None) => {
+                self.fail(downstream, ctx, GatewayError::SignInRequired)
+                    .await?;
+                return Ok(None);
+            }
+            Err(e) => {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
+                self.fail(downstream, ctx, GatewayError::StoreUnavailable)
+                    .await?;
+                return Ok(None);
+            }
+        };
+        match self.sessions.identity(&live.id, &route.tenant.name).await {
+            Ok(Some(identity)) => Ok(Some(identity)),
+            Ok(None) => {
+                self.fail(downstream, ctx, GatewayError::SignInRequired)
+                    .await?;
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
+                self.fail(downstream, ctx, GatewayError::StoreUnavailable)
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+}

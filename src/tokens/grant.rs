@@ -1,0 +1,375 @@
+//! The document grant: after sign-in (and the directory), a user of a tenant with Microsoft
+//! document tokens and no usable token goes through the authorization code grant (PKCE and
+//! nonce in the sealed, browser-bound login state; `login_hint` the signed-in UPN,
+//! `domain_hint` the Azure AD tenant). The callback checks that the tokens belong to **the
+//! same person** who signed in — the ID token's `oid` and `tid` against the object id and
+//! tenant id of the signed-in identity — and stores nothing otherwise.
+
+use super::{seal, DocumentToken, StoredToken, TokenId, TokenSecret, TokenStatus};
+use crate::auth::oidc::{Callback, OidcError};
+use crate::auth::state::LoginState;
+use crate::clock::Clock;
+use crate::config::{
+    DocumentProvider, DocumentProviderKind, DocumentsConfig, OidcProvider, Tenant,
+};
+use crate::crypto::KeyRing;
+use crate::error::GatewayError;
+use crate::http_client::ProviderHttp;
+use crate::identity::Identity;
+use crate::providers::OidcRuntime;
+use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a grant may take, from the redirect to the provider to its callback, seconds.
+const GRANT_TTL_SECS: i64 = 600;
+
+/// Why a document grant did not complete. Nothing is stored in any case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    /// The tenant has no per-user document grant.
+    #[error("this site has no document access to grant")]
+    NotConfigured,
+    /// `state` missing, forged, expired, reused or from another browser.
+    #[error("the request is not valid (start again)")]
+    BadState,
+    /// The organisation's administrator has not consented to the application.
+    #[error("an administrator of your organisation must consent to the application first")]
+    AdminConsentRequired {
+        /// Where an administrator grants it.
+        url: String,
+    },
+    /// The tokens were granted by another account than the one signed in.
+    #[error("document access was granted by another account than the one you signed in with")]
+    OtherPerson,
+    /// The provider refused or could not be reached.
+    #[error(transparent)]
+    Provider(#[from] OidcError),
+    /// The store could not record the grant.
+    #[error("the token store is unavailable")]
+    StoreUnavailable,
+}
+
+impl GrantError {
+    /// Stable reason code for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotConfigured => "documents_not_configured",
+            Self::BadState => "bad_state",
+            Self::AdminConsentRequired { .. } => "admin_consent_required",
+            Self::OtherPerson => "other_person",
+            Self::Provider(e) => e.reason(),
+            Self::StoreUnavailable => "store_unavailable",
+        }
+    }
+}
+
+impl From<GrantError> for GatewayError {
+    fn from(e: GrantError) -> Self {
+        let refused =
+            |status: u16, reason: &'static str, message: String| GatewayError::SignInRejected {
+                status,
+                reason,
+                message,
+            };
+        match e {
+            GrantError::NotConfigured => GatewayError::NotFound,
+            GrantError::BadState => refused(400, "bad_state", format!("Document access: {e}.")),
+            GrantError::AdminConsentRequired { ref url } => refused(
+                403,
+                "admin_consent_required",
+                format!(
+                    "Document access needs an administrator of your organisation to consent to this application once. Send them this address: {url}"
+                ),
+            ),
+            GrantError::OtherPerson => refused(
+                403,
+                "other_person",
+                "Document access was granted with another account than the one you signed in with. Sign in to your identity provider as yourself and try again.".into(),
+            ),
+            GrantError::Provider(OidcError::Unavailable) | GrantError::StoreUnavailable => {
+                GatewayError::SignInUnavailable
+            }
+            GrantError::Provider(e) => refused(403, e.reason(), format!("Document access refused: {e}.")),
+        }
+    }
+}
+
+/// The login state's provider field for a document grant: never a sign-in provider's name
+/// (those have no `:`), so neither callback accepts the other's state.
+fn state_provider(documents: &DocumentsConfig) -> String {
+    format!("documents:{}", documents.provider)
+}
+
+/// Document grants for every document provider.
+pub struct DocumentGrants {
+    runtimes: HashMap<String, (DocumentProvider, OidcRuntime)>,
+    http: ProviderHttp,
+    keys: Arc<KeyRing>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl DocumentGrants {
+    /// Over the configured document providers.
+    pub fn new(
+        providers: &[DocumentProvider],
+        keys: Arc<KeyRing>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let runtimes = providers
+            .iter()
+            .map(|p| {
+                let config = OidcProvider {
+                    issuer: p.authority.clone(),
+                    client_id: p.client_id.clone(),
+                    client_secret: p.client_secret.clone(),
+                    scopes: vec!["openid".into()],
+                    authorization_params: p.authorization_params.clone(),
+                    // Same-person checks use oid/tid (Microsoft) or the e-mail (Google,
+                    // checked where it is used); the grant signs nobody in.
+                    require_verified_email: false,
+                    userinfo: false,
+                    user_claim: "sub".into(),
+                    groups_claim: None,
+                    id_token_algorithms: vec!["RS256".into(), "ES256".into(), "PS256".into()],
+                    clock_skew: Duration::from_secs(300),
+                };
+                (
+                    p.name.clone(),
+                    (p.clone(), OidcRuntime::new(&p.name, &p.name, config)),
+                )
+            })
+            .collect();
+        Self {
+            runtimes,
+            http: ProviderHttp::new(),
+            keys,
+            store,
+            clock,
+        }
+    }
+
+    /// The tenant's Microsoft document settings with its provider's runtime.
+    fn runtime<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+    ) -> Result<(&'a DocumentsConfig, &'a DocumentProvider, &'a OidcRuntime), GrantError> {
+        let documents = tenant.documents.as_ref().ok_or(GrantError::NotConfigured)?;
+        if documents.kind != DocumentProviderKind::Microsoft {
+            return Err(GrantError::NotConfigured);
+        }
+        let (provider, runtime) = self
+            .runtimes
+            .get(&documents.provider)
+            .ok_or(GrantError::NotConfigured)?;
+        Ok((documents, provider, runtime))
+    }
+
+    /// Whether `identity` has no usable token for the tenant's default resource (none, or
+    /// one that needs consent): the grant should follow sign-in.
+    pub async fn needed(&self, tenant: &Tenant, identity: &Identity) -> bool {
+        let Ok((documents, _, _)) = self.runtime(tenant) else {
+            return false;
+        };
+        let Some((resource, _)) = documents.resources.first() else {
+            return false;
+        };
+        let owners = TokenId::user_owners(&self.keys, &identity.issuer, &identity.subject);
+        let lookups = super::lookup(
+            self.store.as_ref(),
+            &self.keys,
+            &tenant.name,
+            &owners,
+            &documents.provider,
+            &[(resource.clone(), Vec::new())],
+        )
+        .await;
+        match lookups.first() {
+            Some(super::inject::Lookup::Found(t)) => t.status == TokenStatus::ConsentRequired,
+            Some(super::inject::Lookup::Missing) => true,
+            _ => false,
+        }
+    }
+
+    /// The authorization URL for `identity`, and the binding cookie value to set.
+    pub async fn begin(
+        &self,
+        tenant: &Tenant,
+        identity: &Identity,
+        origin: &str,
+        binding: Option<&str>,
+        return_to: &str,
+    ) -> Result<(String, String), GrantError> {
+        let (documents, _, runtime) = self.runtime(tenant)?;
+        let now = self.clock.now();
+        let mut state = LoginState::new(
+            &tenant.name,
+            &state_provider(documents),
+            return_to,
+            binding,
+            now,
+            GRANT_TTL_SECS,
+        );
+        let mut scopes: Vec<String> = documents
+            .resources
+            .first()
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
+        scopes.push("offline_access".into());
+        let mut params = vec![("login_hint".to_owned(), identity.user.clone())];
+        if let Some(tid) = &identity.idp_tenant {
+            params.push(("domain_hint".to_owned(), tid.clone()));
+        }
+        let keys = self.keys.clone();
+        let location = runtime
+            .begin_with(
+                &self.http,
+                &mut state,
+                |s| s.seal(&keys),
+                &format!("{origin}/_vestibule/documents/callback"),
+                now,
+                &scopes,
+                &params,
+            )
+            .await?;
+        Ok((location, state.binding))
+    }
+
+    /// Completes the grant for the signed-in `identity`; where to go back to.
+    pub async fn complete(
+        &self,
+        tenant: &Tenant,
+        identity: &Identity,
+        params: &HashMap<String, String>,
+        binding: Option<&str>,
+        redirect_uri: &str,
+    ) -> Result<String, GrantError> {
+        let (documents, provider, runtime) = self.runtime(tenant)?;
+        let now = self.clock.now();
+        let state = LoginState::open(
+            &self.keys,
+            params.get("state").map(String::as_str),
+            binding,
+            &tenant.name,
+            now,
+        )
+        .map_err(|_| GrantError::BadState)?;
+        if state.provider != state_provider(documents) {
+            return Err(GrantError::BadState);
+        }
+        if let Some(error) = params.get("error") {
+            let description = params.get("error_description").map_or("", String::as_str);
+            if error == "consent_required" || description.contains("AADSTS65001") {
+                let tid = identity.idp_tenant.as_deref().unwrap_or("organizations");
+                let base = provider.authority.as_str().trim_end_matches('/');
+                // https://login.microsoftonline.com/<tenant>/v2.0 → …/<tid>/v2.0/adminconsent
+                let authority = match base.rsplit_once('/') {
+                    Some((host, "v2.0")) => match host.rsplit_once('/') {
+                        Some((root, _)) => format!("{root}/{tid}/v2.0"),
+                        None => base.to_owned(),
+                    },
+                    _ => base.to_owned(),
+                };
+                let scope: String = documents
+                    .resources
+                    .iter()
+                    .flat_map(|(_, s)| s.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let url = format!(
+                    "{authority}/adminconsent?client_id={}&scope={}&redirect_uri={}",
+                    url::form_urlencoded::byte_serialize(provider.client_id.as_bytes())
+                        .collect::<String>(),
+                    url::form_urlencoded::byte_serialize(scope.as_bytes()).collect::<String>(),
+                    url::form_urlencoded::byte_serialize(redirect_uri.as_bytes())
+                        .collect::<String>(),
+                );
+                return Err(GrantError::AdminConsentRequired { url });
+            }
+            let code: String = error
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(64)
+                .collect();
+            return Err(OidcError::ProviderRefused(code).into());
+        }
+        let code = params.get("code").ok_or(OidcError::Exchange)?;
+        match self
+            .store
+            .remember_once("document-grant-state", &state.id, state.expires_at, now)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(GrantError::BadState),
+            Err(_) => return Err(GrantError::StoreUnavailable),
+        }
+        let granted = runtime
+            .grant(
+                &self.http,
+                &self.clock,
+                &Callback {
+                    code,
+                    iss: params.get("iss").map(String::as_str),
+                    redirect_uri,
+                },
+                &state,
+            )
+            .await?;
+        // The same person: Azure AD's object id and tenant id in the grant's signed ID
+        // token must be the signed-in identity's.
+        let claim = |k: &str| granted.id_claims.get(k).and_then(|v| v.as_str());
+        let same = |granted: Option<&str>, signed_in: Option<&str>| matches!((granted, signed_in), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b));
+        let signed_in_oid = identity.claims.get("oid").and_then(|v| v.as_str());
+        if !same(claim("oid"), signed_in_oid) || !same(claim("tid"), identity.idp_tenant.as_deref())
+        {
+            tracing::warn!(tenant = %tenant.name, user = %identity.user, "document grant by another account refused; nothing stored");
+            return Err(GrantError::OtherPerson);
+        }
+        let Some((resource, _)) = documents.resources.first() else {
+            return Err(GrantError::NotConfigured);
+        };
+        let id = TokenId {
+            tenant: tenant.name.clone(),
+            owner: TokenId::user_owner(&self.keys, &identity.issuer, &identity.subject),
+            provider: documents.provider.clone(),
+            resource: resource.clone(),
+        };
+        let token = DocumentToken {
+            access_token: TokenSecret::new(granted.access_token),
+            expires_at: now + granted.expires_in.unwrap_or(3600) as i64,
+            refresh_token: granted.refresh_token.map(TokenSecret::new),
+            scope: granted.scope.unwrap_or_default(),
+            status: TokenStatus::Ok,
+        };
+        self.store_token(&id, &token).await?;
+        Ok(state.return_to)
+    }
+
+    /// Inserts or replaces the record (a fresh grant supersedes whatever was there).
+    async fn store_token(&self, id: &TokenId, token: &DocumentToken) -> Result<(), GrantError> {
+        for _ in 0..3 {
+            let existing = self
+                .store
+                .get_token(id)
+                .await
+                .map_err(|_| GrantError::StoreUnavailable)?;
+            let generation = existing.as_ref().map(|e| e.generation);
+            let record = StoredToken {
+                id: id.clone(),
+                payload: seal(&self.keys, id, token),
+                expires_at: token.expires_at,
+                generation: generation.map_or(1, |g| g + 1),
+                updated_at: self.clock.now(),
+            };
+            match self.store.put_token(&record, generation).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => continue,
+                Err(_) => return Err(GrantError::StoreUnavailable),
+            }
+        }
+        Err(GrantError::StoreUnavailable)
+    }
+}
