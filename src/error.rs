@@ -47,6 +47,11 @@ pub enum GatewayError {
     StoreUnavailable,
     /// The tenant's user directory cannot confirm a session past its grace period.
     DirectoryUnavailable,
+    /// A document request whose user must grant document access (again) first.
+    DocumentConsentRequired {
+        /// Where the grant starts (a path on this site).
+        consent_url: String,
+    },
     /// The upstream refused or dropped the connection.
     UpstreamUnavailable,
     /// The upstream did not answer in time.
@@ -56,6 +61,14 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// Where the user can put this right, when there is such a place on this site.
+    pub fn action_url(&self) -> Option<&str> {
+        match self {
+            Self::DocumentConsentRequired { consent_url } => Some(consent_url),
+            _ => None,
+        }
+    }
+
     /// Seconds a client should wait before trying again (`Retry-After`), where that helps.
     pub fn retry_after(&self) -> Option<u32> {
         match self {
@@ -85,6 +98,7 @@ impl GatewayError {
             Self::MethodNotAllowed => 405,
             Self::StoreUnavailable => 503,
             Self::DirectoryUnavailable => 503,
+            Self::DocumentConsentRequired { .. } => 401,
             Self::UpstreamUnavailable => 502,
             Self::UpstreamTimeout => 504,
             Self::Internal => 500,
@@ -110,6 +124,7 @@ impl GatewayError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::StoreUnavailable => "store_unavailable",
             Self::DirectoryUnavailable => "directory_unavailable",
+            Self::DocumentConsentRequired { .. } => "consent_required",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::Internal => "internal_error",
@@ -135,6 +150,7 @@ impl GatewayError {
             Self::MethodNotAllowed => "Method not allowed",
             Self::StoreUnavailable => "Temporarily unavailable",
             Self::DirectoryUnavailable => "Temporarily unavailable",
+            Self::DocumentConsentRequired { .. } => "Document access needed",
             Self::UpstreamUnavailable => "Application unavailable",
             Self::UpstreamTimeout => "Application timed out",
             Self::Internal => "Something went wrong",
@@ -160,6 +176,7 @@ impl GatewayError {
             Self::MethodNotAllowed => "This address does not accept that kind of request.",
             Self::StoreUnavailable => "Sign-in is temporarily unavailable. Please try again in a moment.",
             Self::DirectoryUnavailable => "This site cannot confirm your access right now. Please try again in a moment.",
+            Self::DocumentConsentRequired { .. } => "This needs access to your documents, which has to be granted (again) first.",
             Self::UpstreamUnavailable => "The application behind this gateway is not reachable right now. Please try again shortly.",
             Self::UpstreamTimeout => "The application behind this gateway did not answer in time. Please try again shortly.",
             Self::Internal => "The gateway could not complete your request.",

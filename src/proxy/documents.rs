@@ -135,6 +135,51 @@ impl Gateway {
         }
     }
 
+    /// A document request of a user who must grant (again): a page load goes through the
+    /// grant and comes back; anything else (API, XHR, not GET) gets 401 with `consent_url`.
+    pub(super) async fn document_consent_required(
+        &self,
+        downstream: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let req = downstream.req_header();
+        let host = request_host(req).unwrap_or_default().to_ascii_lowercase();
+        let here = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let back = return_url::validate(here, &host).unwrap_or_else(|| "/".into());
+        let consent_url = format!(
+            "/_vestibule/documents/connect?rd={}",
+            url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
+        );
+        let api = ctx.route.as_ref().is_some_and(|r| {
+            r.tenant
+                .api
+                .iter()
+                .any(|p| req.uri.path().starts_with(p.as_str()))
+        });
+        let navigation = matches!(req.method, http::Method::GET | http::Method::HEAD)
+            && super::accepts_html(req)
+            && !super::is_xhr(req)
+            && !api;
+        if navigation {
+            return self
+                .redirect(
+                    downstream,
+                    ctx,
+                    consent_url,
+                    "Grant document access",
+                    Vec::new(),
+                )
+                .await;
+        }
+        ctx.wants_json = true;
+        self.fail(
+            downstream,
+            ctx,
+            GatewayError::DocumentConsentRequired { consent_url },
+        )
+        .await
+    }
+
     /// The signed-in user's identity (from the sealed session record); `None` once the
     /// sign-in-required answer has been written.
     async fn signed_in_identity(

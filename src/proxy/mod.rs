@@ -435,7 +435,7 @@ impl Gateway {
         tenant: &str,
         documents: &crate::config::DocumentsConfig,
         prepared: &SessionHeaders,
-    ) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    ) -> crate::tokens::inject::Injected {
         let lookups = self
             .document_tokens
             .current(tenant, prepared.token_owners(), documents)

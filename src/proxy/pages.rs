@@ -42,17 +42,22 @@ pub fn page(title: &str, body_html: &str, request_id: &str) -> Bytes {
 /// The body for an error, as HTML or JSON.
 pub fn error_body(error: &GatewayError, request_id: &str, json: bool) -> (&'static str, Bytes) {
     if json {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "error": error.code(),
             "message": error.message(),
             "request_id": request_id,
         });
+        if let Some(url) = error.action_url() {
+            body["consent_url"] = url.into();
+        }
         (JSON, Bytes::from(body.to_string()))
     } else {
         let extra = if *error == GatewayError::SignInRequired {
-            "<p><a href=\"/_vestibule/login\">Sign in</a></p>"
+            "<p><a href=\"/_vestibule/login\">Sign in</a></p>".to_owned()
+        } else if let Some(url) = error.action_url() {
+            format!("<p><a href=\"{}\">Grant access</a></p>", escape(url))
         } else {
-            ""
+            String::new()
         };
         (
             HTML,

@@ -36,9 +36,16 @@ impl ProxyHttp for Gateway {
                 Recheck::Keep => {
                     if let Some(documents) = &route.tenant.documents {
                         if documents.covers(downstream.req_header().uri.path()) {
-                            ctx.document_headers = self
+                            let injected = self
                                 .document_headers(&route.tenant.name, documents, &s.prepared)
                                 .await;
+                            let consent = injected.default_status
+                                == Some(crate::tokens::inject::Status::ConsentRequired)
+                                && documents.kind == crate::config::DocumentProviderKind::Microsoft;
+                            if consent {
+                                return self.document_consent_required(downstream, ctx).await;
+                            }
+                            ctx.document_headers = injected.headers;
                         }
                     }
                     ctx.session = Some(s);

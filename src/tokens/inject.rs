@@ -48,14 +48,24 @@ fn name(prefix: &str, suffix: &str) -> HeaderName {
         .expect("validated: prefix and resource names are header-name tokens")
 }
 
+/// What a request on a document path receives.
+#[derive(Debug, Default)]
+pub struct Injected {
+    /// The headers to add.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The default resource's status (`None` without resources).
+    pub default_status: Option<Status>,
+}
+
 /// The headers for `lookups` (one per resource of `config`, in its order) at `now`.
 pub fn headers(
     prefix: &str,
     config: &DocumentsConfig,
     lookups: &[Lookup],
     now: UnixSeconds,
-) -> Vec<(HeaderName, HeaderValue)> {
+) -> Injected {
     let mut out = Vec::new();
+    let mut default_status = None;
     for (i, ((resource, _), lookup)) in config.resources.iter().zip(lookups).enumerate() {
         let (status, token) = match lookup {
             Lookup::Found(t) => match t.status {
@@ -74,6 +84,9 @@ pub fn headers(
             },
             Lookup::Failed => (Status::Unavailable, None),
         };
+        if i == 0 {
+            default_status = Some(status);
+        }
         let suffixes: &[String] = if i == 0 {
             &[String::new(), format!("-{resource}")]
         } else {
@@ -96,7 +109,10 @@ pub fn headers(
             ));
         }
     }
-    out
+    Injected {
+        headers: out,
+        default_status,
+    }
 }
 
 #[cfg(test)]
@@ -130,8 +146,9 @@ mod tests {
         })
     }
 
-    fn get<'a>(h: &'a [(HeaderName, HeaderValue)], name: &str) -> Option<&'a str> {
-        h.iter()
+    fn get<'a>(h: &'a Injected, name: &str) -> Option<&'a str> {
+        h.headers
+            .iter()
             .find(|(n, _)| n.as_str() == name)
             .map(|(_, v)| v.to_str().unwrap())
     }

@@ -132,16 +132,33 @@ async fn tokens_reach_only_document_paths_with_expiry_and_status() {
         assert!(!name.contains("document-token"), "{name}: {value}");
     }
 
-    // Another user has no token: a status, never Alice's token.
+    // Another user has no token: never Alice's. A page load goes through the grant; an API
+    // call gets 401 with where to send the user; nothing reaches the upstream.
+    let hits = up.hits();
     let lines = with(&bob_cookie);
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    get(gw.addr, "crm.contoso.localhost", "/documents/list", &refs).await;
-    let seen = up.last();
-    assert_eq!(seen.one("x-vestibule-document-token"), None);
+    let api = get(gw.addr, "crm.contoso.localhost", "/documents/list", &refs).await;
+    assert_eq!(api.status, 401, "{}", api.body);
+    assert_eq!(api.json()["error"], "consent_required");
     assert_eq!(
-        seen.all("x-vestibule-document-token-status"),
-        ["consent-required"]
+        api.json()["consent_url"],
+        "/_vestibule/documents/connect?rd=%2Fdocuments%2Flist"
     );
+    let mut page_lines = refs.clone();
+    page_lines.push("Accept: text/html");
+    let page = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/documents/list",
+        &page_lines,
+    )
+    .await;
+    assert_eq!(page.status, 302);
+    assert_eq!(
+        page.header("location"),
+        Some("/_vestibule/documents/connect?rd=%2Fdocuments%2Flist")
+    );
+    assert_eq!(up.hits(), hits);
 
     // The database file holds neither token in clear.
     drop(store);
@@ -202,13 +219,21 @@ async fn an_expired_or_revoked_token_is_not_sent() {
         };
         assert!(store.put_token(&record, generation).await.unwrap());
         generation = Some(next);
-        get(
+        let hits = up.hits();
+        let r = get(
             gw.addr,
             "crm.contoso.localhost",
             "/documents/x",
             &[&cookie(&c)],
         )
         .await;
+        if want == "consent-required" {
+            // The grant is gone: the CRM's call is answered with where to grant again.
+            assert_eq!(r.status, 401, "{}", r.body);
+            assert_eq!(r.json()["error"], "consent_required");
+            assert_eq!(up.hits(), hits);
+            continue;
+        }
         let seen = up.last();
         assert_eq!(seen.one("x-vestibule-document-token"), None, "{want}");
         assert_eq!(seen.one("x-vestibule-document-token-status"), Some(want));
@@ -356,19 +381,21 @@ async fn a_due_token_is_refreshed_once_for_fifty_concurrent_requests() {
     bob.subject = "bob-subject".into();
     let (_, bob_cookie) = sessions.create("contoso", bob.clone()).await.unwrap();
     let bob_id = put(&store, &bob, "old", "not-a-refresh-token", now - 5).await;
-    get(
+    let r = get(
         gw.addr,
         "crm.contoso.localhost",
         "/documents/x",
-        &[&cookie(&bob_cookie)],
+        &[&cookie(&bob_cookie), "Accept: text/html"],
     )
     .await;
-    let seen = up.last();
-    assert_eq!(seen.one("x-vestibule-document-token"), None);
     assert_eq!(
-        seen.one("x-vestibule-document-token-status"),
-        Some("consent-required")
+        r.status, 302,
+        "the next page load goes through the grant again"
     );
+    assert!(r
+        .header("location")
+        .unwrap()
+        .starts_with("/_vestibule/documents/connect?rd="));
     let stored = tokens::open(&ring(), &store.get_token(&bob_id).await.unwrap().unwrap()).unwrap();
     assert_eq!(stored.status, TokenStatus::ConsentRequired);
 }
@@ -481,19 +508,14 @@ async fn office365_chain_sign_in_grant_same_person_and_admin_consent() {
     let wrong = grant(bob_session.clone(), "alice@contoso.example").await;
     assert_eq!(wrong.status, 403, "{}", wrong.body);
     assert!(wrong.body.contains("another account"), "{}", wrong.body);
-    get(
+    let r = get(
         gw.addr,
         "crm.contoso.localhost",
         "/documents/x",
         &[&format!("Cookie: {bob_session}")],
     )
     .await;
-    let seen = up.last();
-    assert_eq!(seen.one("x-vestibule-document-token"), None);
-    assert_eq!(
-        seen.one("x-vestibule-document-token-status"),
-        Some("consent-required")
-    );
+    assert_eq!(r.status, 401, "no token for Bob: {}", r.body);
 
     // 3. The organisation has not consented: a page with the admin-consent address.
     let connect = get(
