@@ -22,6 +22,8 @@ pub struct Metrics {
     pub directory_lookups: IntCounterVec,
     /// Queries sent to a directory's source (cache misses), by tenant.
     pub directory_queries: IntCounterVec,
+    /// Document token refreshes by provider and outcome.
+    pub document_refreshes: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -81,6 +83,14 @@ impl Metrics {
             &["tenant"],
         )
         .expect("valid metric");
+        let document_refreshes = IntCounterVec::new(
+            Opts::new(
+                "vestibule_document_refreshes_total",
+                "Document token refreshes by outcome",
+            ),
+            &["provider", "outcome"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(sign_ins.clone()),
@@ -89,6 +99,7 @@ impl Metrics {
             Box::new(cached_sessions.clone()),
             Box::new(directory_lookups.clone()),
             Box::new(directory_queries.clone()),
+            Box::new(document_refreshes.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -101,6 +112,7 @@ impl Metrics {
             cached_sessions,
             directory_lookups,
             directory_queries,
+            document_refreshes,
         }
     }
 

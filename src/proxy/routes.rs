@@ -30,6 +30,14 @@ impl Gateway {
                 detail: e.to_string(),
             });
         }
+        if let Some((provider, code)) = self.document_tokens.refused_client() {
+            return Err(NotReady {
+                public: format!(
+                    "document provider {provider} refuses the gateway's client credentials ({code}): check its secret"
+                ),
+                detail: code,
+            });
+        }
         if let Some((tenant, detail)) = self.directories.unreachable(self.clock.now()).await {
             return Err(NotReady {
                 public: format!("user directory of tenant {tenant} unreachable"),

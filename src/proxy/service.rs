@@ -131,12 +131,15 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
         store.clone(),
         clock.clone(),
     ));
-    let document_tokens = Arc::new(crate::tokens::DocumentTokens::new(
-        store.clone(),
-        sessions.keys().clone(),
-        clock.clone(),
-        &config.document_providers,
-    ));
+    let document_tokens = Arc::new(
+        crate::tokens::DocumentTokens::new(
+            store.clone(),
+            sessions.keys().clone(),
+            clock.clone(),
+            &config.document_providers,
+        )
+        .with_metrics(metrics.document_refreshes.clone()),
+    );
     let parts = Parts {
         sessions: sessions.clone(),
         signer,

@@ -46,6 +46,12 @@ pub struct DocumentTokens {
     locks: DashMap<TokenId, Arc<tokio::sync::Mutex<()>>>,
     /// Tokens whose last refresh failed for a passing reason: not tried again before this.
     retry_at: DashMap<TokenId, UnixSeconds>,
+    /// Providers whose token endpoint refused the client itself (`invalid_client`, wrong or
+    /// expired secret), with the error code: an operator's problem, reported by readiness
+    /// until a refresh succeeds again.
+    refused_client: DashMap<String, String>,
+    /// Refresh outcomes by provider and outcome.
+    outcomes: Option<prometheus::IntCounterVec>,
 }
 
 /// How one refresh went.
@@ -86,7 +92,33 @@ impl DocumentTokens {
                 .collect(),
             locks: DashMap::new(),
             retry_at: DashMap::new(),
+            refused_client: DashMap::new(),
+            outcomes: None,
         }
+    }
+
+    /// Counts refresh outcomes in `counter` (labels: provider, outcome).
+    pub fn with_metrics(mut self, counter: prometheus::IntCounterVec) -> Self {
+        self.outcomes = Some(counter);
+        self
+    }
+
+    fn count(&self, provider: &str, outcome: &str) {
+        if let Some(c) = &self.outcomes {
+            c.with_label_values(&[provider, outcome]).inc();
+        }
+    }
+
+    /// A document provider that refuses the gateway's client credentials, with the error
+    /// it gave; `None` when every one accepted them (or was not asked yet).
+    pub fn refused_client(&self) -> Option<(String, String)> {
+        let mut all: Vec<(String, String)> = self
+            .refused_client
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect();
+        all.sort();
+        all.into_iter().next()
     }
 
     /// The user's tokens for each resource of `documents`, refreshed when due.
@@ -277,6 +309,8 @@ impl DocumentTokens {
                     scope: text("scope").map_or_else(|| current.scope.clone(), str::to_owned),
                     status: TokenStatus::Ok,
                 };
+                self.refused_client.remove(&id.provider);
+                self.count(&id.provider, "refreshed");
                 if self.commit(stored, &token).await {
                     Refreshed::Fresh(token)
                 } else {
@@ -290,18 +324,34 @@ impl DocumentTokens {
                         status: TokenStatus::ConsentRequired,
                         ..current.clone()
                     };
+                    self.count(&id.provider, "consent_required");
                     self.commit(stored, &token).await;
                     Refreshed::ConsentRequired
                 }
                 other => {
                     // invalid_client and the rest: configuration, not the user's grant.
                     tracing::error!(tenant = %id.tenant, provider = %id.provider, error = other, status = answer.status, "document token refresh refused: check the app registration and its secret");
+                    let code: String = other
+                        .chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .take(64)
+                        .collect();
+                    self.refused_client.insert(
+                        id.provider.clone(),
+                        if code.is_empty() {
+                            "refused".into()
+                        } else {
+                            code
+                        },
+                    );
+                    self.count(&id.provider, "client_refused");
                     self.back_off(id, None);
                     Refreshed::NotNow
                 }
             },
             status => {
                 tracing::warn!(tenant = %id.tenant, provider = %id.provider, status, "document token endpoint unavailable; retrying later");
+                self.count(&id.provider, "retry_later");
                 self.back_off(id, answer.retry_after);
                 Refreshed::NotNow
             }

@@ -557,3 +557,64 @@ async fn office365_chain_sign_in_grant_same_person_and_admin_consent() {
         refused.body
     );
 }
+
+/// A wrong client secret is the operator's problem: the refresh is refused with
+/// `invalid_client`, readiness says so, the user is not sent into a consent loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_secret_is_reported_by_readiness_not_as_consent() {
+    let op = crate::peers::OidcPeer::start(&[]);
+    let up = Upstream::start().await;
+    let mut setup = documents_setup(up.addr);
+    setup.document_providers[0].authority = op.issuer.clone();
+    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
+    setup.document_providers[0].client_secret = spec::Secret::value("not-the-secret");
+    if let Some(d) = &mut setup.contoso().documents {
+        d.resources.truncate(1);
+    }
+    let gw = setup.start().await;
+    assert_eq!(
+        get(gw.addr, "x", "/_vestibule/ready", &[]).await.status,
+        200
+    );
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let who = alice();
+    let (_, c) = sessions.create("contoso", who.clone()).await.unwrap();
+    let store = vestibule::store::SqliteStore::open(&setup.dir.path().join("v.db"))
+        .await
+        .unwrap();
+    let (access, refresh) = real_tokens(&op, "alice").await;
+    let now = chrono::Utc::now().timestamp();
+    let id = put(&store, &who, &access, &refresh, now - 5).await;
+
+    let r = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/documents/x",
+        &[&cookie(&c)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "not a consent loop: {}", r.body);
+    let seen = up.last();
+    assert_eq!(seen.one("x-vestibule-document-token"), None);
+    assert_eq!(
+        seen.one("x-vestibule-document-token-status"),
+        Some("unavailable")
+    );
+    let ready = get(gw.addr, "x", "/_vestibule/ready", &[]).await;
+    assert_eq!(ready.status, 503);
+    assert!(
+        ready
+            .body
+            .contains("document provider office365-docs refuses the gateway's client credentials (invalid_client)"),
+        "{}",
+        ready.body
+    );
+    let metrics = get(gw.addr, "x", "/_vestibule/metrics", &[]).await.body;
+    assert!(metrics.contains(
+        "vestibule_document_refreshes_total{outcome=\"client_refused\",provider=\"office365-docs\"} 1"
+    ));
+    // The user's grant is untouched.
+    let stored = tokens::open(&ring(), &store.get_token(&id).await.unwrap().unwrap()).unwrap();
+    assert_eq!(stored.status, TokenStatus::Ok);
+    assert_eq!(stored.refresh_token.unwrap().expose(), refresh);
+}
