@@ -180,6 +180,84 @@ impl Gateway {
         .await
     }
 
+    /// `POST /_vestibule/documents/refresh`: the CRM met a 401 from Graph or Drive and asks for
+    /// fresh tokens for the signed-in user (from this site only; once per 10 s per user). The
+    /// answer says how each resource stands; tokens themselves only ever go upstream.
+    pub(super) async fn documents_refresh(
+        &self,
+        downstream: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let Some(route) = self.sign_in_route(downstream, ctx).await? else {
+            return Ok(true);
+        };
+        ctx.wants_json = true;
+        let Some(documents) = route.tenant.documents.clone() else {
+            return self.fail(downstream, ctx, GatewayError::NotFound).await;
+        };
+        if !self.same_origin(downstream, ctx) {
+            return self
+                .fail(downstream, ctx, GatewayError::CrossSiteRequest)
+                .await;
+        }
+        let t = self.transport(downstream, ctx);
+        let live = match self
+            .load_session(downstream.req_header(), &route.tenant.name, t.https)
+            .await
+        {
+            Ok(Some(live)) => live,
+            Ok(None) => {
+                return self
+                    .fail(downstream, ctx, GatewayError::SignInRequired)
+                    .await
+            }
+            Err(e) => {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
+                return self
+                    .fail(downstream, ctx, GatewayError::StoreUnavailable)
+                    .await;
+            }
+        };
+        let lookups = match self
+            .document_tokens
+            .refresh_now(&route.tenant.name, live.prepared.token_owners(), &documents)
+            .await
+        {
+            Ok(lookups) => lookups,
+            Err(retry_after) => {
+                return self
+                    .fail(downstream, ctx, GatewayError::RateLimited { retry_after })
+                    .await
+            }
+        };
+        let injected = crate::tokens::inject::headers(
+            &self.header_prefix,
+            &documents,
+            &lookups,
+            self.clock.now(),
+        );
+        let mut resources = serde_json::Map::new();
+        for (resource, _) in &documents.resources {
+            let status_name = format!("{}document-token-{resource}-status", self.header_prefix);
+            let expires_name = format!("{}document-token-{resource}-expires", self.header_prefix);
+            let value = |name: &str| {
+                injected
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.as_str() == name)
+                    .and_then(|(_, v)| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            resources.insert(
+                resource.clone(),
+                serde_json::json!({ "status": value(&status_name), "expires": value(&expires_name) }),
+            );
+        }
+        let body = serde_json::json!({ "resources": resources }).to_string();
+        self.respond(downstream, 200, pages::JSON, Bytes::from(body), &[])
+            .await
+    }
+
     /// The signed-in user's identity (from the sealed session record); `None` once the
     /// sign-in-required answer has been written.
     async fn signed_in_identity(

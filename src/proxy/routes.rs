@@ -116,8 +116,12 @@ impl Gateway {
             "oidc/backchannel-logout" => self.backchannel_logout(downstream, ctx).await,
             "documents/connect" if read_only => self.documents_connect(downstream, ctx).await,
             "documents/callback" if read_only => self.documents_callback(downstream, ctx).await,
+            "documents/refresh" if method == Method::POST => {
+                self.documents_refresh(downstream, ctx).await
+            }
             "health" | "ready" | "metrics" | "jwks.json" | "login" | "logout" | "signed-out"
-            | "wsfed" | "oidc/callback" | "documents/connect" | "documents/callback" => {
+            | "wsfed" | "oidc/callback" | "documents/connect" | "documents/callback"
+            | "documents/refresh" => {
                 self.fail(downstream, ctx, GatewayError::MethodNotAllowed)
                     .await
             }

@@ -673,7 +673,7 @@ impl Gateway {
     /// Whether a state-changing request comes from this site: `Sec-Fetch-Site: same-origin`
     /// (every current browser sends it), else an `Origin` equal to ours. A request with
     /// neither is refused: it cannot show where it comes from.
-    fn same_origin(&self, downstream: &Session, ctx: &RequestCtx) -> bool {
+    pub(super) fn same_origin(&self, downstream: &Session, ctx: &RequestCtx) -> bool {
         let headers = &downstream.req_header().headers;
         if let Some(site) = headers.get("sec-fetch-site") {
             return site.as_bytes() == b"same-origin";

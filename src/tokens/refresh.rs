@@ -25,6 +25,10 @@ use std::sync::Arc;
 /// After a failed refresh without `Retry-After`, how long before the next attempt, seconds.
 const RETRY_SECS: i64 = 30;
 
+/// Least time between two refreshes a user asks for (`POST /_vestibule/documents/refresh`),
+/// seconds.
+pub const FORCED_REFRESH_SECS: i64 = 10;
+
 /// Least time between two discovery attempts for a provider, seconds.
 const DISCOVERY_RETRY_SECS: i64 = 10;
 
@@ -52,6 +56,8 @@ pub struct DocumentTokens {
     refused_client: DashMap<String, String>,
     /// Refresh outcomes by provider and outcome.
     outcomes: Option<prometheus::IntCounterVec>,
+    /// When each user (tenant and owner) last asked for a refresh now.
+    forced: DashMap<String, UnixSeconds>,
 }
 
 /// How one refresh went.
@@ -94,6 +100,7 @@ impl DocumentTokens {
             retry_at: DashMap::new(),
             refused_client: DashMap::new(),
             outcomes: None,
+            forced: DashMap::new(),
         }
     }
 
@@ -157,9 +164,42 @@ impl DocumentTokens {
                 provider: documents.provider.clone(),
                 resource: resource.clone(),
             };
-            out.push(self.refresh_or_keep(&id, documents, scopes).await);
+            out.push(self.refresh_or_keep(&id, documents, scopes, false).await);
         }
         out
+    }
+
+    /// Refreshes the user's tokens now, whatever their expiry (the CRM met a 401 from Graph or
+    /// Drive); at most once per `FORCED_REFRESH_SECS` per user, else the seconds to wait.
+    pub async fn refresh_now(
+        &self,
+        tenant: &str,
+        owners: &[String],
+        documents: &DocumentsConfig,
+    ) -> Result<Vec<Lookup>, u32> {
+        let Some(owner) = owners.first() else {
+            return Ok(Vec::new());
+        };
+        let now = self.clock.now();
+        let key = format!("{tenant}\n{owner}");
+        if let Some(last) = self.forced.get(&key) {
+            let wait = *last + FORCED_REFRESH_SECS - now;
+            if wait > 0 {
+                return Err(wait as u32);
+            }
+        }
+        self.forced.insert(key, now);
+        let mut out = Vec::new();
+        for (resource, scopes) in &documents.resources {
+            let id = TokenId {
+                tenant: tenant.to_owned(),
+                owner: owner.clone(),
+                provider: documents.provider.clone(),
+                resource: resource.clone(),
+            };
+            out.push(self.refresh_or_keep(&id, documents, scopes, true).await);
+        }
+        Ok(out)
     }
 
     fn due(&self, token: &DocumentToken, documents: &DocumentsConfig) -> bool {
@@ -174,6 +214,7 @@ impl DocumentTokens {
         id: &TokenId,
         documents: &DocumentsConfig,
         scopes: &[String],
+        force: bool,
     ) -> Lookup {
         let lock = self.locks.entry(id.clone()).or_default().clone();
         let _one_at_a_time = lock.lock().await;
@@ -190,7 +231,13 @@ impl DocumentTokens {
             return Lookup::Failed;
         };
         let now = self.clock.now();
-        if !self.due(&current, documents) || self.retry_at.get(id).is_some_and(|at| now < *at) {
+        let usable = current.status == TokenStatus::Ok && current.refresh_token.is_some();
+        let wanted = if force {
+            usable
+        } else {
+            self.due(&current, documents)
+        };
+        if !wanted || self.retry_at.get(id).is_some_and(|at| now < *at) {
             return Lookup::Found(current);
         }
         match self.refresh(id, &stored, &current, documents, scopes).await {

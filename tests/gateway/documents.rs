@@ -618,3 +618,81 @@ async fn a_refused_client_secret_is_reported_by_readiness_not_as_consent() {
     assert_eq!(stored.status, TokenStatus::Ok);
     assert_eq!(stored.refresh_token.unwrap().expose(), refresh);
 }
+
+/// `POST /_vestibule/documents/refresh` (the CRM met a 401 from Graph): fresh tokens now,
+/// from this site only, once per 10 s per user; the answer carries statuses, never tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crm_can_ask_for_a_fresh_token() {
+    let op = crate::peers::OidcPeer::start(&[]);
+    let up = Upstream::start().await;
+    let mut setup = documents_setup(up.addr);
+    setup.document_providers[0].authority = op.issuer.clone();
+    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
+    setup.document_providers[0].client_secret = spec::Secret::value(crate::peers::CLIENT_SECRET);
+    if let Some(d) = &mut setup.contoso().documents {
+        d.resources = vec![spec::Resource {
+            name: "graph".into(),
+            scopes: vec!["openid".into()],
+        }];
+    }
+    let gw = setup.start().await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let who = alice();
+    let (_, c) = sessions.create("contoso", who.clone()).await.unwrap();
+    let store = vestibule::store::SqliteStore::open(&setup.dir.path().join("v.db"))
+        .await
+        .unwrap();
+    let (access, refresh) = real_tokens(&op, "alice").await;
+    // Valid for another hour: not due, but Graph said 401.
+    let id = put(
+        &store,
+        &who,
+        &access,
+        &refresh,
+        chrono::Utc::now().timestamp() + 3600,
+    )
+    .await;
+    let post = |site: &'static str| {
+        let c = cookie(&c);
+        let addr = gw.addr;
+        async move {
+            raw(
+                addr,
+                &format!(
+                    "POST /_vestibule/documents/refresh HTTP/1.1\r\nHost: crm.contoso.localhost\r\n{c}\r\nSec-Fetch-Site: {site}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let tokens_before = crate::oidc_flow::op_stats(&op).await["token"]
+        .as_u64()
+        .unwrap();
+
+    let cross = post("cross-site").await;
+    assert_eq!(cross.status, 403, "{}", cross.body);
+    let ok = post("same-origin").await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["resources"]["graph"]["status"], "ok");
+    assert!(!ok.body.contains(&access) && !ok.body.contains(&refresh));
+    let again = post("same-origin").await;
+    assert_eq!(again.status, 429, "{}", again.body);
+    assert!(again.header("retry-after").is_some());
+
+    let tokens_after = crate::oidc_flow::op_stats(&op).await["token"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        tokens_after - tokens_before,
+        1,
+        "one refresh, for the one allowed request"
+    );
+    let stored = tokens::open(&ring(), &store.get_token(&id).await.unwrap().unwrap()).unwrap();
+    assert_ne!(
+        stored.access_token.expose(),
+        access,
+        "a new access token is stored"
+    );
+    assert_eq!(up.hits(), 0, "none of this reached the upstream");
+}
