@@ -203,7 +203,7 @@ impl DocumentGrants {
         binding: Option<&str>,
         return_to: &str,
     ) -> Result<(String, String), GrantError> {
-        let (documents, _, runtime) = self.runtime(tenant)?;
+        let (documents, provider, runtime) = self.runtime(tenant)?;
         let now = self.clock.now();
         let mut state = LoginState::new(
             &tenant.name,
@@ -219,7 +219,8 @@ impl DocumentGrants {
             .map(|(_, s)| s.clone())
             .unwrap_or_default();
         scopes.push("offline_access".into());
-        let mut params = vec![("login_hint".to_owned(), identity.user.clone())];
+        let mut params = provider.authorization_params.clone();
+        params.push(("login_hint".to_owned(), identity.user.clone()));
         if let Some(tid) = &identity.idp_tenant {
             params.push(("domain_hint".to_owned(), tid.clone()));
         }

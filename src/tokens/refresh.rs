@@ -60,6 +60,24 @@ pub struct DocumentTokens {
     forced: DashMap<String, UnixSeconds>,
 }
 
+/// Tokens a token endpoint issued.
+struct NewTokens {
+    access_token: TokenSecret,
+    expires_at: UnixSeconds,
+    refresh_token: Option<TokenSecret>,
+    scope: Option<String>,
+}
+
+/// What one token request gave.
+enum Granted {
+    /// New tokens (not stored yet).
+    Tokens(NewTokens),
+    /// The grant is gone: consent again.
+    GrantGone,
+    /// Not now (throttled, provider down, misconfigured).
+    NotNow,
+}
+
 /// How one refresh went.
 enum Refreshed {
     /// New tokens, committed.
@@ -145,7 +163,19 @@ impl DocumentTokens {
         )
         .await;
         let mut out = Vec::with_capacity(found.len());
-        for ((resource, scopes), lookup) in documents.resources.iter().zip(found) {
+        for (i, ((resource, scopes), lookup)) in documents.resources.iter().zip(found).enumerate() {
+            let secondary = i > 0 && documents.kind == DocumentProviderKind::Microsoft;
+            if secondary {
+                let needs_token = match &lookup {
+                    Lookup::Missing => true,
+                    Lookup::Found(t) => t.refresh_token.is_none() && self.expiring(t, documents),
+                    Lookup::Failed => false,
+                };
+                if let (true, Some(owner)) = (needs_token, owners.first()) {
+                    out.push(self.mint(tenant, owner, documents, resource, scopes).await);
+                    continue;
+                }
+            }
             let Lookup::Found(token) = &lookup else {
                 out.push(lookup);
                 continue;
@@ -200,6 +230,11 @@ impl DocumentTokens {
             out.push(self.refresh_or_keep(&id, documents, scopes, true).await);
         }
         Ok(out)
+    }
+
+    fn expiring(&self, token: &DocumentToken, documents: &DocumentsConfig) -> bool {
+        token.status == TokenStatus::Ok
+            && self.clock.now() + documents.refresh_margin.as_secs() as i64 >= token.expires_at
     }
 
     fn due(&self, token: &DocumentToken, documents: &DocumentsConfig) -> bool {
@@ -294,15 +329,163 @@ impl DocumentTokens {
         documents: &DocumentsConfig,
         scopes: &[String],
     ) -> Refreshed {
-        let Some(provider) = self.providers.get(&documents.provider) else {
-            return Refreshed::NotNow;
-        };
         let Some(refresh_token) = &current.refresh_token else {
             return Refreshed::NotNow;
         };
+        match self
+            .token_request(id, documents, refresh_token, scopes)
+            .await
+        {
+            Granted::Tokens(t) => {
+                let token = DocumentToken {
+                    access_token: t.access_token,
+                    expires_at: t.expires_at,
+                    // A server that sends none keeps the old one valid (Google).
+                    refresh_token: t.refresh_token.or_else(|| current.refresh_token.clone()),
+                    scope: t.scope.unwrap_or_else(|| current.scope.clone()),
+                    status: TokenStatus::Ok,
+                };
+                if self.commit(stored, &token).await {
+                    Refreshed::Fresh(token)
+                } else {
+                    Refreshed::NotNow
+                }
+            }
+            Granted::GrantGone => {
+                let token = DocumentToken {
+                    status: TokenStatus::ConsentRequired,
+                    ..current.clone()
+                };
+                self.commit(stored, &token).await;
+                Refreshed::ConsentRequired
+            }
+            Granted::NotNow => Refreshed::NotNow,
+        }
+    }
+
+    /// A Microsoft resource beyond the first, minted from the refresh token that the first
+    /// resource's record holds (Microsoft access tokens are single-resource; one refresh
+    /// token per user). Runs under the first record's lock, so its refresh token rotates once.
+    async fn mint(
+        &self,
+        tenant: &str,
+        owner: &str,
+        documents: &DocumentsConfig,
+        resource: &str,
+        scopes: &[String],
+    ) -> Lookup {
+        let id = |resource: &str| TokenId {
+            tenant: tenant.to_owned(),
+            owner: owner.to_owned(),
+            provider: documents.provider.clone(),
+            resource: resource.to_owned(),
+        };
+        let Some((first, _)) = documents.resources.first() else {
+            return Lookup::Missing;
+        };
+        let (source_id, target_id) = (id(first), id(resource));
+        let lock = self.locks.entry(source_id.clone()).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        let now = self.clock.now();
+        let target = match self.store.get_token(&target_id).await {
+            Ok(t) => t,
+            Err(_) => return Lookup::Failed,
+        };
+        let opened = target.as_ref().and_then(|t| open(&self.keys, t).ok());
+        if let Some(token) = &opened {
+            if token.status != TokenStatus::Ok
+                || now + (documents.refresh_margin.as_secs() as i64) < token.expires_at
+            {
+                return Lookup::Found(token.clone());
+            }
+        }
+        if self.retry_at.get(&target_id).is_some_and(|at| now < *at) {
+            return opened.map_or(Lookup::Missing, Lookup::Found);
+        }
+        let Ok(Some(source)) = self.store.get_token(&source_id).await else {
+            return opened.map_or(Lookup::Missing, Lookup::Found);
+        };
+        let Ok(source_token) = open(&self.keys, &source) else {
+            return Lookup::Failed;
+        };
+        let Some(refresh_token) = source_token
+            .refresh_token
+            .clone()
+            .filter(|_| source_token.status == TokenStatus::Ok)
+        else {
+            return opened.map_or(Lookup::Missing, Lookup::Found);
+        };
+        match self
+            .token_request(&target_id, documents, &refresh_token, scopes)
+            .await
+        {
+            Granted::Tokens(t) => {
+                if let Some(rotated) = t.refresh_token {
+                    // Keep the rotated refresh token with the first resource, committed
+                    // before the new access token is used.
+                    let kept = DocumentToken {
+                        refresh_token: Some(rotated),
+                        ..source_token.clone()
+                    };
+                    if !self.commit(&source, &kept).await {
+                        return Lookup::Failed;
+                    }
+                }
+                let token = DocumentToken {
+                    access_token: t.access_token,
+                    expires_at: t.expires_at,
+                    refresh_token: None,
+                    scope: t.scope.unwrap_or_default(),
+                    status: TokenStatus::Ok,
+                };
+                let record = StoredToken {
+                    id: target_id.clone(),
+                    payload: seal(&self.keys, &target_id, &token),
+                    expires_at: token.expires_at,
+                    generation: target.as_ref().map_or(1, |t| t.generation + 1),
+                    updated_at: now,
+                };
+                match self
+                    .store
+                    .put_token(&record, target.as_ref().map(|t| t.generation))
+                    .await
+                {
+                    Ok(true) => Lookup::Found(token),
+                    _ => Lookup::Failed,
+                }
+            }
+            Granted::GrantGone => {
+                let gone = DocumentToken {
+                    status: TokenStatus::ConsentRequired,
+                    ..source_token
+                };
+                self.commit(&source, &gone).await;
+                Lookup::Found(DocumentToken {
+                    status: TokenStatus::ConsentRequired,
+                    access_token: TokenSecret::new(""),
+                    expires_at: 0,
+                    refresh_token: None,
+                    scope: String::new(),
+                })
+            }
+            Granted::NotNow => opened.map_or(Lookup::Failed, Lookup::Found),
+        }
+    }
+
+    /// One refresh-token request at the provider's token endpoint, classified.
+    async fn token_request(
+        &self,
+        id: &TokenId,
+        documents: &DocumentsConfig,
+        refresh_token: &TokenSecret,
+        scopes: &[String],
+    ) -> Granted {
+        let Some(provider) = self.providers.get(&documents.provider) else {
+            return Granted::NotNow;
+        };
         let Some(endpoint) = self.token_endpoint(provider).await else {
             self.back_off(id, None);
-            return Refreshed::NotNow;
+            return Granted::NotNow;
         };
         let mut scope: Vec<&str> = scopes.iter().map(String::as_str).collect();
         if documents.kind == DocumentProviderKind::Microsoft {
@@ -328,7 +511,7 @@ impl DocumentTokens {
             Err(e) => {
                 tracing::warn!(tenant = %id.tenant, provider = %id.provider, error = %e, "document token refresh failed; retrying later");
                 self.back_off(id, None);
-                return Refreshed::NotNow;
+                return Granted::NotNow;
             }
         };
         let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
@@ -344,36 +527,23 @@ impl DocumentTokens {
                 ) else {
                     tracing::warn!(tenant = %id.tenant, provider = %id.provider, "token endpoint answered without access_token or expires_in");
                     self.back_off(id, None);
-                    return Refreshed::NotNow;
-                };
-                let token = DocumentToken {
-                    access_token: TokenSecret::new(access),
-                    expires_at: self.clock.now() + expires_in.max(0),
-                    // A server that sends none keeps the old one valid (Google).
-                    refresh_token: text("refresh_token")
-                        .map(TokenSecret::new)
-                        .or_else(|| current.refresh_token.clone()),
-                    scope: text("scope").map_or_else(|| current.scope.clone(), str::to_owned),
-                    status: TokenStatus::Ok,
+                    return Granted::NotNow;
                 };
                 self.refused_client.remove(&id.provider);
+                self.retry_at.remove(id);
                 self.count(&id.provider, "refreshed");
-                if self.commit(stored, &token).await {
-                    Refreshed::Fresh(token)
-                } else {
-                    Refreshed::NotNow
-                }
+                Granted::Tokens(NewTokens {
+                    access_token: TokenSecret::new(access),
+                    expires_at: self.clock.now() + expires_in.max(0),
+                    refresh_token: text("refresh_token").map(TokenSecret::new),
+                    scope: text("scope").map(str::to_owned),
+                })
             }
             400 | 401 => match text("error").unwrap_or_default() {
                 "invalid_grant" | "interaction_required" | "consent_required" => {
                     tracing::info!(tenant = %id.tenant, provider = %id.provider, error = text("error").unwrap_or_default(), "document grant gone: consent required");
-                    let token = DocumentToken {
-                        status: TokenStatus::ConsentRequired,
-                        ..current.clone()
-                    };
                     self.count(&id.provider, "consent_required");
-                    self.commit(stored, &token).await;
-                    Refreshed::ConsentRequired
+                    Granted::GrantGone
                 }
                 other => {
                     // invalid_client and the rest: configuration, not the user's grant.
@@ -393,14 +563,14 @@ impl DocumentTokens {
                     );
                     self.count(&id.provider, "client_refused");
                     self.back_off(id, None);
-                    Refreshed::NotNow
+                    Granted::NotNow
                 }
             },
             status => {
                 tracing::warn!(tenant = %id.tenant, provider = %id.provider, status, "document token endpoint unavailable; retrying later");
                 self.count(&id.provider, "retry_later");
                 self.back_off(id, answer.retry_after);
-                Refreshed::NotNow
+                Granted::NotNow
             }
         }
     }

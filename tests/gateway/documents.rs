@@ -27,7 +27,8 @@ fn documents_setup(up: std::net::SocketAddr) -> Setup {
     setup.document_providers.push(spec::DocumentProvider {
         name: "office365-docs".into(),
         kind: "microsoft".into(),
-        authority: "https://login.microsoftonline.com/organizations/v2.0".into(),
+        // Nothing listens here: a test that needs the provider points this at a real one.
+        authority: "http://127.0.0.1:1/organizations/v2.0".into(),
         client_id: "00000000-0000-0000-0000-000000000001".into(),
         client_secret: spec::Secret::value("app-secret"),
         authorization_params: Default::default(),
@@ -118,10 +119,12 @@ async fn tokens_reach_only_document_paths_with_expiry_and_status() {
             .timestamp(),
         expires_at
     );
+    // SharePoint's token would be minted from Alice's refresh token; the provider cannot be
+    // reached here, so it is unavailable for now (and Graph's token is still served).
     assert_eq!(seen.one("x-vestibule-document-token-sharepoint"), None);
     assert_eq!(
         seen.one("x-vestibule-document-token-sharepoint-status"),
-        Some("consent-required")
+        Some("unavailable")
     );
 
     // Any other path: no token at all, and the client's copies are gone.
@@ -436,10 +439,18 @@ async fn office365_chain_sign_in_grant_same_person_and_admin_consent() {
     setup.contoso().documents = Some(spec::Documents {
         provider: "office365-docs".into(),
         paths: vec!["/documents/".into()],
-        resources: vec![spec::Resource {
-            name: "graph".into(),
-            scopes: vec!["email".into()],
-        }],
+        // Two resources: the grant covers the first; the second is minted from its refresh
+        // token (as Microsoft's single-resource tokens are).
+        resources: vec![
+            spec::Resource {
+                name: "graph".into(),
+                scopes: vec!["email".into()],
+            },
+            spec::Resource {
+                name: "sharepoint".into(),
+                scopes: vec!["email".into()],
+            },
+        ],
         ..Default::default()
     });
     let gw = setup.start().await;
@@ -465,6 +476,7 @@ async fn office365_chain_sign_in_grant_same_person_and_admin_consent() {
             assert_eq!(connect.status, 302, "{}", connect.body);
             let auth = connect.header("location").unwrap().to_owned();
             assert!(auth.contains("login_hint="), "{auth}");
+            assert!(auth.contains("prompt=consent"), "{auth}");
             assert!(auth.contains("domain_hint=0b1c2d3e"), "{auth}");
             let binding = connect
                 .header("set-cookie")
@@ -498,6 +510,39 @@ async fn office365_chain_sign_in_grant_same_person_and_admin_consent() {
     let seen = up.last();
     assert!(seen.one("x-vestibule-document-token").is_some());
     assert_eq!(seen.one("x-vestibule-document-token-status"), Some("ok"));
+    let minted = seen
+        .one("x-vestibule-document-token-sharepoint")
+        .unwrap()
+        .to_owned();
+    assert_ne!(
+        Some(minted.as_str()),
+        seen.one("x-vestibule-document-token")
+    );
+    assert_eq!(
+        seen.one("x-vestibule-document-token-sharepoint-status"),
+        Some("ok")
+    );
+    // The minted token is stored and reused: the next request costs the provider nothing.
+    let tokens = crate::oidc_flow::op_stats(&op).await["token"]
+        .as_u64()
+        .unwrap();
+    get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/documents/y",
+        &[&format!("Cookie: {session}")],
+    )
+    .await;
+    assert_eq!(
+        up.last().one("x-vestibule-document-token-sharepoint"),
+        Some(minted.as_str())
+    );
+    assert_eq!(
+        crate::oidc_flow::op_stats(&op).await["token"]
+            .as_u64()
+            .unwrap(),
+        tokens
+    );
     // Signing in again: a usable token exists, no detour.
     let again = sign_in_as(&gw, &peer, "alice@contoso.example").await;
     assert_eq!(again.header("location"), Some("/deals?id=7"));
