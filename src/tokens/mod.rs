@@ -7,6 +7,7 @@
 //! handing one user's token to another. Token values never appear in `Debug` output, logs,
 //! metrics or error pages.
 
+pub mod answer;
 pub mod grant;
 pub mod inject;
 pub mod refresh;

@@ -9,6 +9,7 @@
 //! errors back off and keep serving the current token while it is valid; `invalid_client`
 //! is an operator's problem (logged as an error), never a consent loop.
 
+use super::answer::{classify, Answer};
 use super::inject::Lookup;
 use super::{open, seal, DocumentToken, StoredToken, TokenId, TokenSecret, TokenStatus};
 use crate::clock::{Clock, UnixSeconds};
@@ -514,62 +515,42 @@ impl DocumentTokens {
                 return Granted::NotNow;
             }
         };
-        let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
-        let text = |k: &str| body.get(k).and_then(|v| v.as_str());
-        match answer.status {
-            200 => {
-                let (Some(access), Some(expires_in)) = (
-                    text("access_token"),
-                    body.get("expires_in").and_then(|v| {
-                        v.as_i64()
-                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                    }),
-                ) else {
-                    tracing::warn!(tenant = %id.tenant, provider = %id.provider, "token endpoint answered without access_token or expires_in");
-                    self.back_off(id, None);
-                    return Granted::NotNow;
-                };
+        match classify(answer.status, &answer.body, answer.retry_after) {
+            Answer::Tokens {
+                access_token,
+                expires_in,
+                refresh_token,
+                scope,
+            } => {
                 self.refused_client.remove(&id.provider);
                 self.retry_at.remove(id);
                 self.count(&id.provider, "refreshed");
                 Granted::Tokens(NewTokens {
-                    access_token: TokenSecret::new(access),
-                    expires_at: self.clock.now() + expires_in.max(0),
-                    refresh_token: text("refresh_token").map(TokenSecret::new),
-                    scope: text("scope").map(str::to_owned),
+                    access_token,
+                    expires_at: self.clock.now() + expires_in,
+                    refresh_token,
+                    scope,
                 })
             }
-            400 | 401 => match text("error").unwrap_or_default() {
-                "invalid_grant" | "interaction_required" | "consent_required" => {
-                    tracing::info!(tenant = %id.tenant, provider = %id.provider, error = text("error").unwrap_or_default(), "document grant gone: consent required");
-                    self.count(&id.provider, "consent_required");
-                    Granted::GrantGone
-                }
-                other => {
-                    // invalid_client and the rest: configuration, not the user's grant.
-                    tracing::error!(tenant = %id.tenant, provider = %id.provider, error = other, status = answer.status, "document token refresh refused: check the app registration and its secret");
-                    let code: String = other
-                        .chars()
-                        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .take(64)
-                        .collect();
-                    self.refused_client.insert(
-                        id.provider.clone(),
-                        if code.is_empty() {
-                            "refused".into()
-                        } else {
-                            code
-                        },
-                    );
-                    self.count(&id.provider, "client_refused");
-                    self.back_off(id, None);
-                    Granted::NotNow
-                }
-            },
-            status => {
-                tracing::warn!(tenant = %id.tenant, provider = %id.provider, status, "document token endpoint unavailable; retrying later");
+            Answer::GrantGone { code } => {
+                tracing::info!(tenant = %id.tenant, provider = %id.provider, resource = %id.resource, error = %code, "document grant gone: consent required");
+                self.count(&id.provider, "consent_required");
+                Granted::GrantGone
+            }
+            Answer::ClientRefused { code } => {
+                tracing::error!(tenant = %id.tenant, provider = %id.provider, error = %code, status = answer.status, "document token refresh refused: check the app registration and its secret");
+                self.refused_client.insert(id.provider.clone(), code);
+                self.count(&id.provider, "client_refused");
+                self.back_off(id, None);
+                Granted::NotNow
+            }
+            Answer::RetryLater {
+                reason,
+                retry_after,
+            } => {
+                tracing::warn!(tenant = %id.tenant, provider = %id.provider, status = answer.status, reason = %reason, retry_after, "document token endpoint unavailable; retrying later");
                 self.count(&id.provider, "retry_later");
-                self.back_off(id, answer.retry_after);
+                self.back_off(id, retry_after);
                 Granted::NotNow
             }
         }

@@ -325,7 +325,7 @@ async fn put(
 /// provider no longer knows turns into consent-required.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_due_token_is_refreshed_once_for_fifty_concurrent_requests() {
-    let op = crate::peers::OidcPeer::start(&[]);
+    let op = crate::peers::OidcPeer::start(&[("ROTATE_REFRESH_TOKENS", "1")]);
     let up = Upstream::start().await;
     let mut setup = documents_setup(up.addr);
     setup.document_providers[0].authority = op.issuer.clone();
@@ -740,4 +740,142 @@ async fn the_crm_can_ask_for_a_fresh_token() {
         "a new access token is stored"
     );
     assert_eq!(up.hits(), 0, "none of this reached the upstream");
+}
+
+/// Makes the peer's next `times` token requests answer `status` (with `Retry-After` and body).
+async fn token_fault(
+    op: &crate::peers::OidcPeer,
+    status: u16,
+    retry_after: u64,
+    body: &str,
+    times: u32,
+) {
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/__token_faults?status={status}&retry_after={retry_after}&times={times}&body={}",
+            op.issuer,
+            crate::peers::urlencode(body)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+}
+
+async fn token_requests(op: &crate::peers::OidcPeer) -> u64 {
+    crate::oidc_flow::op_stats(op).await["token"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Throttling (429 with Retry-After, Azure AD's `invalid_grant` + `AADSTS50196`) and a failing
+/// provider (503): the gateway backs off for as long as it is told, keeps injecting the current
+/// token while it is valid, marks nobody as needing consent, and refreshes once the wait is
+/// over (the peer rotates refresh tokens, so the new one is stored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_backs_off_while_the_current_token_serves() {
+    let op = crate::peers::OidcPeer::start(&[("ROTATE_REFRESH_TOKENS", "1")]);
+    let up = Upstream::start().await;
+    let mut setup = documents_setup(up.addr);
+    setup.document_providers[0].authority = op.issuer.clone();
+    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
+    setup.document_providers[0].client_secret = spec::Secret::value(crate::peers::CLIENT_SECRET);
+    if let Some(d) = &mut setup.contoso().documents {
+        d.resources = vec![spec::Resource {
+            name: "graph".into(),
+            scopes: vec!["openid".into()],
+        }];
+    }
+    let gw = setup.start().await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let store = vestibule::store::SqliteStore::open(&setup.dir.path().join("v.db"))
+        .await
+        .unwrap();
+    let loop_body = r#"{"error":"invalid_grant","error_description":"AADSTS50196: The server terminated an operation because it encountered a client request loop.","error_codes":[50196]}"#;
+    for (n, (status, body)) in [
+        (429, r#"{"error":"too_many_requests"}"#),
+        (400, loop_body),
+        (503, "<html>service unavailable</html>"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut who = alice();
+        who.subject = format!("user-{n}");
+        let (_, c) = sessions.create("contoso", who.clone()).await.unwrap();
+        let (access, refresh) = real_tokens(&op, &format!("user{n}")).await;
+        // Valid for another minute, inside the 5-minute refresh margin: due.
+        let id = put(
+            &store,
+            &who,
+            &access,
+            &refresh,
+            chrono::Utc::now().timestamp() + 60,
+        )
+        .await;
+        token_fault(&op, status, 2, body, 1).await;
+        let before = token_requests(&op).await;
+
+        for round in 0..3 {
+            let r = get(
+                gw.addr,
+                "crm.contoso.localhost",
+                "/documents/x",
+                &[&cookie(&c)],
+            )
+            .await;
+            assert_eq!(r.status, 200, "{status}: {}", r.body);
+            let seen = up.last();
+            assert_eq!(
+                seen.one("x-vestibule-document-token"),
+                Some(access.as_str()),
+                "{status} round {round}: the current token serves"
+            );
+            assert_eq!(seen.one("x-vestibule-document-token-status"), Some("ok"));
+        }
+        assert_eq!(
+            token_requests(&op).await - before,
+            1,
+            "{status}: one attempt, then nothing until Retry-After has passed"
+        );
+        let kept = tokens::open(&ring(), &store.get_token(&id).await.unwrap().unwrap()).unwrap();
+        assert_eq!(
+            kept.status,
+            TokenStatus::Ok,
+            "{status}: nobody is sent to consent"
+        );
+        assert_eq!(kept.refresh_token.as_ref().unwrap().expose(), refresh);
+
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let r = get(
+            gw.addr,
+            "crm.contoso.localhost",
+            "/documents/x",
+            &[&cookie(&c)],
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        let fresh = up
+            .last()
+            .one("x-vestibule-document-token")
+            .unwrap()
+            .to_owned();
+        assert_ne!(fresh, access, "{status}: refreshed once the wait was over");
+        assert_eq!(token_requests(&op).await - before, 2);
+        let stored = tokens::open(&ring(), &store.get_token(&id).await.unwrap().unwrap()).unwrap();
+        assert_eq!(stored.access_token.expose(), fresh);
+        assert_ne!(
+            stored.refresh_token.as_ref().unwrap().expose(),
+            refresh,
+            "the rotated refresh token is stored"
+        );
+    }
+    let metrics = get(gw.addr, "x", "/_vestibule/metrics", &[]).await.body;
+    assert!(metrics.contains(
+        "vestibule_document_refreshes_total{outcome=\"retry_later\",provider=\"office365-docs\"} 3"
+    ), "{metrics}");
+    assert_eq!(
+        get(gw.addr, "x", "/_vestibule/ready", &[]).await.status,
+        200
+    );
 }

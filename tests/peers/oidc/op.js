@@ -54,6 +54,10 @@ const CONFORM_ID_TOKEN = env.CONFORM_ID_TOKEN === '1';
 // session at /session/end then POSTs a logout token (with sid) there.
 const BACKCHANNEL_LOGOUT_URI = env.BACKCHANNEL_LOGOUT_URI || undefined;
 const UNVERIFIED_LOGINS = new Set(list(env.UNVERIFIED_LOGINS, ''));
+// ROTATE_REFRESH_TOKENS=1: every refresh returns a new refresh token and consumes the old one;
+// presenting a consumed one again revokes the whole grant (oidc-provider's reuse detection),
+// so two refreshes racing with one token show up as a failure.
+const ROTATE_REFRESH_TOKENS = env.ROTATE_REFRESH_TOKENS === '1';
 
 // ---------------------------------------------------------------------------------------
 // Signing key
@@ -215,11 +219,12 @@ function configuration() {
     // offline_access gives a refresh token (also needs prompt=consent in the request).
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     pkce: { required: () => true },
+    ...(ROTATE_REFRESH_TOKENS ? { rotateRefreshToken: () => true } : {}),
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
       backchannelLogout: { enabled: Boolean(BACKCHANNEL_LOGOUT_URI) },
-      revocation: { enabled: false },
+      revocation: { enabled: true },
       introspection: { enabled: false },
     },
     cookies: {
@@ -258,16 +263,44 @@ let handler = (_req, res) => {
 const STORE = new LRU({ maxSize: 1_000_000 });
 
 // Requests per kind, for tests that count what the gateway fetches: GET /__stats.
-const stats = { discovery: 0, jwks: 0, token: 0, userinfo: 0 };
+const stats = { discovery: 0, jwks: 0, token: 0, userinfo: 0, revocation: 0 };
+// Faults for the token endpoint, for tests of the gateway's back-off: POST
+// /__token_faults?status=429&retry_after=120&times=2&body={"error":"..."} answers the next
+// `times` token requests with that status (and Retry-After, and body) instead of the
+// provider's; they still count in stats.token. POST /__token_faults with no status clears.
+let tokenFault = null;
 const server = http.createServer((req, res) => {
-  const path = (req.url || '').split('?')[0];
+  const [path, query = ''] = (req.url || '').split('?');
   if (path === '/__stats') {
     res.setHeader('content-type', 'application/json');
     return res.end(JSON.stringify(stats));
   }
+  if (path === '/__token_faults' && req.method === 'POST') {
+    const q = new URLSearchParams(query);
+    tokenFault = q.get('status')
+      ? {
+        status: Number(q.get('status')),
+        retryAfter: q.get('retry_after'),
+        body: q.get('body') || '{"error":"temporarily_unavailable"}',
+        times: Number(q.get('times') || '1'),
+      }
+      : null;
+    res.statusCode = 204;
+    return res.end();
+  }
   if (path.endsWith('/.well-known/openid-configuration')) stats.discovery += 1;
   else if (path.endsWith('/jwks')) stats.jwks += 1;
-  else if (path.endsWith('/token')) stats.token += 1;
+  else if (path.endsWith('/token')) {
+    stats.token += 1;
+    if (tokenFault && tokenFault.times > 0) {
+      tokenFault.times -= 1;
+      req.resume();
+      res.statusCode = tokenFault.status;
+      res.setHeader('content-type', 'application/json');
+      if (tokenFault.retryAfter) res.setHeader('retry-after', tokenFault.retryAfter);
+      return res.end(tokenFault.body);
+    }
+  } else if (path.endsWith('/token/revocation')) stats.revocation += 1;
   else if (path.endsWith('/me')) stats.userinfo += 1;
   return handler(req, res);
 });
