@@ -20,6 +20,15 @@ impl Gateway {
         let Some(route) = self.sign_in_route(downstream, ctx).await? else {
             return Ok(true);
         };
+        // A shared (Google) grant starts only from the admin page, by a POST from this site.
+        let per_user = route
+            .tenant
+            .documents
+            .as_ref()
+            .is_some_and(|d| d.kind == crate::config::DocumentProviderKind::Microsoft);
+        if !per_user {
+            return self.fail(downstream, ctx, GatewayError::NotFound).await;
+        }
         let t = self.transport(downstream, ctx);
         if !t.secure_cookies {
             return self
@@ -260,7 +269,7 @@ impl Gateway {
 
     /// The signed-in user's identity (from the sealed session record); `None` once the
     /// sign-in-required answer has been written.
-    async fn signed_in_identity(
+    pub(super) async fn signed_in_identity(
         &self,
         downstream: &mut Session,
         ctx: &mut RequestCtx,

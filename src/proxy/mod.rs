@@ -1,6 +1,7 @@
 //! The pingora glue: one `ProxyHttp` whose phases each hand off to a domain module. The only
 //! module that imports pingora.
 
+mod admin;
 mod backchannel;
 mod ctx;
 mod documents;

@@ -1,5 +1,6 @@
 //! Vestibule's own endpoints under `/_vestibule/`. They are answered here and never proxied.
 
+use super::admin::AdminAction;
 use super::{pages, Gateway, RequestCtx};
 use crate::error::GatewayError;
 use bytes::Bytes;
@@ -119,9 +120,33 @@ impl Gateway {
             "documents/refresh" if method == Method::POST => {
                 self.documents_refresh(downstream, ctx).await
             }
-            "health" | "ready" | "metrics" | "jwks.json" | "login" | "logout" | "signed-out"
-            | "wsfed" | "oidc/callback" | "documents/connect" | "documents/callback"
-            | "documents/refresh" => {
+            "admin/documents" if read_only => {
+                self.documents_admin(downstream, ctx, AdminAction::Show)
+                    .await
+            }
+            "admin/documents/connect" if method == Method::POST => {
+                self.documents_admin(downstream, ctx, AdminAction::Connect)
+                    .await
+            }
+            "admin/documents/disconnect" if method == Method::POST => {
+                self.documents_admin(downstream, ctx, AdminAction::Disconnect)
+                    .await
+            }
+            "health"
+            | "ready"
+            | "metrics"
+            | "jwks.json"
+            | "login"
+            | "logout"
+            | "signed-out"
+            | "wsfed"
+            | "oidc/callback"
+            | "documents/connect"
+            | "documents/callback"
+            | "documents/refresh"
+            | "admin/documents"
+            | "admin/documents/connect"
+            | "admin/documents/disconnect" => {
                 self.fail(downstream, ctx, GatewayError::MethodNotAllowed)
                     .await
             }

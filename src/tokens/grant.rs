@@ -5,7 +5,7 @@
 //! same person** who signed in — the ID token's `oid` and `tid` against the object id and
 //! tenant id of the signed-in identity — and stores nothing otherwise.
 
-use super::{seal, DocumentToken, StoredToken, TokenId, TokenSecret, TokenStatus};
+use super::{seal, DocumentToken, StoredToken, TokenId, TokenSecret, TokenStatus, SHARED_OWNER};
 use crate::auth::oidc::{Callback, OidcError};
 use crate::auth::state::LoginState;
 use crate::clock::Clock;
@@ -43,6 +43,19 @@ pub enum GrantError {
     /// The tokens were granted by another account than the one signed in.
     #[error("document access was granted by another account than the one you signed in with")]
     OtherPerson,
+    /// Only the system user and the tenant's document admins manage a shared grant.
+    #[error("only the system user and the document admins of this site manage its shared document access")]
+    NotAdmin,
+    /// A shared grant was given by another account than the configured system user (or
+    /// one whose e-mail address the provider has not verified).
+    #[error("the shared document access must be granted by the system user {expected}")]
+    NotSystemUser {
+        /// The configured system user.
+        expected: String,
+    },
+    /// The provider granted no refresh token: the shared token would die within the hour.
+    #[error("the provider granted no refresh token (offline access)")]
+    NoRefreshToken,
     /// The provider refused or could not be reached.
     #[error(transparent)]
     Provider(#[from] OidcError),
@@ -59,6 +72,9 @@ impl GrantError {
             Self::BadState => "bad_state",
             Self::AdminConsentRequired { .. } => "admin_consent_required",
             Self::OtherPerson => "other_person",
+            Self::NotAdmin => "not_document_admin",
+            Self::NotSystemUser { .. } => "not_system_user",
+            Self::NoRefreshToken => "no_refresh_token",
             Self::Provider(e) => e.reason(),
             Self::StoreUnavailable => "store_unavailable",
         }
@@ -88,12 +104,45 @@ impl From<GrantError> for GatewayError {
                 "other_person",
                 "Document access was granted with another account than the one you signed in with. Sign in to your identity provider as yourself and try again.".into(),
             ),
+            GrantError::NotAdmin => refused(
+                403,
+                "not_document_admin",
+                "Only the system user and the document admins of this site manage its shared document access.".into(),
+            ),
+            GrantError::NotSystemUser { ref expected } => refused(
+                403,
+                "not_system_user",
+                format!("The shared document access must be granted by the system user {expected}: sign in to the provider as that account and connect again. Nothing was stored."),
+            ),
+            GrantError::NoRefreshToken => refused(
+                502,
+                "no_refresh_token",
+                "The provider granted no refresh token (offline access), so the shared access would stop within the hour. Nothing was stored; connect again.".into(),
+            ),
             GrantError::Provider(OidcError::Unavailable) | GrantError::StoreUnavailable => {
                 GatewayError::SignInUnavailable
             }
             GrantError::Provider(e) => refused(403, e.reason(), format!("Document access refused: {e}.")),
         }
     }
+}
+
+/// Whether `identity` may manage the tenant's shared grant: it is the system user or one of
+/// the tenant's document admins, by its signed-in user name or by the e-mail address the
+/// CRM's own directory holds for it.
+pub fn is_document_admin(documents: &DocumentsConfig, identity: &Identity) -> bool {
+    let allowed = |who: &str| {
+        let who = who.trim().to_lowercase();
+        !who.is_empty()
+            && (documents.system_user.as_deref() == Some(who.as_str())
+                || documents.admins.contains(&who))
+    };
+    allowed(&identity.user)
+        || identity
+            .crm
+            .as_ref()
+            .and_then(|c| c.email.as_deref())
+            .is_some_and(allowed)
 }
 
 /// The login state's provider field for a document grant: never a sign-in provider's name
@@ -152,13 +201,14 @@ impl DocumentGrants {
         }
     }
 
-    /// The tenant's Microsoft document settings with its provider's runtime.
+    /// The tenant's document settings of `kind` with its provider's runtime.
     fn runtime<'a>(
         &'a self,
         tenant: &'a Tenant,
+        kind: DocumentProviderKind,
     ) -> Result<(&'a DocumentsConfig, &'a DocumentProvider, &'a OidcRuntime), GrantError> {
         let documents = tenant.documents.as_ref().ok_or(GrantError::NotConfigured)?;
-        if documents.kind != DocumentProviderKind::Microsoft {
+        if documents.kind != kind {
             return Err(GrantError::NotConfigured);
         }
         let (provider, runtime) = self
@@ -171,7 +221,7 @@ impl DocumentGrants {
     /// Whether `identity` has no usable token for the tenant's default resource (none, or
     /// one that needs consent): the grant should follow sign-in.
     pub async fn needed(&self, tenant: &Tenant, identity: &Identity) -> bool {
-        let Ok((documents, _, _)) = self.runtime(tenant) else {
+        let Ok((documents, _, _)) = self.runtime(tenant, DocumentProviderKind::Microsoft) else {
             return false;
         };
         let Some((resource, _)) = documents.resources.first() else {
@@ -194,7 +244,9 @@ impl DocumentGrants {
         }
     }
 
-    /// The authorization URL for `identity`, and the binding cookie value to set.
+    /// The authorization URL for `identity`, and the binding cookie value to set: Microsoft,
+    /// the user's own grant; Google, the shared grant, started by an admin for the system
+    /// user's account (`access_type=offline`, `prompt=consent`: a refresh token every time).
     pub async fn begin(
         &self,
         tenant: &Tenant,
@@ -203,7 +255,36 @@ impl DocumentGrants {
         binding: Option<&str>,
         return_to: &str,
     ) -> Result<(String, String), GrantError> {
-        let (documents, provider, runtime) = self.runtime(tenant)?;
+        let documents = tenant.documents.as_ref().ok_or(GrantError::NotConfigured)?;
+        let (documents, provider, runtime) = self.runtime(tenant, documents.kind)?;
+        let mut scopes: Vec<String> = documents
+            .resources
+            .first()
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
+        let mut params = provider.authorization_params.clone();
+        match documents.kind {
+            DocumentProviderKind::Microsoft => {
+                scopes.push("offline_access".into());
+                params.push(("login_hint".to_owned(), identity.user.clone()));
+                if let Some(tid) = &identity.idp_tenant {
+                    params.push(("domain_hint".to_owned(), tid.clone()));
+                }
+            }
+            DocumentProviderKind::Google => {
+                if !is_document_admin(documents, identity) {
+                    return Err(GrantError::NotAdmin);
+                }
+                // The ID token's e-mail address names who granted.
+                scopes.push("email".into());
+                params.retain(|(k, _)| k != "access_type" && k != "prompt" && k != "login_hint");
+                params.push(("access_type".to_owned(), "offline".to_owned()));
+                params.push(("prompt".to_owned(), "consent".to_owned()));
+                if let Some(system_user) = &documents.system_user {
+                    params.push(("login_hint".to_owned(), system_user.clone()));
+                }
+            }
+        }
         let now = self.clock.now();
         let mut state = LoginState::new(
             &tenant.name,
@@ -213,17 +294,6 @@ impl DocumentGrants {
             now,
             GRANT_TTL_SECS,
         );
-        let mut scopes: Vec<String> = documents
-            .resources
-            .first()
-            .map(|(_, s)| s.clone())
-            .unwrap_or_default();
-        scopes.push("offline_access".into());
-        let mut params = provider.authorization_params.clone();
-        params.push(("login_hint".to_owned(), identity.user.clone()));
-        if let Some(tid) = &identity.idp_tenant {
-            params.push(("domain_hint".to_owned(), tid.clone()));
-        }
         let keys = self.keys.clone();
         let location = runtime
             .begin_with(
@@ -248,7 +318,12 @@ impl DocumentGrants {
         binding: Option<&str>,
         redirect_uri: &str,
     ) -> Result<String, GrantError> {
-        let (documents, provider, runtime) = self.runtime(tenant)?;
+        let documents = tenant.documents.as_ref().ok_or(GrantError::NotConfigured)?;
+        let (documents, provider, runtime) = self.runtime(tenant, documents.kind)?;
+        if documents.kind == DocumentProviderKind::Google && !is_document_admin(documents, identity)
+        {
+            return Err(GrantError::NotAdmin);
+        }
         let now = self.clock.now();
         let state = LoginState::open(
             &self.keys,
@@ -319,6 +394,12 @@ impl DocumentGrants {
                 &state,
             )
             .await?;
+        if documents.kind == DocumentProviderKind::Google {
+            return self
+                .store_shared(tenant, documents, identity, granted, now)
+                .await
+                .map(|()| state.return_to);
+        }
         // The same person: Azure AD's object id and tenant id in the grant's signed ID
         // token must be the signed-in identity's.
         let claim = |k: &str| granted.id_claims.get(k).and_then(|v| v.as_str());
@@ -347,6 +428,72 @@ impl DocumentGrants {
         };
         self.store_token(&id, &token).await?;
         Ok(state.return_to)
+    }
+
+    /// Stores a shared grant after checking it was the system user's account that gave it:
+    /// the signed ID token's e-mail address, verified by the provider, equal to the
+    /// configured one.
+    async fn store_shared(
+        &self,
+        tenant: &Tenant,
+        documents: &DocumentsConfig,
+        identity: &Identity,
+        granted: crate::providers::Granted,
+        now: crate::clock::UnixSeconds,
+    ) -> Result<(), GrantError> {
+        let expected = documents.system_user.clone().unwrap_or_default();
+        let claims = &granted.id_claims;
+        let email = claims.get("email").and_then(|v| v.as_str());
+        let verified = claims.get("email_verified") == Some(&serde_json::Value::Bool(true));
+        if !verified
+            || !email.is_some_and(|e| !expected.is_empty() && e.eq_ignore_ascii_case(&expected))
+        {
+            tracing::warn!(tenant = %tenant.name, admin = %identity.user, "shared document grant by another account than the system user refused; nothing stored");
+            return Err(GrantError::NotSystemUser { expected });
+        }
+        let Some(refresh_token) = granted.refresh_token else {
+            tracing::warn!(tenant = %tenant.name, "shared document grant without a refresh token refused; nothing stored");
+            return Err(GrantError::NoRefreshToken);
+        };
+        let Some((resource, _)) = documents.resources.first() else {
+            return Err(GrantError::NotConfigured);
+        };
+        let id = TokenId {
+            tenant: tenant.name.clone(),
+            owner: SHARED_OWNER.to_owned(),
+            provider: documents.provider.clone(),
+            resource: resource.clone(),
+        };
+        let token = DocumentToken {
+            access_token: TokenSecret::new(granted.access_token),
+            expires_at: now + granted.expires_in.unwrap_or(3600) as i64,
+            refresh_token: Some(TokenSecret::new(refresh_token)),
+            scope: granted.scope.unwrap_or_default(),
+            status: TokenStatus::Ok,
+        };
+        self.store_token(&id, &token).await?;
+        tracing::info!(tenant = %tenant.name, admin = %identity.user, "shared document grant connected");
+        Ok(())
+    }
+
+    /// The tenant's shared token as stored (for the admin page): `Err` when the store cannot
+    /// be read or the record does not open.
+    pub async fn shared_token(&self, tenant: &Tenant) -> Result<Option<DocumentToken>, GrantError> {
+        let (documents, _, _) = self.runtime(tenant, DocumentProviderKind::Google)?;
+        let found = super::lookup(
+            self.store.as_ref(),
+            &self.keys,
+            &tenant.name,
+            &[SHARED_OWNER.to_owned()],
+            &documents.provider,
+            &documents.resources[..documents.resources.len().min(1)],
+        )
+        .await;
+        match found.into_iter().next() {
+            Some(super::inject::Lookup::Found(token)) => Ok(Some(token)),
+            Some(super::inject::Lookup::Failed) => Err(GrantError::StoreUnavailable),
+            _ => Ok(None),
+        }
     }
 
     /// Inserts or replaces the record (a fresh grant supersedes whatever was there).

@@ -76,7 +76,12 @@ pub fn headers(
                     }
                 }
                 TokenStatus::Ok | TokenStatus::Unavailable => (Status::Unavailable, None),
-                TokenStatus::ConsentRequired => (Status::ConsentRequired, None),
+                // A shared grant is not the user's to give: they go on without it until an
+                // admin connects it again.
+                TokenStatus::ConsentRequired => match config.kind {
+                    DocumentProviderKind::Microsoft => (Status::ConsentRequired, None),
+                    DocumentProviderKind::Google => (Status::Unavailable, None),
+                },
             },
             Lookup::Missing => match config.kind {
                 DocumentProviderKind::Microsoft => (Status::ConsentRequired, None),
@@ -195,6 +200,18 @@ mod tests {
             assert_eq!(get(&h, "x-vestibule-document-token-status"), Some(status));
         }
         let google = config(DocumentProviderKind::Google);
+        // A revoked shared grant is not the user's to give again: unavailable.
+        let h = headers(
+            "x-vestibule-",
+            &google,
+            &[token(TokenStatus::ConsentRequired, 9_999), Lookup::Missing],
+            1_000,
+        );
+        assert_eq!(get(&h, "x-vestibule-document-token"), None);
+        assert_eq!(
+            get(&h, "x-vestibule-document-token-status"),
+            Some("unavailable")
+        );
         let h = headers(
             "x-vestibule-",
             &google,

@@ -11,7 +11,9 @@
 
 use super::answer::{classify, Answer};
 use super::inject::Lookup;
-use super::{open, seal, DocumentToken, StoredToken, TokenId, TokenSecret, TokenStatus};
+use super::{
+    open, seal, DocumentToken, StoredToken, TokenId, TokenSecret, TokenStatus, SHARED_OWNER,
+};
 use crate::clock::{Clock, UnixSeconds};
 use crate::config::{DocumentProvider, DocumentProviderKind, DocumentsConfig};
 use crate::crypto::KeyRing;
@@ -33,11 +35,30 @@ pub const FORCED_REFRESH_SECS: i64 = 10;
 /// Least time between two discovery attempts for a provider, seconds.
 const DISCOVERY_RETRY_SECS: i64 = 10;
 
-/// A document provider at run time: its settings and its token endpoint once discovered.
+/// A document provider at run time: its settings and its endpoints once discovered.
 struct ProviderState {
     config: DocumentProvider,
-    token_endpoint: ArcSwapOption<url::Url>,
+    endpoints: ArcSwapOption<Endpoints>,
     discovery: Throttle,
+}
+
+/// A document provider's endpoints, from its discovery document.
+struct Endpoints {
+    token: url::Url,
+    /// RFC 7009 token revocation (`revocation_endpoint`), when the provider has one.
+    revocation: Option<url::Url>,
+}
+
+/// How disconnecting a shared grant went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disconnected {
+    /// Revoked at the provider and deleted here.
+    Revoked,
+    /// Deleted here; the provider could not be told (no revocation endpoint, unreachable,
+    /// refused): the grant may live on there until its owner removes it.
+    DeletedOnly,
+    /// There was nothing to disconnect.
+    NothingStored,
 }
 
 /// Reads, refreshes and classifies document tokens.
@@ -89,6 +110,17 @@ enum Refreshed {
     NotNow,
 }
 
+/// Whose tokens a request reads: the user's own (Microsoft), or the tenant's shared one
+/// (Google) whoever the user is.
+fn owners_for<'a>(owners: &'a [String], documents: &DocumentsConfig) -> &'a [String] {
+    static SHARED: std::sync::LazyLock<[String; 1]> =
+        std::sync::LazyLock::new(|| [SHARED_OWNER.to_owned()]);
+    match documents.kind {
+        DocumentProviderKind::Microsoft => owners,
+        DocumentProviderKind::Google => SHARED.as_slice(),
+    }
+}
+
 impl DocumentTokens {
     /// Over the store, sealing with `keys`, for the configured document providers.
     pub fn new(
@@ -109,7 +141,7 @@ impl DocumentTokens {
                         p.name.clone(),
                         ProviderState {
                             config: p.clone(),
-                            token_endpoint: ArcSwapOption::empty(),
+                            endpoints: ArcSwapOption::empty(),
                             discovery: Throttle::new(),
                         },
                     )
@@ -147,13 +179,15 @@ impl DocumentTokens {
         all.into_iter().next()
     }
 
-    /// The user's tokens for each resource of `documents`, refreshed when due.
+    /// The user's tokens for each resource of `documents` (Google: the tenant's shared
+    /// token, whoever asks), refreshed when due.
     pub async fn current(
         &self,
         tenant: &str,
         owners: &[String],
         documents: &DocumentsConfig,
     ) -> Vec<Lookup> {
+        let owners = owners_for(owners, documents);
         let found = super::lookup(
             self.store.as_ref(),
             &self.keys,
@@ -208,6 +242,8 @@ impl DocumentTokens {
         owners: &[String],
         documents: &DocumentsConfig,
     ) -> Result<Vec<Lookup>, u32> {
+        // Google's shared token: once per FORCED_REFRESH_SECS for the whole tenant.
+        let owners = owners_for(owners, documents);
         let Some(owner) = owners.first() else {
             return Ok(Vec::new());
         };
@@ -231,6 +267,80 @@ impl DocumentTokens {
             out.push(self.refresh_or_keep(&id, documents, scopes, true).await);
         }
         Ok(out)
+    }
+
+    /// Disconnects the tenant's shared grant: revoked at the provider (RFC 7009) and deleted
+    /// here, under the token's refresh lock so no refresh races it.
+    pub async fn disconnect_shared(
+        &self,
+        tenant: &str,
+        documents: &DocumentsConfig,
+    ) -> Result<Disconnected, crate::store::StoreError> {
+        let id = TokenId {
+            tenant: tenant.to_owned(),
+            owner: SHARED_OWNER.to_owned(),
+            provider: documents.provider.clone(),
+            resource: documents
+                .resources
+                .first()
+                .map_or_else(|| "drive".to_owned(), |(r, _)| r.clone()),
+        };
+        let lock = self.locks.entry(id.clone()).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        let Some(stored) = self.store.get_token(&id).await? else {
+            return Ok(Disconnected::NothingStored);
+        };
+        let revoked = match open(&self.keys, &stored) {
+            Ok(token) => {
+                // Revoking the refresh token ends the whole grant at Google.
+                let secret = token.refresh_token.as_ref().unwrap_or(&token.access_token);
+                self.revoke(&documents.provider, secret).await
+            }
+            Err(_) => false,
+        };
+        self.store.delete_token(&id).await?;
+        self.retry_at.remove(&id);
+        tracing::warn!(tenant, provider = %documents.provider, revoked, "shared document grant disconnected");
+        Ok(if revoked {
+            Disconnected::Revoked
+        } else {
+            Disconnected::DeletedOnly
+        })
+    }
+
+    /// Revokes `token` at the provider's revocation endpoint; true when it said so.
+    async fn revoke(&self, provider: &str, token: &TokenSecret) -> bool {
+        let Some(state) = self.providers.get(provider) else {
+            return false;
+        };
+        let Some(endpoint) = self
+            .endpoints(state)
+            .await
+            .and_then(|e| e.revocation.clone())
+        else {
+            tracing::warn!(provider, "document provider has no revocation endpoint");
+            return false;
+        };
+        match self
+            .http
+            .post_form(
+                &endpoint,
+                Some((&state.config.client_id, &state.config.client_secret)),
+                &[("token", token.expose())],
+            )
+            .await
+        {
+            // RFC 7009 §2.2: 200 also for a token that was already invalid.
+            Ok(answer) if answer.status == 200 => true,
+            Ok(answer) => {
+                tracing::warn!(provider, status = answer.status, "token revocation refused");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(provider, error = %e, "token revocation failed");
+                false
+            }
+        }
     }
 
     fn expiring(&self, token: &DocumentToken, documents: &DocumentsConfig) -> bool {
@@ -290,9 +400,9 @@ impl DocumentTokens {
         }
     }
 
-    async fn token_endpoint(&self, provider: &ProviderState) -> Option<Arc<url::Url>> {
-        if let Some(url) = provider.token_endpoint.load_full() {
-            return Some(url);
+    async fn endpoints(&self, provider: &ProviderState) -> Option<Arc<Endpoints>> {
+        if let Some(endpoints) = provider.endpoints.load_full() {
+            return Some(endpoints);
         }
         if !provider
             .discovery
@@ -311,15 +421,14 @@ impl DocumentTokens {
                 return None;
             }
         };
-        let endpoint: url::Url = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()?
-            .get("token_endpoint")?
-            .as_str()?
-            .parse()
-            .ok()?;
-        let endpoint = Arc::new(endpoint);
-        provider.token_endpoint.store(Some(endpoint.clone()));
-        Some(endpoint)
+        let document: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let url = |k: &str| -> Option<url::Url> { document.get(k)?.as_str()?.parse().ok() };
+        let endpoints = Arc::new(Endpoints {
+            token: url("token_endpoint")?,
+            revocation: url("revocation_endpoint"),
+        });
+        provider.endpoints.store(Some(endpoints.clone()));
+        Some(endpoints)
     }
 
     async fn refresh(
@@ -484,10 +593,11 @@ impl DocumentTokens {
         let Some(provider) = self.providers.get(&documents.provider) else {
             return Granted::NotNow;
         };
-        let Some(endpoint) = self.token_endpoint(provider).await else {
+        let Some(endpoints) = self.endpoints(provider).await else {
             self.back_off(id, None);
             return Granted::NotNow;
         };
+        let endpoint = &endpoints.token;
         let mut scope: Vec<&str> = scopes.iter().map(String::as_str).collect();
         if documents.kind == DocumentProviderKind::Microsoft {
             // Microsoft mints one resource's access token per request, from the one refresh
@@ -498,7 +608,7 @@ impl DocumentTokens {
         let answer = self
             .http
             .post_form(
-                &endpoint,
+                endpoint,
                 Some((&provider.config.client_id, &provider.config.client_secret)),
                 &[
                     ("grant_type", "refresh_token"),
@@ -531,6 +641,11 @@ impl DocumentTokens {
                     refresh_token,
                     scope,
                 })
+            }
+            Answer::GrantGone { code } if id.owner == SHARED_OWNER => {
+                tracing::error!(tenant = %id.tenant, provider = %id.provider, error = %code, "the shared document grant is revoked or expired: every user of the tenant goes without document access until an admin connects it again at /_vestibule/admin/documents");
+                self.count(&id.provider, "consent_required");
+                Granted::GrantGone
             }
             Answer::GrantGone { code } => {
                 tracing::info!(tenant = %id.tenant, provider = %id.provider, resource = %id.resource, error = %code, "document grant gone: consent required");

@@ -341,6 +341,11 @@ document_providers:
     client_secret: {{ env: VESTIBULE_TEST_SURELY_UNSET_SECRET }}
   - name: g
     kind: dropbox
+  - name: gdrive
+    kind: google
+    authority: https://accounts.google.com
+    client_id: abc
+    client_secret: {{ value: s }}
 tenants:
   - name: a
     hosts: [a.example]
@@ -354,6 +359,15 @@ tenants:
     hosts: [b.example]
     upstream: {{ address: 127.0.0.1:9000 }}
     documents: {{ provider: nobody, paths: [/documents/] }}
+  - name: c
+    hosts: [c.example]
+    upstream: {{ address: 127.0.0.1:9000 }}
+    documents:
+      provider: gdrive
+      paths: [/drive/]
+      system_user: docs
+      admins: [\"ops team\"]
+      resources: [{{ name: graph, scopes: [x] }}]
 ",
         root = env!("CARGO_MANIFEST_DIR")
     );
@@ -370,6 +384,9 @@ tenants:
         "tenants[0].documents.resources[1].scopes: give the scopes",
         "tenants[0].documents.system_user: is a Google setting",
         "tenants[1].documents.provider: `nobody` is not a provider in document_providers",
+        "tenants[2].documents.system_user: `docs` is not an e-mail address",
+        "tenants[2].documents.admins[0]: `ops team` is not an e-mail address",
+        "tenants[2].documents.resources: is a Microsoft setting",
     ] {
         assert!(text.contains(want), "missing: {want}\n{text}");
     }

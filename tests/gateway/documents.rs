@@ -879,3 +879,337 @@ async fn throttling_backs_off_while_the_current_token_serves() {
         200
     );
 }
+
+/// POSTs an admin action from this site (or from `site`).
+async fn admin_post(gw: &Gateway, session: &str, action: &str, site: &str) -> Reply {
+    raw(
+        gw.addr,
+        &format!(
+            "POST /_vestibule/admin/documents/{action} HTTP/1.1\r\nHost: crm.contoso.localhost\r\nCookie: {session}\r\nSec-Fetch-Site: {site}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await
+    .unwrap()
+}
+
+/// Google Drive, shared: the real oidc-provider plays both Google sign-in and Google's
+/// authorization server. Only the system user and the tenant's admins see the admin page; a
+/// connect must be granted by the system user's account (another account stores nothing);
+/// the one shared token reaches every user on document paths; a grant revoked at the provider
+/// leaves users with `unavailable` (no consent loop) and the admins told; Disconnect revokes
+/// at the provider and deletes the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_drive_shared_grant_by_the_system_user() {
+    use crate::oidc_flow::{oidc_setup, sign_in_as};
+    use crate::peers::OidcPeer;
+    use crate::wsfed_flow::session_cookie;
+    let op = OidcPeer::start(&[
+        (
+            "REDIRECT_URIS",
+            "http://crm.contoso.localhost/_vestibule/oidc/callback,http://crm.contoso.localhost/_vestibule/documents/callback",
+        ),
+        ("ROTATE_REFRESH_TOKENS", "1"),
+    ]);
+    let up = Upstream::start().await;
+    let mut setup = oidc_setup(up.addr, &op.issuer);
+    setup.document_providers.push(spec::DocumentProvider {
+        name: "gdrive".into(),
+        kind: "google".into(),
+        authority: op.issuer.clone(),
+        client_id: crate::peers::CLIENT_ID.into(),
+        client_secret: spec::Secret::value(crate::peers::CLIENT_SECRET),
+        authorization_params: Default::default(),
+    });
+    setup.contoso().documents = Some(spec::Documents {
+        provider: "gdrive".into(),
+        paths: vec!["/documents/".into()],
+        system_user: Some("Docs@Contoso.example".into()),
+        admins: vec!["admin@contoso.example".into()],
+        // The peer issues refresh tokens for offline_access (Google: access_type=offline,
+        // which the gateway sends as well).
+        scopes: vec!["offline_access".into()],
+        ..Default::default()
+    });
+    let gw = setup.start().await;
+    let store = vestibule::store::SqliteStore::open(&setup.dir.path().join("v.db"))
+        .await
+        .unwrap();
+    let shared_id = TokenId {
+        tenant: "contoso".into(),
+        owner: tokens::SHARED_OWNER.into(),
+        provider: "gdrive".into(),
+        resource: "drive".into(),
+    };
+    let session_of = |reply: &Reply| session_cookie(reply).unwrap();
+    let alice = session_of(&sign_in_as(&gw, &op, "alice").await);
+    let admin = session_of(&sign_in_as(&gw, &op, "admin").await);
+
+    // Everyone else gets 403 on the page and its actions; cross-site actions are refused.
+    let page = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/_vestibule/admin/documents",
+        &[&format!("Cookie: {alice}")],
+    )
+    .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(
+        page.body
+            .contains("Only the system user and the document admins"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        admin_post(&gw, &alice, "connect", "same-origin")
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        admin_post(&gw, &alice, "disconnect", "same-origin")
+            .await
+            .status,
+        403
+    );
+    let cross = admin_post(&gw, &admin, "connect", "cross-site").await;
+    assert_eq!(cross.status, 403);
+    assert!(
+        cross.body.contains("must be started from this site"),
+        "{}",
+        cross.body
+    );
+    let signed_out = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/_vestibule/admin/documents",
+        &[],
+    )
+    .await;
+    assert_ne!(signed_out.status, 200);
+    // The per-user grant does not exist for a shared provider.
+    let per_user = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/_vestibule/documents/connect",
+        &[&format!("Cookie: {admin}")],
+    )
+    .await;
+    assert_eq!(per_user.status, 404);
+
+    // Before any grant: users go on without a token.
+    get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/documents/x",
+        &[&format!("Cookie: {alice}")],
+    )
+    .await;
+    assert_eq!(up.last().one("x-vestibule-document-token"), None);
+    assert_eq!(
+        up.last().one("x-vestibule-document-token-status"),
+        Some("unavailable")
+    );
+    let page = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/_vestibule/admin/documents",
+        &[&format!("Cookie: {admin}")],
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Not connected"), "{}", page.body);
+    assert!(page.body.contains("docs@contoso.example"), "{}", page.body);
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+
+    let connect = |login: &'static str| {
+        let (gw, op, admin) = (&gw, &op, admin.clone());
+        async move {
+            let start = admin_post(gw, &admin, "connect", "same-origin").await;
+            assert_eq!(start.status, 303, "{}", start.body);
+            let auth = start.header("location").unwrap().to_owned();
+            for want in [
+                "access_type=offline",
+                "prompt=consent",
+                "login_hint=docs%40contoso.example",
+                "scope=openid",
+            ] {
+                assert!(auth.contains(want), "{want}: {auth}");
+            }
+            let binding = start
+                .header("set-cookie")
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned();
+            let back = op.sign_in(&auth, login).await;
+            let path = &back[back.find("/_vestibule/").unwrap()..];
+            get(
+                gw.addr,
+                "crm.contoso.localhost",
+                path,
+                &[&format!("Cookie: {admin}; {binding}")],
+            )
+            .await
+        }
+    };
+    // Granted with another account than the system user: refused, nothing stored.
+    let wrong = connect("admin").await;
+    assert_eq!(wrong.status, 403, "{}", wrong.body);
+    assert!(
+        wrong.body.contains("system user docs@contoso.example"),
+        "{}",
+        wrong.body
+    );
+    assert!(store.get_token(&shared_id).await.unwrap().is_none());
+
+    // The system user's account: stored, and back on the admin page.
+    let done = connect("docs").await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert_eq!(done.header("location"), Some("/_vestibule/admin/documents"));
+    let page = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/_vestibule/admin/documents",
+        &[&format!("Cookie: {admin}")],
+    )
+    .await;
+    assert!(page.body.contains("Connected."), "{}", page.body);
+    let record = tokens::open(
+        &ring(),
+        &store.get_token(&shared_id).await.unwrap().unwrap(),
+    )
+    .unwrap();
+    let shared = record.access_token.expose().to_owned();
+    assert!(record.refresh_token.is_some());
+
+    // One token for every user, on document paths only.
+    for who in [&alice, &admin] {
+        get(
+            gw.addr,
+            "crm.contoso.localhost",
+            "/documents/x",
+            &[&format!("Cookie: {who}")],
+        )
+        .await;
+        assert_eq!(
+            up.last().one("x-vestibule-document-token"),
+            Some(shared.as_str())
+        );
+        assert_eq!(
+            up.last().one("x-vestibule-document-token-drive"),
+            Some(shared.as_str())
+        );
+        assert_eq!(
+            up.last().one("x-vestibule-document-token-status"),
+            Some("ok")
+        );
+        get(
+            gw.addr,
+            "crm.contoso.localhost",
+            "/deals",
+            &[&format!("Cookie: {who}")],
+        )
+        .await;
+        assert_eq!(up.last().one("x-vestibule-document-token"), None);
+    }
+
+    // Disconnect: revoked at the provider (its refresh token no longer works there), deleted.
+    let refresh = record.refresh_token.clone().unwrap();
+    let revocations = crate::oidc_flow::op_stats(&op).await["revocation"]
+        .as_u64()
+        .unwrap();
+    let gone = admin_post(&gw, &admin, "disconnect", "same-origin").await;
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    assert!(
+        gone.body
+            .contains("revoked at the provider and deleted here"),
+        "{}",
+        gone.body
+    );
+    assert_eq!(
+        crate::oidc_flow::op_stats(&op).await["revocation"]
+            .as_u64()
+            .unwrap(),
+        revocations + 1
+    );
+    assert!(store.get_token(&shared_id).await.unwrap().is_none());
+    let at_provider = reqwest::Client::new()
+        .post(format!("{}/token", op.issuer))
+        .basic_auth(crate::peers::CLIENT_ID, Some(crate::peers::CLIENT_SECRET))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.expose()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        at_provider.status(),
+        400,
+        "the revoked refresh token is dead at the provider"
+    );
+    get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/documents/x",
+        &[&format!("Cookie: {alice}")],
+    )
+    .await;
+    assert_eq!(
+        up.last().one("x-vestibule-document-token-status"),
+        Some("unavailable")
+    );
+
+    // Connected again, then revoked behind the gateway's back (the system user removed the
+    // app at Google) and due: users get `unavailable` and no detour; admins see it.
+    assert_eq!(connect("docs").await.status, 302);
+    let stored = store.get_token(&shared_id).await.unwrap().unwrap();
+    let mut token = tokens::open(&ring(), &stored).unwrap();
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/token/revocation", op.issuer))
+        .basic_auth(crate::peers::CLIENT_ID, Some(crate::peers::CLIENT_SECRET))
+        .form(&[("token", token.refresh_token.as_ref().unwrap().expose())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    token.expires_at = chrono::Utc::now().timestamp() + 30;
+    let due = StoredToken {
+        payload: tokens::seal(&ring(), &shared_id, &token),
+        expires_at: token.expires_at,
+        generation: stored.generation + 1,
+        ..stored.clone()
+    };
+    assert!(store
+        .put_token(&due, Some(stored.generation))
+        .await
+        .unwrap());
+    let r = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/documents/x",
+        &[&format!("Cookie: {alice}"), "Accept: text/html"],
+    )
+    .await;
+    assert_eq!(
+        r.status, 200,
+        "no consent detour for a shared grant: {}",
+        r.body
+    );
+    assert_eq!(up.last().one("x-vestibule-document-token"), None);
+    assert_eq!(
+        up.last().one("x-vestibule-document-token-status"),
+        Some("unavailable")
+    );
+    let page = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/_vestibule/admin/documents",
+        &[&format!("Cookie: {admin}")],
+    )
+    .await;
+    assert!(page.body.contains("Revoked or expired"), "{}", page.body);
+    let metrics = get(gw.addr, "x", "/_vestibule/metrics", &[]).await.body;
+    assert!(metrics.contains("vestibule_document_refreshes_total{outcome=\"consent_required\",provider=\"gdrive\"} 1"), "{metrics}");
+}

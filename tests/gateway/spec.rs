@@ -104,6 +104,8 @@ pub struct Documents {
     pub system_user: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub admins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

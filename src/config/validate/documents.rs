@@ -196,19 +196,35 @@ impl Validator {
                         "is a Microsoft setting (Google shares one token: give scopes)",
                     );
                 }
-                if raw.system_user.is_none() {
-                    self.err(
+                match raw.system_user.as_deref().map(str::trim) {
+                    None => self.err(
                         format!("{path}.system_user"),
                         "is required: the account whose grant every user shares",
-                    );
+                    ),
+                    Some(user) if !looks_like_email(user) => self.err(
+                        format!("{path}.system_user"),
+                        format!(
+                            "`{user}` is not an e-mail address (the Google account that grants)"
+                        ),
+                    ),
+                    Some(_) => {}
                 }
-                if raw.scopes.is_empty() {
-                    self.err(
-                        format!("{path}.scopes"),
-                        "give the scopes of the shared grant",
-                    );
+                for (j, admin) in raw.admins.iter().enumerate() {
+                    if !looks_like_email(admin.trim()) {
+                        self.err(
+                            format!("{path}.admins[{j}]"),
+                            format!("`{admin}` is not an e-mail address or sign-in name"),
+                        );
+                    }
                 }
-                resources.push(("drive".to_owned(), raw.scopes.clone()));
+                // drive.file (files the application created or opened) needs no review by
+                // Google; `drive` is a restricted scope (see docs/documents.md).
+                let scopes = if raw.scopes.is_empty() {
+                    vec![DEFAULT_GOOGLE_SCOPE.to_owned()]
+                } else {
+                    raw.scopes.clone()
+                };
+                resources.push(("drive".to_owned(), scopes));
             }
         }
         Some(DocumentsConfig {
@@ -220,5 +236,22 @@ impl Validator {
             admins: raw.admins.iter().map(|a| a.trim().to_lowercase()).collect(),
             refresh_margin,
         })
+    }
+}
+
+/// The shared Google grant's scope when none is given.
+pub const DEFAULT_GOOGLE_SCOPE: &str = "https://www.googleapis.com/auth/drive.file";
+
+/// One `@` with something on both sides and no spaces: enough to catch a name put where an
+/// address belongs (the provider's ID token decides the rest).
+fn looks_like_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !s.chars().any(char::is_whitespace)
+        }
+        None => false,
     }
 }
