@@ -3,6 +3,18 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Purpose of the keyed digest of a user's issuer and subject (see `KeyRing::lookup_digest`):
+/// sessions keep it (found again by an identity provider's sign-out), and document tokens
+/// are owned by it, so the refresher finds the tokens of users with live sessions by one
+/// join and neither table names anybody in clear.
+pub const SUBJECT_DIGEST_PURPOSE: &str = "session-subject";
+
+/// Issuer and a value of it (subject, provider session id), unambiguously joined, as a
+/// digest's input.
+pub fn subject_key(issuer: &str, value: &str) -> String {
+    format!("{}\n{value}", issuer.trim_end_matches('/'))
+}
+
 /// Who signed in, as asserted by a verified token. Every field comes from signed content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {

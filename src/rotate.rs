@@ -158,29 +158,14 @@ mod tests {
         };
         for owner in ["a", "b", "c"] {
             let id = token_id(owner);
-            let record = StoredToken {
-                payload: tokens::seal(&old, &id, &token),
-                id,
-                expires_at: 5_000,
-                generation: 1,
-                updated_at: 1_000,
-            };
+            let record = StoredToken::sealed(&old, id, &token, 1, 1_000);
             assert!(store.put_token(&record, None).await.unwrap());
         }
         // One record under a key that has since left the ring.
         let lost = ring("k9", &["k9"]);
         let id = token_id("d");
         store
-            .put_token(
-                &StoredToken {
-                    payload: tokens::seal(&lost, &id, &token),
-                    id,
-                    expires_at: 5_000,
-                    generation: 1,
-                    updated_at: 1_000,
-                },
-                None,
-            )
+            .put_token(&StoredToken::sealed(&lost, id, &token, 1, 1_000), None)
             .await
             .unwrap();
 

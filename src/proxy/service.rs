@@ -105,6 +105,8 @@ pub struct Assembly {
     pub sessions: Arc<Sessions>,
     /// Identity providers (refreshed by a background job).
     pub providers: Arc<Providers>,
+    /// Document tokens (refreshed ahead of expiry by a background job).
+    pub document_tokens: Arc<crate::tokens::DocumentTokens>,
 }
 
 /// Builds the store, key ring, sessions, signer and gateway.
@@ -148,7 +150,7 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
         clock,
         providers: providers.clone(),
         directories,
-        document_tokens,
+        document_tokens: document_tokens.clone(),
         document_grants,
     };
     let gateway = Gateway::new(config, parts)?;
@@ -156,6 +158,7 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
         gateway,
         sessions,
         providers,
+        document_tokens,
     })
 }
 
@@ -206,6 +209,21 @@ pub fn run(config: Config) -> Result<(), StartError> {
         loop {
             tick.tick().await;
             providers.refresh_due().await;
+        }
+    });
+
+    let document_tokens = assembly.document_tokens.clone();
+    let tenants = config.tenants.clone();
+    let idle = config.session.idle;
+    support.spawn(async move {
+        let mut tick = tokio::time::interval(crate::tokens::refresh::refresh_interval(&tenants));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let renewed = document_tokens.refresh_due(&tenants, idle).await;
+            if renewed > 0 {
+                tracing::info!(renewed, "document tokens refreshed ahead of expiry");
+            }
         }
     });
 

@@ -19,14 +19,10 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-/// Purposes of the lookup digests kept with each session (see `KeyRing::lookup_digest`).
-const SUBJECT_PURPOSE: &str = "session-subject";
+// Purposes of the lookup digests kept with each session (see `KeyRing::lookup_digest`):
+// the subject's is shared with document tokens (their owner).
+use crate::identity::{subject_key, SUBJECT_DIGEST_PURPOSE as SUBJECT_PURPOSE};
 const SID_PURPOSE: &str = "session-sid";
-
-/// Issuer and a value of it, unambiguously joined.
-fn subject_key(issuer: &str, value: &str) -> String {
-    format!("{}\n{value}", issuer.trim_end_matches('/'))
-}
 
 /// What is sealed into the store's `payload` column.
 #[derive(Serialize, Deserialize)]

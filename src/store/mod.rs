@@ -142,6 +142,16 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&TokenId>,
         limit: u32,
     ) -> Result<Vec<StoredToken>, StoreError>;
+    /// Token records the background refresher should look at: `refresh_at` by `before`, and
+    /// either shared or owned by a user with a live session (not expired at `now`, used since
+    /// `idle_before`). Soonest first, at most `limit`.
+    async fn due_tokens(
+        &self,
+        before: UnixSeconds,
+        now: UnixSeconds,
+        idle_before: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<StoredToken>, StoreError>;
     /// Replaces a token record's sealed payload if it is still `old`; true when replaced.
     async fn replace_token_payload(
         &self,

@@ -48,6 +48,13 @@ fn migrator() -> Migrator {
             include_str!("../../migrations/sqlite/0005_document_tokens.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            6,
+            "token refresh_at".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0006_token_refresh_at.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -251,7 +258,7 @@ impl Store for SqliteStore {
 
     async fn get_token(&self, id: &TokenId) -> Result<Option<StoredToken>, StoreError> {
         let row = sqlx::query(
-            "SELECT payload, expires_at, generation, updated_at FROM document_tokens \
+            "SELECT payload, expires_at, generation, updated_at, refresh_at FROM document_tokens \
              WHERE tenant = ? AND owner = ? AND provider = ? AND resource = ?",
         )
         .bind(&id.tenant)
@@ -266,6 +273,7 @@ impl Store for SqliteStore {
             expires_at: r.get(1),
             generation: r.get(2),
             updated_at: r.get(3),
+            refresh_at: r.get(4),
         }))
     }
 
@@ -274,8 +282,8 @@ impl Store for SqliteStore {
             None => {
                 sqlx::query(
                     "INSERT INTO document_tokens (tenant, owner, provider, resource, payload, \
-                     expires_at, generation, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-                     ON CONFLICT DO NOTHING",
+                     expires_at, generation, updated_at, refresh_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 )
                 .bind(&t.id.tenant)
                 .bind(&t.id.owner)
@@ -285,19 +293,21 @@ impl Store for SqliteStore {
                 .bind(t.expires_at)
                 .bind(t.generation)
                 .bind(t.updated_at)
+                .bind(t.refresh_at)
                 .execute(&self.pool)
                 .await?
             }
             Some(generation) => {
                 sqlx::query(
                     "UPDATE document_tokens SET payload = ?, expires_at = ?, generation = ?, \
-                     updated_at = ? WHERE tenant = ? AND owner = ? AND provider = ? \
-                     AND resource = ? AND generation = ?",
+                     updated_at = ?, refresh_at = ? WHERE tenant = ? AND owner = ? \
+                     AND provider = ? AND resource = ? AND generation = ?",
                 )
                 .bind(&t.payload)
                 .bind(t.expires_at)
                 .bind(t.generation)
                 .bind(t.updated_at)
+                .bind(t.refresh_at)
                 .bind(&t.id.tenant)
                 .bind(&t.id.owner)
                 .bind(&t.id.provider)
@@ -373,7 +383,7 @@ impl Store for SqliteStore {
         });
         Ok(sqlx::query(
             "SELECT tenant, owner, provider, resource, payload, expires_at, generation, \
-             updated_at FROM document_tokens \
+             updated_at, refresh_at FROM document_tokens \
              WHERE (tenant, owner, provider, resource) > (?, ?, ?, ?) \
              ORDER BY tenant, owner, provider, resource LIMIT ?",
         )
@@ -384,19 +394,36 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?
-        .into_iter()
-        .map(|r| StoredToken {
-            id: TokenId {
-                tenant: r.get(0),
-                owner: r.get(1),
-                provider: r.get(2),
-                resource: r.get(3),
-            },
-            payload: r.get(4),
-            expires_at: r.get(5),
-            generation: r.get(6),
-            updated_at: r.get(7),
-        })
+        .iter()
+        .map(token_row)
+        .collect())
+    }
+
+    async fn due_tokens(
+        &self,
+        before: UnixSeconds,
+        now: UnixSeconds,
+        idle_before: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<StoredToken>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT t.tenant, t.owner, t.provider, t.resource, t.payload, t.expires_at, \
+             t.generation, t.updated_at, t.refresh_at FROM document_tokens t \
+             WHERE t.refresh_at IS NOT NULL AND t.refresh_at <= ? \
+             AND (t.owner = ? OR EXISTS (SELECT 1 FROM sessions s \
+                  WHERE s.tenant = t.tenant AND s.subject_digest = t.owner \
+                  AND s.expires_at > ? AND s.last_seen_at >= ?)) \
+             ORDER BY t.refresh_at LIMIT ?",
+        )
+        .bind(before)
+        .bind(crate::tokens::SHARED_OWNER)
+        .bind(now)
+        .bind(idle_before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(token_row)
         .collect())
     }
 
@@ -438,6 +465,52 @@ mod tests {
             sid_digest: (id == "a").then(|| "sid-a".to_owned()),
             checked_at: 100,
         }
+    }
+
+    /// Due tokens: only with a `refresh_at` by the horizon, and only shared ones or those of a
+    /// user whose session (same tenant) is neither expired nor idle; soonest first.
+    #[tokio::test]
+    async fn due_tokens_are_those_of_live_sessions_and_shared_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("v.db")).await.unwrap();
+        // Sessions: a live, b expired, c idle; d live but in another tenant.
+        store.insert_session(&session("a", 900, 5000)).await.unwrap();
+        store.insert_session(&session("b", 900, 950)).await.unwrap();
+        store.insert_session(&session("c", 100, 5000)).await.unwrap();
+        let mut other = session("d", 900, 5000);
+        other.tenant = "elsewhere".into();
+        store.insert_session(&other).await.unwrap();
+        let token = |owner: &str, refresh_at: Option<i64>| StoredToken {
+            id: TokenId {
+                tenant: "t".into(),
+                owner: owner.into(),
+                provider: "p".into(),
+                resource: "r".into(),
+            },
+            payload: vec![9],
+            expires_at: refresh_at.unwrap_or(1010),
+            generation: 1,
+            updated_at: 1,
+            refresh_at,
+        };
+        for t in [
+            token("sub-a", Some(1050)),
+            token("sub-b", Some(1010)),
+            token("sub-c", Some(1010)),
+            token("sub-d", Some(1010)),
+            token(crate::tokens::SHARED_OWNER, Some(1020)),
+            token("sub-a-later", Some(9000)),
+        ] {
+            assert!(store.put_token(&t, None).await.unwrap());
+        }
+        let mut gone = token("sub-a", None);
+        gone.id.resource = "needs-consent".into();
+        assert!(store.put_token(&gone, None).await.unwrap());
+        let due = store.due_tokens(1100, 1000, 500, 10).await.unwrap();
+        let owners: Vec<&str> = due.iter().map(|t| t.id.owner.as_str()).collect();
+        assert_eq!(owners, [crate::tokens::SHARED_OWNER, "sub-a"]);
+        assert_eq!(due[1], token("sub-a", Some(1050)));
+        assert_eq!(store.due_tokens(1100, 1000, 500, 1).await.unwrap().len(), 1);
     }
 
     #[tokio::test]
@@ -514,5 +587,23 @@ mod tests {
         SqliteStore::open(&dir.path().join("nested/v.db"))
             .await
             .unwrap();
+    }
+}
+
+/// A `document_tokens` row selected as tenant, owner, provider, resource, payload, expires_at,
+/// generation, updated_at, refresh_at.
+fn token_row(r: &sqlx::sqlite::SqliteRow) -> StoredToken {
+    StoredToken {
+        id: TokenId {
+            tenant: r.get(0),
+            owner: r.get(1),
+            provider: r.get(2),
+            resource: r.get(3),
+        },
+        payload: r.get(4),
+        expires_at: r.get(5),
+        generation: r.get(6),
+        updated_at: r.get(7),
+        refresh_at: r.get(8),
     }
 }

@@ -5,7 +5,7 @@
 //! same person** who signed in — the ID token's `oid` and `tid` against the object id and
 //! tenant id of the signed-in identity — and stores nothing otherwise.
 
-use super::{seal, DocumentToken, StoredToken, TokenId, TokenSecret, TokenStatus, SHARED_OWNER};
+use super::{DocumentToken, StoredToken, TokenId, TokenSecret, TokenStatus, SHARED_OWNER};
 use crate::auth::oidc::{Callback, OidcError};
 use crate::auth::state::LoginState;
 use crate::clock::Clock;
@@ -505,13 +505,13 @@ impl DocumentGrants {
                 .await
                 .map_err(|_| GrantError::StoreUnavailable)?;
             let generation = existing.as_ref().map(|e| e.generation);
-            let record = StoredToken {
-                id: id.clone(),
-                payload: seal(&self.keys, id, token),
-                expires_at: token.expires_at,
-                generation: generation.map_or(1, |g| g + 1),
-                updated_at: self.clock.now(),
-            };
+            let record = StoredToken::sealed(
+                &self.keys,
+                id.clone(),
+                token,
+                generation.map_or(1, |g| g + 1),
+                self.clock.now(),
+            );
             match self.store.put_token(&record, generation).await {
                 Ok(true) => return Ok(()),
                 Ok(false) => continue,

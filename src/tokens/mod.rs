@@ -17,6 +17,7 @@ pub use refresh::DocumentTokens;
 
 use crate::clock::UnixSeconds;
 use crate::crypto::KeyRing;
+use crate::identity::subject_key as owner_input;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -36,12 +37,9 @@ pub struct TokenId {
 /// The owner of a tenant-wide token (Google Drive's system-user grant).
 pub const SHARED_OWNER: &str = "shared";
 
-fn owner_input(issuer: &str, subject: &str) -> String {
-    format!("{}\n{subject}", issuer.trim_end_matches('/'))
-}
-
-/// Purpose of the keyed digest naming a token's owner (see `KeyRing::lookup_digest`).
-pub const OWNER_PURPOSE: &str = "token-owner";
+/// Purpose of the keyed digest naming a token's owner: the same digest a session keeps of its
+/// user (`sessions.subject_digest`), so live sessions' tokens are found by a join.
+pub const OWNER_PURPOSE: &str = crate::identity::SUBJECT_DIGEST_PURPOSE;
 
 impl TokenId {
     /// The owner value for a user: a keyed digest, so the table names nobody in clear.
@@ -119,6 +117,13 @@ pub struct DocumentToken {
     pub status: TokenStatus,
 }
 
+impl DocumentToken {
+    /// Whether a refresh can renew it: usable, and holding a refresh token.
+    pub fn refreshable(&self) -> bool {
+        self.status == TokenStatus::Ok && self.refresh_token.is_some()
+    }
+}
+
 /// A token record as the store keeps it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredToken {
@@ -132,6 +137,29 @@ pub struct StoredToken {
     pub generation: i64,
     /// Last write.
     pub updated_at: UnixSeconds,
+    /// When the background refresher should look at it (the expiry of a usable token with a
+    /// refresh token); `None`: nothing to refresh (see `DocumentToken::refreshable`).
+    pub refresh_at: Option<UnixSeconds>,
+}
+
+impl StoredToken {
+    /// `token` sealed for `id`, as write number `generation` at `now`.
+    pub fn sealed(
+        keys: &KeyRing,
+        id: TokenId,
+        token: &DocumentToken,
+        generation: i64,
+        now: UnixSeconds,
+    ) -> Self {
+        Self {
+            payload: seal(keys, &id, token),
+            id,
+            expires_at: token.expires_at,
+            generation,
+            updated_at: now,
+            refresh_at: token.refreshable().then_some(token.expires_at),
+        }
+    }
 }
 
 impl fmt::Debug for StoredToken {
@@ -144,6 +172,7 @@ impl fmt::Debug for StoredToken {
             )
             .field("expires_at", &self.expires_at)
             .field("generation", &self.generation)
+            .field("refresh_at", &self.refresh_at)
             .finish()
     }
 }
@@ -266,13 +295,7 @@ mod tests {
     }
 
     fn stored(keys: &KeyRing, id: TokenId) -> StoredToken {
-        StoredToken {
-            payload: seal(keys, &id, &token()),
-            id,
-            expires_at: 2_000,
-            generation: 1,
-            updated_at: 1_000,
-        }
+        StoredToken::sealed(keys, id, &token(), 1, 1_000)
     }
 
     #[test]

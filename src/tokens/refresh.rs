@@ -11,11 +11,9 @@
 
 use super::answer::{classify, Answer};
 use super::inject::Lookup;
-use super::{
-    open, seal, DocumentToken, StoredToken, TokenId, TokenSecret, TokenStatus, SHARED_OWNER,
-};
+use super::{open, DocumentToken, StoredToken, TokenId, TokenSecret, TokenStatus, SHARED_OWNER};
 use crate::clock::{Clock, UnixSeconds};
-use crate::config::{DocumentProvider, DocumentProviderKind, DocumentsConfig};
+use crate::config::{DocumentProvider, DocumentProviderKind, DocumentsConfig, Tenant};
 use crate::crypto::KeyRing;
 use crate::http_client::ProviderHttp;
 use crate::store::Store;
@@ -31,6 +29,24 @@ const RETRY_SECS: i64 = 30;
 /// Least time between two refreshes a user asks for (`POST /_vestibule/documents/refresh`),
 /// seconds.
 pub const FORCED_REFRESH_SECS: i64 = 10;
+
+/// Most token records one background pass looks at.
+const DUE_BATCH: u32 = 500;
+
+/// How often the background refresher looks for due tokens: a fifth of the narrowest
+/// `refresh_margin` (so a token gets several chances before it expires), between 1 s and 1 min.
+pub fn refresh_interval(tenants: &[Tenant]) -> std::time::Duration {
+    let narrowest = tenants
+        .iter()
+        .filter_map(|t| t.documents.as_ref())
+        .map(|d| d.refresh_margin / 5)
+        .min()
+        .unwrap_or(std::time::Duration::from_secs(60));
+    narrowest.clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    )
+}
 
 /// Least time between two discovery attempts for a provider, seconds.
 const DISCOVERY_RETRY_SECS: i64 = 10;
@@ -267,6 +283,66 @@ impl DocumentTokens {
             out.push(self.refresh_or_keep(&id, documents, scopes, true).await);
         }
         Ok(out)
+    }
+
+    /// Refreshes ahead of expiry the tokens of users with live sessions (not idle since
+    /// `idle` ago) and the tenants' shared tokens, each when it comes within its tenant's
+    /// `refresh_margin` (the schedule calls this every `refresh_interval`); how many were
+    /// renewed. Requests that meet a due token meanwhile wait for the same refresh (one lock
+    /// per token), so nothing is refreshed twice.
+    pub async fn refresh_due(&self, tenants: &[Tenant], idle: std::time::Duration) -> usize {
+        let margins = tenants
+            .iter()
+            .filter_map(|t| t.documents.as_ref())
+            .map(|d| d.refresh_margin.as_secs() as i64);
+        let Some(widest) = margins.max() else {
+            return 0;
+        };
+        let now = self.clock.now();
+        let due = match self
+            .store
+            .due_tokens(now + widest, now, now - idle.as_secs() as i64, DUE_BATCH)
+            .await
+        {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "document tokens due for refresh unreadable: store unavailable");
+                return 0;
+            }
+        };
+        if due.len() == DUE_BATCH as usize {
+            tracing::warn!(batch = DUE_BATCH, "more document tokens due than one pass refreshes; the rest wait for the next pass or a request");
+        }
+        let mut renewed = 0;
+        for stored in due {
+            let Some(documents) = tenants
+                .iter()
+                .find(|t| t.name == stored.id.tenant)
+                .and_then(|t| t.documents.as_ref())
+                .filter(|d| d.provider == stored.id.provider)
+            else {
+                continue;
+            };
+            let Some((_, scopes)) = documents
+                .resources
+                .iter()
+                .find(|(r, _)| *r == stored.id.resource)
+            else {
+                continue;
+            };
+            if stored.expires_at - documents.refresh_margin.as_secs() as i64 > now {
+                continue;
+            }
+            if let Lookup::Found(token) = self
+                .refresh_or_keep(&stored.id, documents, scopes, false)
+                .await
+            {
+                if token.expires_at > stored.expires_at {
+                    renewed += 1;
+                }
+            }
+        }
+        renewed
     }
 
     /// Disconnects the tenant's shared grant: revoked at the provider (RFC 7009) and deleted
@@ -548,13 +624,13 @@ impl DocumentTokens {
                     scope: t.scope.unwrap_or_default(),
                     status: TokenStatus::Ok,
                 };
-                let record = StoredToken {
-                    id: target_id.clone(),
-                    payload: seal(&self.keys, &target_id, &token),
-                    expires_at: token.expires_at,
-                    generation: target.as_ref().map_or(1, |t| t.generation + 1),
-                    updated_at: now,
-                };
+                let record = StoredToken::sealed(
+                    &self.keys,
+                    target_id.clone(),
+                    &token,
+                    target.as_ref().map_or(1, |t| t.generation + 1),
+                    now,
+                );
                 match self
                     .store
                     .put_token(&record, target.as_ref().map(|t| t.generation))
@@ -678,13 +754,13 @@ impl DocumentTokens {
 
     /// Writes the new token if the record is still the one refreshed from.
     async fn commit(&self, stored: &StoredToken, token: &DocumentToken) -> bool {
-        let record = StoredToken {
-            id: stored.id.clone(),
-            payload: seal(&self.keys, &stored.id, token),
-            expires_at: token.expires_at,
-            generation: stored.generation + 1,
-            updated_at: self.clock.now(),
-        };
+        let record = StoredToken::sealed(
+            &self.keys,
+            stored.id.clone(),
+            token,
+            stored.generation + 1,
+            self.clock.now(),
+        );
         match self.store.put_token(&record, Some(stored.generation)).await {
             Ok(true) => true,
             Ok(false) => {

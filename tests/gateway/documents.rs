@@ -83,13 +83,7 @@ async fn tokens_reach_only_document_paths_with_expiry_and_status() {
         scope: "Files.ReadWrite.All".into(),
         status: TokenStatus::Ok,
     };
-    let record = StoredToken {
-        payload: tokens::seal(&keys, &id, &token),
-        id,
-        expires_at,
-        generation: 1,
-        updated_at: expires_at - 3600,
-    };
+    let record = StoredToken::sealed(&keys, id, &token, 1, expires_at - 3600);
     assert!(store.put_token(&record, None).await.unwrap());
 
     let spoofs = [
@@ -213,13 +207,7 @@ async fn an_expired_or_revoked_token_is_not_sent() {
             status,
         };
         let next = generation.map_or(1, |g| g + 1);
-        let record = StoredToken {
-            payload: tokens::seal(&keys, &id, &token),
-            id: id.clone(),
-            expires_at,
-            generation: next,
-            updated_at: now,
-        };
+        let record = StoredToken::sealed(&keys, id.clone(), &token, next, now);
         assert!(store.put_token(&record, generation).await.unwrap());
         generation = Some(next);
         let hits = up.hits();
@@ -309,13 +297,7 @@ async fn put(
         scope: "openid offline_access".into(),
         status: TokenStatus::Ok,
     };
-    let record = StoredToken {
-        payload: tokens::seal(&keys, &id, &token),
-        id: id.clone(),
-        expires_at,
-        generation: 1,
-        updated_at: expires_at,
-    };
+    let record = StoredToken::sealed(&keys, id.clone(), &token, 1, expires_at);
     assert!(store.put_token(&record, None).await.unwrap());
     id
 }
@@ -1175,12 +1157,13 @@ async fn google_drive_shared_grant_by_the_system_user() {
         .unwrap();
     assert_eq!(revoked.status(), 200);
     token.expires_at = chrono::Utc::now().timestamp() + 30;
-    let due = StoredToken {
-        payload: tokens::seal(&ring(), &shared_id, &token),
-        expires_at: token.expires_at,
-        generation: stored.generation + 1,
-        ..stored.clone()
-    };
+    let due = StoredToken::sealed(
+        &ring(),
+        shared_id.clone(),
+        &token,
+        stored.generation + 1,
+        stored.updated_at,
+    );
     assert!(store
         .put_token(&due, Some(stored.generation))
         .await
@@ -1212,4 +1195,78 @@ async fn google_drive_shared_grant_by_the_system_user() {
     assert!(page.body.contains("Revoked or expired"), "{}", page.body);
     let metrics = get(gw.addr, "x", "/_vestibule/metrics", &[]).await.body;
     assert!(metrics.contains("vestibule_document_refreshes_total{outcome=\"consent_required\",provider=\"gdrive\"} 1"), "{metrics}");
+}
+
+/// The background refresher renews, ahead of expiry and without any request, the token of a
+/// user with a live session (once: the provider rotates refresh tokens, so a second refresh
+/// with the used one would revoke the grant), and leaves alone the token of a user without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_live_sessions_are_refreshed_ahead_of_expiry_in_the_background() {
+    let op = crate::peers::OidcPeer::start(&[("ROTATE_REFRESH_TOKENS", "1")]);
+    let up = Upstream::start().await;
+    let mut setup = documents_setup(up.addr);
+    setup.document_providers[0].authority = op.issuer.clone();
+    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
+    setup.document_providers[0].client_secret = spec::Secret::value(crate::peers::CLIENT_SECRET);
+    if let Some(d) = &mut setup.contoso().documents {
+        d.resources = vec![spec::Resource {
+            name: "graph".into(),
+            scopes: vec!["openid".into()],
+        }];
+        // The schedule looks every fifth of the margin: every 2 s here.
+        d.refresh_margin = Some("10s".into());
+    }
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let store = vestibule::store::SqliteStore::open(&setup.dir.path().join("v.db"))
+        .await
+        .unwrap();
+    let live = alice();
+    sessions.create("contoso", live.clone()).await.unwrap();
+    let mut gone = alice();
+    gone.subject = "bob-subject".into();
+    let (live_access, live_refresh) = real_tokens(&op, "alice").await;
+    let (gone_access, gone_refresh) = real_tokens(&op, "bob").await;
+    let now = chrono::Utc::now().timestamp();
+    // Valid for 14 s more: due once within the 10 s margin, some 4 s from now.
+    let live_id = put(&store, &live, &live_access, &live_refresh, now + 14).await;
+    let gone_id = put(&store, &gone, &gone_access, &gone_refresh, now + 14).await;
+    let before = token_requests(&op).await;
+    let _gw = setup.start().await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let renewed = loop {
+        let stored = store.get_token(&live_id).await.unwrap().unwrap();
+        if stored.generation > 1 {
+            break stored;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not refreshed in the background"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    let refreshed_at = chrono::Utc::now().timestamp();
+    assert!(refreshed_at >= now + 14 - 10 - 1, "not before it was due");
+    assert!(refreshed_at < now + 14, "before it expired");
+    let token = tokens::open(&ring(), &renewed).unwrap();
+    assert_ne!(token.access_token.expose(), live_access);
+    assert_ne!(
+        token.refresh_token.as_ref().unwrap().expose(),
+        live_refresh,
+        "the rotated refresh token is kept"
+    );
+    assert_eq!(token.status, TokenStatus::Ok);
+    // Two more passes: nothing more to do for anyone.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(token_requests(&op).await - before, 1, "one refresh in all");
+    assert_eq!(
+        store.get_token(&live_id).await.unwrap().unwrap().generation,
+        2
+    );
+    assert_eq!(
+        store.get_token(&gone_id).await.unwrap().unwrap().generation,
+        1,
+        "no live session, no refresh"
+    );
+    assert_eq!(up.hits(), 0, "no request was needed");
 }

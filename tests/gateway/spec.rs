@@ -106,6 +106,8 @@ pub struct Documents {
     pub scopes: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub admins: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_margin: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
