@@ -449,6 +449,24 @@ impl Store for SqliteStore {
     }
 }
 
+/// A `document_tokens` row selected as tenant, owner, provider, resource, payload, expires_at,
+/// generation, updated_at, refresh_at.
+fn token_row(r: &sqlx::sqlite::SqliteRow) -> StoredToken {
+    StoredToken {
+        id: TokenId {
+            tenant: r.get(0),
+            owner: r.get(1),
+            provider: r.get(2),
+            resource: r.get(3),
+        },
+        payload: r.get(4),
+        expires_at: r.get(5),
+        generation: r.get(6),
+        updated_at: r.get(7),
+        refresh_at: r.get(8),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -587,23 +605,5 @@ mod tests {
         SqliteStore::open(&dir.path().join("nested/v.db"))
             .await
             .unwrap();
-    }
-}
-
-/// A `document_tokens` row selected as tenant, owner, provider, resource, payload, expires_at,
-/// generation, updated_at, refresh_at.
-fn token_row(r: &sqlx::sqlite::SqliteRow) -> StoredToken {
-    StoredToken {
-        id: TokenId {
-            tenant: r.get(0),
-            owner: r.get(1),
-            provider: r.get(2),
-            resource: r.get(3),
-        },
-        payload: r.get(4),
-        expires_at: r.get(5),
-        generation: r.get(6),
-        updated_at: r.get(7),
-        refresh_at: r.get(8),
     }
 }
