@@ -140,10 +140,11 @@ fn rotate_key(config: &vestibule::config::Config) -> ExitCode {
     match result {
         Ok(report) => {
             println!(
-                "re-sealed under key {}: {} sessions, {} document tokens; {} already current; {} rewritten by a running gateway meanwhile",
+                "re-sealed under key {}: {} sessions, {} document tokens ({} moved to their owner's digest under that key); {} already current; {} rewritten by a running gateway meanwhile",
                 keys.active_id(),
                 report.sessions_resealed,
                 report.tokens_resealed,
+                report.tokens_moved,
                 report.already_current,
                 report.raced
             );

@@ -21,6 +21,8 @@ pub struct RotationReport {
     pub sessions_resealed: u64,
     /// Token records re-sealed under the active key.
     pub tokens_resealed: u64,
+    /// Of those, records moved to their owner's digest under the active key.
+    pub tokens_moved: u64,
     /// Records already under the active key.
     pub already_current: u64,
     /// Records that do not open with the ring (their key was removed, or they were damaged),
@@ -58,14 +60,22 @@ pub async fn rotate(store: &dyn Store, keys: &KeyRing) -> Result<RotationReport,
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
         for record in page {
-            match tokens::reseal(keys, &record.id, &record.payload) {
-                Ok(None) => report.already_current += 1,
-                Ok(Some(new)) => {
+            match tokens::rekey(keys, &record) {
+                Ok(tokens::Rekeyed::Current) => report.already_current += 1,
+                Ok(tokens::Rekeyed::Resealed(new)) => {
                     if store
                         .replace_token_payload(&record.id, &record.payload, &new)
                         .await?
                     {
                         report.tokens_resealed += 1;
+                    } else {
+                        report.raced += 1;
+                    }
+                }
+                Ok(tokens::Rekeyed::Moved(new)) => {
+                    if store.move_token(&record, &new).await? {
+                        report.tokens_resealed += 1;
+                        report.tokens_moved += 1;
                     } else {
                         report.raced += 1;
                     }
@@ -155,6 +165,7 @@ mod tests {
             refresh_token: Some(TokenSecret::new("rt")),
             scope: String::new(),
             status: TokenStatus::Ok,
+            owner_key: None,
         };
         for owner in ["a", "b", "c"] {
             let id = token_id(owner);
@@ -196,5 +207,106 @@ mod tests {
             assert_eq!(tokens::open(&new_only, &record).unwrap(), token);
         }
         drop(cookies);
+    }
+
+    /// A user's token and session are found by digests of the same issuer and subject; after
+    /// a rotation both carry the digest under the new key, so the token is still found (and
+    /// still joins its sessions) once the old key has left the ring.
+    #[tokio::test]
+    async fn owner_and_session_digests_move_to_the_active_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("v.db")).await.unwrap());
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(1_000));
+        let config = SessionConfig {
+            cookie: "vestibule".into(),
+            idle: Duration::from_secs(3600),
+            absolute: Duration::from_secs(8 * 3600),
+            cache_ttl: Duration::from_secs(30),
+            cache_capacity: 100,
+        };
+        let old = Arc::new(ring("k1", &["k1"]));
+        let identity = crate::identity::Identity {
+            provider: "corp".into(),
+            issuer: "https://sts.test/".into(),
+            subject: "alice".into(),
+            user: "alice@contoso.example".into(),
+            email: None,
+            name: None,
+            idp_tenant: None,
+            claims: [("sid".to_owned(), serde_json::json!("op-session-1"))].into(),
+            crm: None,
+            directory_key: None,
+        };
+        let sessions = SessionManager::<()>::new(
+            store.clone(),
+            old.clone(),
+            clock.clone(),
+            config,
+            Box::new(|_, _, _| ()),
+        );
+        sessions.create("contoso", identity.clone()).await.unwrap();
+        let owner_key = crate::identity::subject_key(&identity.issuer, &identity.subject);
+        let old_id = TokenId {
+            owner: TokenId::user_owner(&old, &identity.issuer, &identity.subject),
+            ..token_id("")
+        };
+        let token = DocumentToken {
+            access_token: TokenSecret::new("at"),
+            expires_at: 5_000,
+            refresh_token: Some(TokenSecret::new("rt")),
+            scope: String::new(),
+            status: TokenStatus::Ok,
+            owner_key: Some(owner_key),
+        };
+        let record = StoredToken::sealed(&old, old_id.clone(), &token, 3, 1_000);
+        assert!(store.put_token(&record, None).await.unwrap());
+        assert_eq!(
+            store.due_tokens(6_000, 1_000, 0, 10).await.unwrap().len(),
+            1
+        );
+
+        let both = ring("k2", &["k1", "k2"]);
+        let report = rotate(store.as_ref(), &both).await.unwrap();
+        assert_eq!((report.sessions_resealed, report.tokens_moved), (1, 1));
+
+        let new_only = ring("k2", &["k2"]);
+        let owners = TokenId::user_owners(&new_only, &identity.issuer, &identity.subject);
+        let new_id = TokenId {
+            owner: owners[0].clone(),
+            ..old_id.clone()
+        };
+        assert_ne!(new_id, old_id);
+        assert!(store.get_token(&old_id).await.unwrap().is_none());
+        let moved = store.get_token(&new_id).await.unwrap().unwrap();
+        assert_eq!(tokens::open(&new_only, &moved).unwrap(), token);
+        assert_eq!(moved.generation, 4);
+        // The refresher's join and an identity provider's sign-out still find them.
+        assert_eq!(
+            store.due_tokens(6_000, 1_000, 0, 10).await.unwrap(),
+            vec![moved]
+        );
+        let after = SessionManager::<()>::new(
+            store.clone(),
+            Arc::new(new_only),
+            clock,
+            SessionConfig {
+                cookie: "vestibule".into(),
+                idle: Duration::from_secs(3600),
+                absolute: Duration::from_secs(8 * 3600),
+                cache_ttl: Duration::from_secs(30),
+                cache_capacity: 100,
+            },
+            Box::new(|_, _, _| ()),
+        );
+        assert_eq!(
+            after
+                .revoke_for("https://sts.test", None, Some("op-session-1"))
+                .await
+                .unwrap(),
+            1
+        );
+        let again = rotate(store.as_ref(), &both).await.unwrap();
+        assert_eq!((again.tokens_resealed, again.tokens_moved), (0, 0));
     }
 }

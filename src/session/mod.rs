@@ -453,21 +453,48 @@ impl<P: Prepared> SessionManager<P> {
 
 /// Associated data for a sealed session record: a record copied to another id or tenant in
 /// the database no longer opens.
+/// A session record re-sealed under the active key, with its lookup digests under that key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResealedSession {
+    /// The sealed payload.
+    pub payload: Vec<u8>,
+    /// Digest of issuer and subject.
+    pub subject_digest: String,
+    /// Digest of issuer and provider session id, when the session has one.
+    pub sid_digest: Option<String>,
+}
+
 /// Re-seals a stored session record (`id` in hex) under the ring's active key, for key
-/// rotation; `Ok(None)` when it already is, an error when it does not open with the ring.
+/// rotation, and computes its lookup digests under that key too (an identity provider's
+/// sign-out finds it by them once the old key has left the ring); `Ok(None)` when the
+/// payload already is under the active key, an error when it does not open with the ring.
 pub fn reseal_record(
     keys: &KeyRing,
     id_hex: &str,
     tenant: &str,
     payload: &[u8],
-) -> Result<Option<Vec<u8>>, crate::crypto::CryptoError> {
+) -> Result<Option<ResealedSession>, crate::crypto::CryptoError> {
     if KeyRing::key_id_of(payload) == Some(keys.active_id()) {
         return Ok(None);
     }
     let id = SessionId::from_hex(id_hex).ok_or(crate::crypto::CryptoError::Inauthentic)?;
     let aad = record_aad(&id, tenant);
     let plain = keys.open(&aad, payload)?;
-    Ok(Some(keys.seal(&aad, &plain)))
+    let data: SealedData =
+        serde_json::from_slice(&plain).map_err(|_| crate::crypto::CryptoError::Inauthentic)?;
+    let identity = &data.identity;
+    Ok(Some(ResealedSession {
+        payload: keys.seal(&aad, &plain),
+        subject_digest: keys.lookup_digest(
+            SUBJECT_PURPOSE,
+            &subject_key(&identity.issuer, &identity.subject),
+        ),
+        sid_digest: identity
+            .claims
+            .get("sid")
+            .and_then(|v| v.as_str())
+            .map(|sid| keys.lookup_digest(SID_PURPOSE, &subject_key(&identity.issuer, sid))),
+    }))
 }
 
 fn record_aad(id: &SessionId, tenant: &str) -> Vec<u8> {

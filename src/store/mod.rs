@@ -129,12 +129,13 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError>;
-    /// Replaces a session's sealed payload if it is still `old`; true when replaced.
+    /// Replaces a session's sealed payload and lookup digests if the payload is still `old`;
+    /// true when replaced.
     async fn replace_session_payload(
         &self,
         id: &str,
         old: &[u8],
-        new: &[u8],
+        new: &crate::session::ResealedSession,
     ) -> Result<bool, StoreError>;
     /// Token records after `after` in key order, at most `limit`.
     async fn token_records(
@@ -152,6 +153,11 @@ pub trait Store: Send + Sync + 'static {
         idle_before: UnixSeconds,
         limit: u32,
     ) -> Result<Vec<StoredToken>, StoreError>;
+    /// Moves a token record to another id (its owner digest under a new key): writes `new`
+    /// and deletes `old` if `old` is still at its generation, in one transaction. When a
+    /// record already exists at the new id (the user granted again since), that newer one
+    /// is kept and `old` deleted. False when `old` changed meanwhile (nothing done).
+    async fn move_token(&self, old: &StoredToken, new: &StoredToken) -> Result<bool, StoreError>;
     /// Replaces a token record's sealed payload if it is still `old`; true when replaced.
     async fn replace_token_payload(
         &self,

@@ -357,15 +357,56 @@ impl Store for SqliteStore {
         &self,
         id: &str,
         old: &[u8],
-        new: &[u8],
+        new: &crate::session::ResealedSession,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE sessions SET payload = ? WHERE id = ? AND payload = ?")
-            .bind(new)
-            .bind(id)
-            .bind(old)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET payload = ?, subject_digest = ?, sid_digest = ? \
+             WHERE id = ? AND payload = ?",
+        )
+        .bind(&new.payload)
+        .bind(&new.subject_digest)
+        .bind(&new.sid_digest)
+        .bind(id)
+        .bind(old)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn move_token(&self, old: &StoredToken, new: &StoredToken) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM document_tokens WHERE tenant = ? AND owner = ? AND provider = ? \
+             AND resource = ? AND generation = ?",
+        )
+        .bind(&old.id.tenant)
+        .bind(&old.id.owner)
+        .bind(&old.id.provider)
+        .bind(&old.id.resource)
+        .bind(old.generation)
+        .execute(&mut *tx)
+        .await?;
+        if deleted.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO document_tokens (tenant, owner, provider, resource, payload, \
+             expires_at, generation, updated_at, refresh_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&new.id.tenant)
+        .bind(&new.id.owner)
+        .bind(&new.id.provider)
+        .bind(&new.id.resource)
+        .bind(&new.payload)
+        .bind(new.expires_at)
+        .bind(new.generation)
+        .bind(new.updated_at)
+        .bind(new.refresh_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn token_records(
@@ -492,9 +533,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("v.db")).await.unwrap();
         // Sessions: a live, b expired, c idle; d live but in another tenant.
-        store.insert_session(&session("a", 900, 5000)).await.unwrap();
+        store
+            .insert_session(&session("a", 900, 5000))
+            .await
+            .unwrap();
         store.insert_session(&session("b", 900, 950)).await.unwrap();
-        store.insert_session(&session("c", 100, 5000)).await.unwrap();
+        store
+            .insert_session(&session("c", 100, 5000))
+            .await
+            .unwrap();
         let mut other = session("d", 900, 5000);
         other.tenant = "elsewhere".into();
         store.insert_session(&other).await.unwrap();

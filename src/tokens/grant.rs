@@ -425,6 +425,10 @@ impl DocumentGrants {
             refresh_token: granted.refresh_token.map(TokenSecret::new),
             scope: granted.scope.unwrap_or_default(),
             status: TokenStatus::Ok,
+            owner_key: Some(crate::identity::subject_key(
+                &identity.issuer,
+                &identity.subject,
+            )),
         };
         self.store_token(&id, &token).await?;
         Ok(state.return_to)
@@ -470,6 +474,7 @@ impl DocumentGrants {
             refresh_token: Some(TokenSecret::new(refresh_token)),
             scope: granted.scope.unwrap_or_default(),
             status: TokenStatus::Ok,
+            owner_key: None,
         };
         self.store_token(&id, &token).await?;
         tracing::info!(tenant = %tenant.name, admin = %identity.user, "shared document grant connected");

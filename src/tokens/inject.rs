@@ -148,6 +148,7 @@ mod tests {
             refresh_token: None,
             scope: String::new(),
             status,
+            owner_key: None,
         })
     }
 

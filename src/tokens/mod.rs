@@ -115,6 +115,11 @@ pub struct DocumentToken {
     pub scope: String,
     /// Where the token stands.
     pub status: TokenStatus,
+    /// Whose it is: the owner's issuer and subject (`identity::subject_key`), sealed with the
+    /// token so `rotate-key` can name the owner under the new key (the `owner` column is a
+    /// keyed digest); `None` for a shared token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_key: Option<String>,
 }
 
 impl DocumentToken {
@@ -247,6 +252,46 @@ pub fn open(keys: &KeyRing, stored: &StoredToken) -> Result<DocumentToken, Token
     serde_json::from_slice(&json).map_err(|_| TokenSealError::Malformed)
 }
 
+/// What key rotation does with a token record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rekeyed {
+    /// Sealed under the active key, and owned by the active key's digest: nothing to do.
+    Current,
+    /// Same id, payload re-sealed under the active key.
+    Resealed(Vec<u8>),
+    /// Its owner digest under the active key differs: the record under its new id.
+    Moved(StoredToken),
+}
+
+/// Brings a record under the ring's active key: its payload re-sealed and, for a user's
+/// token, its owner digest recomputed from the owner sealed inside it (so the record is still
+/// found, and still joins its user's sessions, once the old key leaves the ring). Records
+/// written before owners were sealed in keep their digest.
+pub fn rekey(keys: &KeyRing, stored: &StoredToken) -> Result<Rekeyed, TokenSealError> {
+    let token = open(keys, stored)?;
+    let owner = match &token.owner_key {
+        Some(key) if stored.id.owner != SHARED_OWNER => keys.lookup_digest(OWNER_PURPOSE, key),
+        _ => stored.id.owner.clone(),
+    };
+    if owner != stored.id.owner {
+        let id = TokenId {
+            owner,
+            ..stored.id.clone()
+        };
+        return Ok(Rekeyed::Moved(StoredToken::sealed(
+            keys,
+            id,
+            &token,
+            stored.generation + 1,
+            stored.updated_at,
+        )));
+    }
+    Ok(match reseal(keys, &stored.id, &stored.payload)? {
+        None => Rekeyed::Current,
+        Some(payload) => Rekeyed::Resealed(payload),
+    })
+}
+
 /// Re-seals a record under the ring's active key (key rotation); `None` when it already is.
 pub fn reseal(
     keys: &KeyRing,
@@ -291,6 +336,7 @@ mod tests {
             refresh_token: Some(TokenSecret::new("0.refresh-token-value")),
             scope: "Files.ReadWrite.All offline_access".into(),
             status: TokenStatus::Ok,
+            owner_key: Some("https://sts.windows.net/t\nalice".into()),
         }
     }
 

@@ -530,6 +530,7 @@ impl DocumentTokens {
                     refresh_token: t.refresh_token.or_else(|| current.refresh_token.clone()),
                     scope: t.scope.unwrap_or_else(|| current.scope.clone()),
                     status: TokenStatus::Ok,
+                    owner_key: current.owner_key.clone(),
                 };
                 if self.commit(stored, &token).await {
                     Refreshed::Fresh(token)
@@ -623,6 +624,7 @@ impl DocumentTokens {
                     refresh_token: None,
                     scope: t.scope.unwrap_or_default(),
                     status: TokenStatus::Ok,
+                    owner_key: source_token.owner_key.clone(),
                 };
                 let record = StoredToken::sealed(
                     &self.keys,
@@ -652,6 +654,7 @@ impl DocumentTokens {
                     expires_at: 0,
                     refresh_token: None,
                     scope: String::new(),
+                    owner_key: None,
                 })
             }
             Granted::NotNow => opened.map_or(Lookup::Failed, Lookup::Found),

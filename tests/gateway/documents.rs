@@ -82,6 +82,7 @@ async fn tokens_reach_only_document_paths_with_expiry_and_status() {
         refresh_token: Some(TokenSecret::new(REFRESH)),
         scope: "Files.ReadWrite.All".into(),
         status: TokenStatus::Ok,
+        owner_key: None,
     };
     let record = StoredToken::sealed(&keys, id, &token, 1, expires_at - 3600);
     assert!(store.put_token(&record, None).await.unwrap());
@@ -205,6 +206,7 @@ async fn an_expired_or_revoked_token_is_not_sent() {
             refresh_token: None,
             scope: String::new(),
             status,
+            owner_key: None,
         };
         let next = generation.map_or(1, |g| g + 1);
         let record = StoredToken::sealed(&keys, id.clone(), &token, next, now);
@@ -296,6 +298,7 @@ async fn put(
         refresh_token: Some(TokenSecret::new(refresh)),
         scope: "openid offline_access".into(),
         status: TokenStatus::Ok,
+        owner_key: None,
     };
     let record = StoredToken::sealed(&keys, id.clone(), &token, 1, expires_at);
     assert!(store.put_token(&record, None).await.unwrap());

@@ -112,5 +112,5 @@ async fn rotate_key_reseals_every_record_while_requests_run() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&again.stdout)
-        .contains("0 sessions, 0 document tokens; 5 already current"));
+        .contains("0 sessions, 0 document tokens (0 moved to their owner's digest under that key); 5 already current"));
 }
