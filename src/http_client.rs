@@ -72,11 +72,16 @@ impl ProviderHttp {
     pub async fn post_form(
         &self,
         url: &url::Url,
-        basic: Option<(&str, &str)>,
+        client: &crate::client_credential::ClientAuth,
         form: &[(&str, &str)],
     ) -> Result<FormAnswer, String> {
-        let mut request = self.client.post(url.as_str()).form(form);
-        if let Some((id, secret)) = basic {
+        use crate::client_credential::ClientAuth;
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        if let ClientAuth::Assertion(assertion) = client {
+            fields.extend(assertion.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        let mut request = self.client.post(url.as_str()).form(&fields);
+        if let ClientAuth::Basic { id, secret } = client {
             // RFC 6749 §2.3.1: form-encode both before Basic.
             let enc =
                 |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod certificates;
+pub mod client_credential;
 pub mod clock;
 pub mod config;
 pub mod cookie_header;

@@ -56,8 +56,8 @@ pub struct DocumentProvider {
     pub authority: url::Url,
     /// Client id.
     pub client_id: String,
-    /// Client secret (never printed).
-    pub client_secret: String,
+    /// The client secret or certificate (never printed).
+    pub credential: crate::client_credential::ClientCredential,
     /// Extra authorization request parameters.
     pub authorization_params: Vec<(String, String)>,
 }
@@ -152,6 +152,9 @@ pub struct OidcProvider {
     pub client_id: String,
     /// Client secret.
     pub client_secret: String,
+    /// A certificate credential (`private_key_jwt`) used instead of the secret (document
+    /// providers only, for now).
+    pub client_certificate: Option<std::sync::Arc<crate::client_credential::CertificateCredential>>,
     /// Scopes (with `openid`).
     pub scopes: Vec<String>,
     /// Extra authorization parameters.

@@ -57,11 +57,23 @@ pub struct RawDocumentProvider {
     pub authority: Option<String>,
     /// Client id of the app registration.
     pub client_id: Option<String>,
-    /// Client secret.
+    /// Client secret (or `client_certificate`).
     pub client_secret: Option<RawSecret>,
+    /// A certificate credential (`private_key_jwt`) instead of a client secret.
+    pub client_certificate: Option<RawClientCertificate>,
     /// Extra authorization request parameters (e.g. `prompt: consent`).
     #[serde(default)]
     pub authorization_params: std::collections::BTreeMap<String, String>,
+}
+
+/// A certificate registered with the app registration, and its private key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientCertificate {
+    /// The certificate, a PEM file.
+    pub certificate: Option<String>,
+    /// Its private key (PEM): a secret (`file`, `env` or `value`).
+    pub key: Option<RawSecret>,
 }
 
 /// A tenant's document tokens.

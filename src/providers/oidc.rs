@@ -148,10 +148,17 @@ impl OidcRuntime {
     ) -> Result<impl OidcClient, OidcError> {
         let redirect =
             RedirectUrl::new(redirect_uri.to_owned()).map_err(|_| OidcError::Exchange)?;
+        // A certificate credential sends no secret: the client id goes in the body, with the
+        // assertion the code exchange adds.
+        let secret = self
+            .config
+            .client_certificate
+            .is_none()
+            .then(|| ClientSecret::new(self.config.client_secret.clone()));
         Ok(CoreClient::from_provider_metadata(
             md.clone(),
             ClientId::new(self.config.client_id.clone()),
-            Some(ClientSecret::new(self.config.client_secret.clone())),
+            secret,
         )
         .set_redirect_uri(redirect))
     }
@@ -242,19 +249,29 @@ impl OidcRuntime {
             _ => return Err(OidcError::BadState),
         };
         let client = self.client(&md, redirect_uri)?;
-        let response = client
+        let mut exchange = client
             .code_exchange(AuthorizationCode::new(code.to_owned()))
             .map_err(|_| OidcError::Exchange)?
-            .set_pkce_verifier(PkceCodeVerifier::new(verifier))
-            .request_async(http)
-            .await
-            .map_err(|e| {
-                tracing::warn!(provider = %self.name, error = %e, "code exchange failed");
-                match e {
-                    openidconnect::RequestTokenError::Request(_) => OidcError::Unavailable,
-                    _ => OidcError::Exchange,
-                }
-            })?;
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier));
+        if let Some(certificate) = &self.config.client_certificate {
+            let endpoint = md.token_endpoint().ok_or(OidcError::Exchange)?;
+            exchange = exchange
+                .add_extra_param(
+                    "client_assertion_type",
+                    crate::client_credential::ASSERTION_TYPE,
+                )
+                .add_extra_param(
+                    "client_assertion",
+                    certificate.assertion(&self.config.client_id, endpoint.as_str(), clock.now()),
+                );
+        }
+        let response = exchange.request_async(http).await.map_err(|e| {
+            tracing::warn!(provider = %self.name, error = %e, "code exchange failed");
+            match e {
+                openidconnect::RequestTokenError::Request(_) => OidcError::Unavailable,
+                _ => OidcError::Exchange,
+            }
+        })?;
         let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
         let verified = match self.verify(&client, id_token, &nonce, clock) {
             Err(OidcError::IdToken(ref why))

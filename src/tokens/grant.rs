@@ -174,7 +174,8 @@ impl DocumentGrants {
                 let config = OidcProvider {
                     issuer: p.authority.clone(),
                     client_id: p.client_id.clone(),
-                    client_secret: p.client_secret.clone(),
+                    client_secret: p.credential.secret().unwrap_or_default().to_owned(),
+                    client_certificate: p.credential.certificate().cloned(),
                     scopes: vec!["openid".into()],
                     authorization_params: p.authorization_params.clone(),
                     // Same-person checks use oid/tid (Microsoft) or the e-mail (Google,

@@ -401,7 +401,11 @@ impl DocumentTokens {
             .http
             .post_form(
                 &endpoint,
-                Some((&state.config.client_id, &state.config.client_secret)),
+                &state.config.credential.authenticate(
+                    &state.config.client_id,
+                    &endpoint,
+                    self.clock.now(),
+                ),
                 &[("token", token.expose())],
             )
             .await
@@ -688,7 +692,11 @@ impl DocumentTokens {
             .http
             .post_form(
                 endpoint,
-                Some((&provider.config.client_id, &provider.config.client_secret)),
+                &provider.config.credential.authenticate(
+                    &provider.config.client_id,
+                    endpoint,
+                    self.clock.now(),
+                ),
                 &[
                     ("grant_type", "refresh_token"),
                     ("refresh_token", refresh_token.expose()),

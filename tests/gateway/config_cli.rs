@@ -346,6 +346,21 @@ document_providers:
     authority: https://accounts.google.com
     client_id: abc
     client_secret: {{ value: s }}
+  - name: both
+    kind: microsoft
+    authority: https://login.microsoftonline.com/organizations/v2.0
+    client_id: abc
+    client_secret: {{ value: s }}
+    client_certificate: {{ certificate: {root}/certs/dev/gateway.crt, key: {{ file: {root}/certs/dev/gateway.key }} }}
+  - name: mismatched
+    kind: microsoft
+    authority: https://login.microsoftonline.com/organizations/v2.0
+    client_id: abc
+    client_certificate: {{ certificate: {root}/certs/dev/gateway.crt, key: {{ file: {root}/certs/dev/assertion.pem }} }}
+  - name: neither
+    kind: microsoft
+    authority: https://login.microsoftonline.com/organizations/v2.0
+    client_id: abc
 tenants:
   - name: a
     hosts: [a.example]
@@ -384,6 +399,9 @@ tenants:
         "tenants[0].documents.resources[1].scopes: give the scopes",
         "tenants[0].documents.system_user: is a Google setting",
         "tenants[1].documents.provider: `nobody` is not a provider in document_providers",
+        "document_providers[3].client_certificate: give client_secret or client_certificate, not both",
+        "document_providers[4].client_certificate: the private key does not belong to the certificate",
+        "document_providers[5].client_secret: is required (or client_certificate",
         "tenants[2].documents.system_user: `docs` is not an e-mail address",
         "tenants[2].documents.admins[0]: `ops team` is not an e-mail address",
         "tenants[2].documents.resources: is a Microsoft setting",

@@ -30,7 +30,8 @@ fn documents_setup(up: std::net::SocketAddr) -> Setup {
         // Nothing listens here: a test that needs the provider points this at a real one.
         authority: "http://127.0.0.1:1/organizations/v2.0".into(),
         client_id: "00000000-0000-0000-0000-000000000001".into(),
-        client_secret: spec::Secret::value("app-secret"),
+        client_secret: Some(spec::Secret::value("app-secret")),
+        client_certificate: None,
         authorization_params: Default::default(),
     });
     setup.contoso().documents = Some(spec::Documents {
@@ -315,7 +316,8 @@ async fn a_due_token_is_refreshed_once_for_fifty_concurrent_requests() {
     let mut setup = documents_setup(up.addr);
     setup.document_providers[0].authority = op.issuer.clone();
     setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
-    setup.document_providers[0].client_secret = spec::Secret::value(crate::peers::CLIENT_SECRET);
+    setup.document_providers[0].client_secret =
+        Some(spec::Secret::value(crate::peers::CLIENT_SECRET));
     if let Some(d) = &mut setup.contoso().documents {
         d.resources = vec![spec::Resource {
             name: "graph".into(),
@@ -417,7 +419,8 @@ async fn office365_chain_sign_in_grant_same_person_and_admin_consent() {
         kind: "microsoft".into(),
         authority: op.issuer.clone(),
         client_id: crate::peers::CLIENT_ID.into(),
-        client_secret: spec::Secret::value(crate::peers::CLIENT_SECRET),
+        client_secret: Some(spec::Secret::value(crate::peers::CLIENT_SECRET)),
+        client_certificate: None,
         // oidc-provider grants refresh tokens only with prompt=consent.
         authorization_params: [("prompt".to_owned(), "consent".to_owned())].into(),
     });
@@ -597,7 +600,7 @@ async fn a_refused_client_secret_is_reported_by_readiness_not_as_consent() {
     let mut setup = documents_setup(up.addr);
     setup.document_providers[0].authority = op.issuer.clone();
     setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
-    setup.document_providers[0].client_secret = spec::Secret::value("not-the-secret");
+    setup.document_providers[0].client_secret = Some(spec::Secret::value("not-the-secret"));
     if let Some(d) = &mut setup.contoso().documents {
         d.resources.truncate(1);
     }
@@ -658,7 +661,8 @@ async fn the_crm_can_ask_for_a_fresh_token() {
     let mut setup = documents_setup(up.addr);
     setup.document_providers[0].authority = op.issuer.clone();
     setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
-    setup.document_providers[0].client_secret = spec::Secret::value(crate::peers::CLIENT_SECRET);
+    setup.document_providers[0].client_secret =
+        Some(spec::Secret::value(crate::peers::CLIENT_SECRET));
     if let Some(d) = &mut setup.contoso().documents {
         d.resources = vec![spec::Resource {
             name: "graph".into(),
@@ -764,7 +768,8 @@ async fn throttling_backs_off_while_the_current_token_serves() {
     let mut setup = documents_setup(up.addr);
     setup.document_providers[0].authority = op.issuer.clone();
     setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
-    setup.document_providers[0].client_secret = spec::Secret::value(crate::peers::CLIENT_SECRET);
+    setup.document_providers[0].client_secret =
+        Some(spec::Secret::value(crate::peers::CLIENT_SECRET));
     if let Some(d) = &mut setup.contoso().documents {
         d.resources = vec![spec::Resource {
             name: "graph".into(),
@@ -885,24 +890,66 @@ async fn admin_post(gw: &Gateway, session: &str, action: &str, site: &str) -> Re
 /// at the provider and deletes the record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn google_drive_shared_grant_by_the_system_user() {
+    google_drive_flow(false).await;
+}
+
+/// The same with a certificate credential (RFC 7523 `private_key_jwt`, as Azure AD's
+/// certificate credentials): the code exchange, the refresh and the revocation each carry a
+/// client assertion signed by the certificate's key, which the provider verifies; the
+/// provider refuses a client secret for that client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_credential_signs_every_token_request() {
+    google_drive_flow(true).await;
+}
+
+async fn google_drive_flow(certificate: bool) {
     use crate::oidc_flow::{oidc_setup, sign_in_as};
-    use crate::peers::OidcPeer;
+    use crate::peers::{make_cert, OidcPeer};
     use crate::wsfed_flow::session_cookie;
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(certs.path(), "client");
+    let cert_file = cert.to_str().unwrap().to_owned();
     let op = OidcPeer::start(&[
         (
             "REDIRECT_URIS",
             "http://crm.contoso.localhost/_vestibule/oidc/callback,http://crm.contoso.localhost/_vestibule/documents/callback",
         ),
         ("ROTATE_REFRESH_TOKENS", "1"),
+        ("CERT_CLIENT_ID", "vestibule-cert"),
+        ("CERT_CLIENT_FILE", &cert_file),
     ]);
     let up = Upstream::start().await;
     let mut setup = oidc_setup(up.addr, &op.issuer);
+    let credential = certificate.then(|| {
+        vestibule::client_credential::CertificateCredential::from_pem(
+            &std::fs::read(&cert).unwrap(),
+            &std::fs::read(&key).unwrap(),
+        )
+        .unwrap()
+    });
+    let (client_id, client_secret, client_certificate) = if certificate {
+        (
+            "vestibule-cert",
+            None,
+            Some(spec::ClientCertificate {
+                certificate: cert_file.clone(),
+                key: spec::Secret::value(std::fs::read_to_string(&key).unwrap()),
+            }),
+        )
+    } else {
+        (
+            crate::peers::CLIENT_ID,
+            Some(spec::Secret::value(crate::peers::CLIENT_SECRET)),
+            None,
+        )
+    };
     setup.document_providers.push(spec::DocumentProvider {
         name: "gdrive".into(),
         kind: "google".into(),
         authority: op.issuer.clone(),
-        client_id: crate::peers::CLIENT_ID.into(),
-        client_secret: spec::Secret::value(crate::peers::CLIENT_SECRET),
+        client_id: client_id.into(),
+        client_secret,
+        client_certificate,
         authorization_params: Default::default(),
     });
     setup.contoso().documents = Some(spec::Documents {
@@ -1099,6 +1146,59 @@ async fn google_drive_shared_grant_by_the_system_user() {
         assert_eq!(up.last().one("x-vestibule-document-token"), None);
     }
 
+    if certificate {
+        // The peer does check assertions: one signed by another key is refused.
+        let (other_cert, other_key) = make_cert(certs.path(), "other");
+        let impostor = vestibule::client_credential::CertificateCredential::from_pem(
+            &std::fs::read(other_cert).unwrap(),
+            &std::fs::read(other_key).unwrap(),
+        )
+        .unwrap();
+        let refused = as_document_client(
+            &op,
+            Some(&impostor),
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                (
+                    "refresh_token",
+                    record.refresh_token.as_ref().unwrap().expose(),
+                ),
+            ],
+        )
+        .await;
+        assert_eq!(refused.status(), 401);
+    }
+
+    // The CRM asks for a fresh token (a 401 from Drive): refreshed at once, for everyone.
+    let forced = raw(
+        gw.addr,
+        &format!(
+            "POST /_vestibule/documents/refresh HTTP/1.1\r\nHost: crm.contoso.localhost\r\nCookie: {alice}\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(forced.status, 200, "{}", forced.body);
+    assert_eq!(forced.json()["resources"]["drive"]["status"], "ok");
+    let record = tokens::open(
+        &ring(),
+        &store.get_token(&shared_id).await.unwrap().unwrap(),
+    )
+    .unwrap();
+    assert_ne!(record.access_token.expose(), shared, "a new shared token");
+    get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/documents/x",
+        &[&format!("Cookie: {admin}")],
+    )
+    .await;
+    assert_eq!(
+        up.last().one("x-vestibule-document-token"),
+        Some(record.access_token.expose())
+    );
+
     // Disconnect: revoked at the provider (its refresh token no longer works there), deleted.
     let refresh = record.refresh_token.clone().unwrap();
     let revocations = crate::oidc_flow::op_stats(&op).await["revocation"]
@@ -1119,16 +1219,16 @@ async fn google_drive_shared_grant_by_the_system_user() {
         revocations + 1
     );
     assert!(store.get_token(&shared_id).await.unwrap().is_none());
-    let at_provider = reqwest::Client::new()
-        .post(format!("{}/token", op.issuer))
-        .basic_auth(crate::peers::CLIENT_ID, Some(crate::peers::CLIENT_SECRET))
-        .form(&[
+    let at_provider = as_document_client(
+        &op,
+        credential.as_ref(),
+        "/token",
+        &[
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh.expose()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(
         at_provider.status(),
         400,
@@ -1151,13 +1251,13 @@ async fn google_drive_shared_grant_by_the_system_user() {
     assert_eq!(connect("docs").await.status, 302);
     let stored = store.get_token(&shared_id).await.unwrap().unwrap();
     let mut token = tokens::open(&ring(), &stored).unwrap();
-    let revoked = reqwest::Client::new()
-        .post(format!("{}/token/revocation", op.issuer))
-        .basic_auth(crate::peers::CLIENT_ID, Some(crate::peers::CLIENT_SECRET))
-        .form(&[("token", token.refresh_token.as_ref().unwrap().expose())])
-        .send()
-        .await
-        .unwrap();
+    let revoked = as_document_client(
+        &op,
+        credential.as_ref(),
+        "/token/revocation",
+        &[("token", token.refresh_token.as_ref().unwrap().expose())],
+    )
+    .await;
     assert_eq!(revoked.status(), 200);
     token.expires_at = chrono::Utc::now().timestamp() + 30;
     let due = StoredToken::sealed(
@@ -1210,7 +1310,8 @@ async fn tokens_of_live_sessions_are_refreshed_ahead_of_expiry_in_the_background
     let mut setup = documents_setup(up.addr);
     setup.document_providers[0].authority = op.issuer.clone();
     setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
-    setup.document_providers[0].client_secret = spec::Secret::value(crate::peers::CLIENT_SECRET);
+    setup.document_providers[0].client_secret =
+        Some(spec::Secret::value(crate::peers::CLIENT_SECRET));
     if let Some(d) = &mut setup.contoso().documents {
         d.resources = vec![spec::Resource {
             name: "graph".into(),
@@ -1272,4 +1373,39 @@ async fn tokens_of_live_sessions_are_refreshed_ahead_of_expiry_in_the_background
         "no live session, no refresh"
     );
     assert_eq!(up.hits(), 0, "no request was needed");
+}
+
+/// A request to the peer's `path` as the document client: with its secret, or with a client
+/// assertion signed by its certificate.
+async fn as_document_client(
+    op: &crate::peers::OidcPeer,
+    certificate: Option<&vestibule::client_credential::CertificateCredential>,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let url = format!("{}{path}", op.issuer);
+    let mut fields: Vec<(String, String)> = form
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut request = reqwest::Client::new().post(&url);
+    match certificate {
+        Some(c) => {
+            let aud = format!("{}/token", op.issuer);
+            fields.push(("client_id".into(), "vestibule-cert".into()));
+            fields.push((
+                "client_assertion_type".into(),
+                vestibule::client_credential::ASSERTION_TYPE.into(),
+            ));
+            fields.push((
+                "client_assertion".into(),
+                c.assertion("vestibule-cert", &aud, chrono::Utc::now().timestamp()),
+            ));
+        }
+        None => {
+            request =
+                request.basic_auth(crate::peers::CLIENT_ID, Some(crate::peers::CLIENT_SECRET));
+        }
+    }
+    request.form(&fields).send().await.unwrap()
 }

@@ -88,9 +88,19 @@ pub struct DocumentProvider {
     pub kind: String,
     pub authority: String,
     pub client_id: String,
-    pub client_secret: Secret,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ClientCertificate>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub authorization_params: BTreeMap<String, String>,
+}
+
+/// A certificate credential (`private_key_jwt`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientCertificate {
+    pub certificate: String,
+    pub key: Secret,
 }
 
 /// A tenant's document tokens.

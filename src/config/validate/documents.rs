@@ -14,6 +14,7 @@ pub(super) fn document_kind(name: Option<&str>) -> Option<DocumentProviderKind> 
 use super::super::raw::{RawDocumentProvider, RawDocuments};
 use super::super::secret;
 use super::Validator;
+use crate::client_credential::{CertificateCredential, ClientCredential};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -46,17 +47,9 @@ impl Validator {
             let client_id = self
                 .required(&p.client_id, &format!("{path}.client_id"))
                 .cloned();
-            let client_secret = self
-                .required(&p.client_secret, &format!("{path}.client_secret"))
-                .and_then(|s| match secret::resolve(s, &self.base_dir) {
-                    Ok(bytes) => String::from_utf8(secret::trim_text(&bytes).to_vec()).ok(),
-                    Err(e) => {
-                        self.err(format!("{path}.client_secret"), e);
-                        None
-                    }
-                });
-            if let (Some(name), Some(kind), Some(authority), Some(client_id), Some(client_secret)) =
-                (name, kind, authority, client_id, client_secret)
+            let credential = self.client_credential(p, &path);
+            if let (Some(name), Some(kind), Some(authority), Some(client_id), Some(credential)) =
+                (name, kind, authority, client_id, credential)
             {
                 for k in p.authorization_params.keys() {
                     if matches!(
@@ -81,7 +74,7 @@ impl Validator {
                     kind,
                     authority,
                     client_id,
-                    client_secret,
+                    credential,
                     authorization_params: p
                         .authorization_params
                         .iter()
@@ -91,6 +84,78 @@ impl Validator {
             }
         }
         out
+    }
+
+    /// A document provider's client secret or certificate credential: exactly one.
+    fn client_credential(
+        &mut self,
+        p: &RawDocumentProvider,
+        path: &str,
+    ) -> Option<ClientCredential> {
+        match (&p.client_secret, &p.client_certificate) {
+            (None, None) => {
+                self.err(
+                    format!("{path}.client_secret"),
+                    "is required (or client_certificate, for a certificate credential)",
+                );
+                None
+            }
+            (Some(_), Some(_)) => {
+                self.err(
+                    format!("{path}.client_certificate"),
+                    "give client_secret or client_certificate, not both",
+                );
+                None
+            }
+            (Some(s), None) => match secret::resolve(s, &self.base_dir) {
+                Ok(bytes) => match String::from_utf8(secret::trim_text(&bytes).to_vec()) {
+                    Ok(text) => Some(ClientCredential::Secret(text)),
+                    Err(_) => {
+                        self.err(format!("{path}.client_secret"), "is not UTF-8 text");
+                        None
+                    }
+                },
+                Err(e) => {
+                    self.err(format!("{path}.client_secret"), e);
+                    None
+                }
+            },
+            (None, Some(c)) => {
+                let cpath = format!("{path}.client_certificate");
+                let certificate = self
+                    .required(&c.certificate, &format!("{cpath}.certificate"))
+                    .cloned()
+                    .and_then(|file| {
+                        let full = self.base_dir.join(&file);
+                        match std::fs::read(&full) {
+                            Ok(bytes) => Some(bytes),
+                            Err(e) => {
+                                self.err(
+                                    format!("{cpath}.certificate"),
+                                    format!("cannot read {}: {e}", full.display()),
+                                );
+                                None
+                            }
+                        }
+                    });
+                let key = self
+                    .required(&c.key, &format!("{cpath}.key"))
+                    .and_then(|k| match secret::resolve(k, &self.base_dir) {
+                        Ok(bytes) => Some(bytes),
+                        Err(e) => {
+                            self.err(format!("{cpath}.key"), e);
+                            None
+                        }
+                    });
+                match CertificateCredential::from_pem(&certificate?, &key?) {
+                    Ok(c) => Some(ClientCredential::Certificate(std::sync::Arc::new(c))),
+                    Err(e) => {
+                        self.err(cpath, e);
+                        None
+                    }
+                }
+            }
+        }
     }
 
     /// `declared`: every document provider's name with its kind, when the kind is valid

@@ -266,6 +266,7 @@ impl Validator {
             issuer: issuer?,
             client_id: client_id?,
             client_secret: client_secret?,
+            client_certificate: None,
             scopes,
             authorization_params: p
                 .authorization_params

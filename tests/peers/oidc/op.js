@@ -58,6 +58,11 @@ const UNVERIFIED_LOGINS = new Set(list(env.UNVERIFIED_LOGINS, ''));
 // presenting a consumed one again revokes the whole grant (oidc-provider's reuse detection),
 // so two refreshes racing with one token show up as a failure.
 const ROTATE_REFRESH_TOKENS = env.ROTATE_REFRESH_TOKENS === '1';
+// CERT_CLIENT_ID + CERT_CLIENT_FILE (a PEM certificate): a second client with the same redirect
+// URIs that authenticates with RFC 7523 private_key_jwt, signed by that certificate's key (an
+// Azure AD certificate credential), at the token and revocation endpoints.
+const CERT_CLIENT_ID = env.CERT_CLIENT_ID || undefined;
+const CERT_CLIENT_FILE = env.CERT_CLIENT_FILE || undefined;
 
 // ---------------------------------------------------------------------------------------
 // Signing key
@@ -205,6 +210,22 @@ function configuration() {
           ? { backchannel_logout_uri: BACKCHANNEL_LOGOUT_URI, backchannel_logout_session_required: true }
           : {}),
       },
+      ...(CERT_CLIENT_ID
+        ? [{
+          client_id: CERT_CLIENT_ID,
+          redirect_uris: REDIRECT_URIS,
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          token_endpoint_auth_method: 'private_key_jwt',
+          id_token_signed_response_alg: signingKey.alg,
+          jwks: {
+            keys: [{
+              ...crypto.createPublicKey(fs.readFileSync(CERT_CLIENT_FILE)).export({ format: 'jwk' }),
+              use: 'sig',
+            }],
+          },
+        }]
+        : []),
     ],
     jwks: { keys: signingKeys },
     findAccount,
