@@ -273,7 +273,7 @@ impl Lab {
     }
 }
 
-fn jwt_claims(jwt: &str) -> serde_json::Value {
+pub fn jwt_claims(jwt: &str) -> serde_json::Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD

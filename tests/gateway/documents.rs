@@ -13,7 +13,7 @@ use vestibule::tokens::{self, DocumentToken, StoredToken, TokenId, TokenSecret, 
 const ACCESS: &str = "eyJ0eXAiOiJKV1Qi.graph-access-token-for-alice";
 const REFRESH: &str = "0.AAAA-refresh-token-for-alice";
 
-fn ring() -> KeyRing {
+pub fn ring() -> KeyRing {
     let key: [u8; 32] = base64::engine::general_purpose::STANDARD
         .decode(KEY_1)
         .unwrap()
@@ -22,7 +22,7 @@ fn ring() -> KeyRing {
     KeyRing::new("k1", &[("k1".into(), key)]).unwrap()
 }
 
-fn documents_setup(up: std::net::SocketAddr) -> Setup {
+pub fn documents_setup(up: std::net::SocketAddr) -> Setup {
     let mut setup = Setup::new(up);
     setup.document_providers.push(spec::DocumentProvider {
         name: "office365-docs".into(),
@@ -161,15 +161,21 @@ async fn tokens_reach_only_document_paths_with_expiry_and_status() {
 
     // The database file holds neither token in clear.
     drop(store);
+    assert_not_in_database(setup.dir.path(), &[ACCESS, REFRESH]);
+}
+
+/// The database files (with SQLite's journal and WAL) do not contain any of `secrets`.
+fn assert_not_in_database(dir: &std::path::Path, secrets: &[&str]) {
     let mut raw = Vec::new();
-    for entry in std::fs::read_dir(setup.dir.path()).unwrap() {
+    for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.to_string_lossy().contains("v.db") {
             raw.extend(std::fs::read(&path).unwrap());
         }
     }
     assert!(!raw.is_empty());
-    for secret in [ACCESS, REFRESH] {
+    for secret in secrets {
+        assert!(secret.len() >= 16, "a real token");
         assert!(
             !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
             "{secret} found in the database files"
@@ -505,6 +511,11 @@ async fn office365_chain_sign_in_grant_same_person_and_admin_consent() {
     assert_ne!(
         Some(minted.as_str()),
         seen.one("x-vestibule-document-token")
+    );
+    // Neither access token (nor anything else the grant issued) is in the database in clear.
+    assert_not_in_database(
+        setup.dir.path(),
+        &[seen.one("x-vestibule-document-token").unwrap(), &minted],
     );
     assert_eq!(
         seen.one("x-vestibule-document-token-sharepoint-status"),
@@ -1114,6 +1125,10 @@ async fn google_drive_flow(certificate: bool) {
     .unwrap();
     let shared = record.access_token.expose().to_owned();
     assert!(record.refresh_token.is_some());
+    assert_not_in_database(
+        setup.dir.path(),
+        &[&shared, record.refresh_token.as_ref().unwrap().expose()],
+    );
 
     // One token for every user, on document paths only.
     for who in [&alice, &admin] {

@@ -132,6 +132,11 @@ impl Upstream {
         self.count.load(Ordering::SeqCst)
     }
 
+    /// Every request so far, in arrival order.
+    pub fn all(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
     /// The most recent request.
     pub fn last(&self) -> Seen {
         self.seen
