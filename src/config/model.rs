@@ -255,8 +255,10 @@ pub enum StoreConfig {
     Postgres {
         /// Connection URL.
         url: String,
-        /// Pool size.
-        max_connections: u32,
+        /// Connection pool.
+        pool: crate::store::PgPoolSettings,
+        /// Apply migrations at start.
+        migrate: bool,
     },
 }
 
@@ -264,12 +266,11 @@ impl std::fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Sqlite { path } => f.debug_struct("Sqlite").field("path", path).finish(),
-            Self::Postgres {
-                max_connections, ..
-            } => f
+            Self::Postgres { pool, migrate, .. } => f
                 .debug_struct("Postgres")
                 .field("url", &"<redacted>")
-                .field("max_connections", max_connections)
+                .field("pool", pool)
+                .field("migrate", migrate)
                 .finish(),
         }
     }

@@ -232,6 +232,9 @@ pub struct RawStore {
     pub sqlite: Option<String>,
     /// PostgreSQL connection, for several gateway instances sharing state.
     pub postgres: Option<RawPostgres>,
+    /// Apply schema migrations at start (default true; false where `vestibule migrate` runs
+    /// separately, e.g. with a more privileged database role).
+    pub migrate: Option<bool>,
 }
 
 /// PostgreSQL settings.
@@ -240,8 +243,19 @@ pub struct RawStore {
 pub struct RawPostgres {
     /// Connection URL (contains a password: a secret).
     pub url: Option<RawSecret>,
-    /// Pool size.
+    /// Connection pool.
+    #[serde(default)]
+    pub pool: RawPool,
+}
+
+/// A database connection pool.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    /// Most connections per gateway instance (default 10).
     pub max_connections: Option<u32>,
+    /// How long to wait for a free connection (default 5s).
+    pub acquire_timeout: Option<String>,
 }
 
 /// Session settings.

@@ -1,8 +1,10 @@
 //! Durable records behind a backend-neutral trait: SQLite is the embedded default; a shared
 //! PostgreSQL backend implements the same trait for several gateway instances.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::{PgPoolSettings, PgStore};
 pub use sqlite::SqliteStore;
 
 use crate::clock::UnixSeconds;
@@ -171,8 +173,8 @@ pub trait Store: Send + Sync + 'static {
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     match config {
         StoreConfig::Sqlite { path } => Ok(Arc::new(SqliteStore::open(path).await?)),
-        StoreConfig::Postgres { .. } => Err(StoreError::Unsupported(
-            "store.postgres is not available in this build yet; use store.sqlite".into(),
-        )),
+        StoreConfig::Postgres { url, pool, migrate } => {
+            Ok(Arc::new(PgStore::connect(url, *pool, *migrate).await?))
+        }
     }
 }

@@ -18,6 +18,7 @@ mod rotate;
 mod routing;
 mod spec;
 mod spoofing;
+mod store_conformance;
 mod tls;
 mod wsfed_attacks;
 mod wsfed_flow;

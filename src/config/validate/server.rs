@@ -131,9 +131,25 @@ impl Validator {
                         self.err("store.postgres.url", "must start with postgres://");
                     }
                 }
+                let defaults = crate::store::PgPoolSettings::default();
+                let max_connections = pg.pool.max_connections.unwrap_or(defaults.max_connections);
+                if max_connections < 2 {
+                    self.err(
+                        "store.postgres.pool.max_connections",
+                        "give at least 2 (a document token refresh holds one connection while it asks the provider)",
+                    );
+                }
                 StoreConfig::Postgres {
                     url: url.unwrap_or_default(),
-                    max_connections: pg.max_connections.unwrap_or(10).max(1),
+                    pool: crate::store::PgPoolSettings {
+                        max_connections,
+                        acquire_timeout: self.duration(
+                            &pg.pool.acquire_timeout,
+                            "store.postgres.pool.acquire_timeout",
+                            defaults.acquire_timeout,
+                        ),
+                    },
+                    migrate: raw.migrate.unwrap_or(true),
                 }
             }
             (Some(_), Some(_)) => {

@@ -1,0 +1,496 @@
+//! The shared PostgreSQL backend (sqlx), for several gateway instances on one database: the
+//! same tables and the same behaviour as the embedded SQLite store (the conformance tests run
+//! one set of bodies against both). TLS to the database as the URL asks
+//! (`?sslmode=verify-full`, with rustls and the webpki roots).
+
+use super::{SessionMatch, Store, StoreError, StoredSession};
+use crate::clock::UnixSeconds;
+use crate::tokens::{StoredToken, TokenId};
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Row, SqlSafeStr};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Versioned schema, embedded in the binary. sqlx takes an advisory lock while migrating, so
+/// instances starting together migrate once.
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "schema".into(),
+        MigrationType::Simple,
+        include_str!("../../migrations/postgres/0001_schema.sql").into_sql_str(),
+        false,
+    )])
+}
+
+/// How the pool connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgPoolSettings {
+    /// Most connections this instance holds (a refresh holds one for its token request).
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before the store counts as unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PgPoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// PostgreSQL-backed store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// A pool for `url` (connections are made when first needed, so a gateway starts while
+    /// the database is down and works once it is up); migrated first when `migrate`.
+    pub async fn connect(
+        url: &str,
+        settings: PgPoolSettings,
+        migrate: bool,
+    ) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("vestibule");
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options);
+        let store = Self { pool };
+        if migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Applies the schema migrations this build knows (`vestibule migrate`).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The pool (the session-revocation listener connects with its options).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn insert_session(&self, s: &StoredSession) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, tenant, payload, created_at, last_seen_at, expires_at, \
+             subject_digest, sid_digest, checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&s.id)
+        .bind(&s.tenant)
+        .bind(&s.payload)
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.expires_at)
+        .bind(&s.subject_digest)
+        .bind(&s.sid_digest)
+        .bind(s.checked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, tenant, payload, created_at, last_seen_at, expires_at, \
+             subject_digest, sid_digest, checked_at FROM sessions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| StoredSession {
+            id: r.get(0),
+            tenant: r.get(1),
+            payload: r.get(2),
+            created_at: r.get(3),
+            last_seen_at: r.get(4),
+            expires_at: r.get(5),
+            subject_digest: r.get(6),
+            sid_digest: r.get(7),
+            checked_at: r.get(8),
+        }))
+    }
+
+    async fn mark_checked(&self, id: &str, at: UnixSeconds) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET checked_at = GREATEST(checked_at, $1) WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_sessions(&self, matching: &SessionMatch) -> Result<Vec<String>, StoreError> {
+        let fields = [
+            ("subject_digest", &matching.subject),
+            ("sid_digest", &matching.sid),
+        ];
+        if fields.iter().all(|(_, digests)| digests.is_none()) {
+            return Ok(Vec::new());
+        }
+        let mut query =
+            sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT id FROM sessions WHERE 1 = 1");
+        for (column, digests) in fields {
+            let Some(digests) = digests else { continue };
+            query.push(format_args!(" AND {column} IN ("));
+            let mut list = query.separated(", ");
+            for digest in digests {
+                list.push_bind(digest);
+            }
+            list.push_unseparated(")");
+        }
+        Ok(query
+            .build()
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    async fn touch_session(&self, id: &str, last_seen_at: UnixSeconds) -> Result<(), StoreError> {
+        // MAX keeps a late, out-of-order write from moving the time backwards.
+        sqlx::query("UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $1) WHERE id = $2")
+            .bind(last_seen_at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn touch_sessions(&self, touches: &[(String, UnixSeconds)]) -> Result<(), StoreError> {
+        if touches.is_empty() {
+            return Ok(());
+        }
+        // One transaction: one WAL commit for the whole batch instead of one per session.
+        let mut tx = self.pool.begin().await?;
+        for (id, seen) in touches {
+            sqlx::query(
+                "UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $1) WHERE id = $2",
+            )
+            .bind(seen)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn purge_sessions(
+        &self,
+        now: UnixSeconds,
+        idle_before: UnixSeconds,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
+            .bind(now)
+            .bind(idle_before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn remember_once(
+        &self,
+        kind: &str,
+        key: &str,
+        expires_at: UnixSeconds,
+        now: UnixSeconds,
+    ) -> Result<bool, StoreError> {
+        // One statement, so two instances racing on the same value cannot both win: the row
+        // is written only if absent or already expired.
+        let done = sqlx::query(
+            "INSERT INTO seen_once (kind, key, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (kind, key) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE seen_once.expires_at <= $4",
+        )
+        .bind(kind)
+        .bind(key)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn purge_seen(&self, now: UnixSeconds) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM seen_once WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn get_token(&self, id: &TokenId) -> Result<Option<StoredToken>, StoreError> {
+        let row = sqlx::query(
+            "SELECT payload, expires_at, generation, updated_at, refresh_at FROM document_tokens \
+             WHERE tenant = $1 AND owner = $2 AND provider = $3 AND resource = $4",
+        )
+        .bind(&id.tenant)
+        .bind(&id.owner)
+        .bind(&id.provider)
+        .bind(&id.resource)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| StoredToken {
+            id: id.clone(),
+            payload: r.get(0),
+            expires_at: r.get(1),
+            generation: r.get(2),
+            updated_at: r.get(3),
+            refresh_at: r.get(4),
+        }))
+    }
+
+    async fn put_token(&self, t: &StoredToken, expected: Option<i64>) -> Result<bool, StoreError> {
+        let done =
+            match expected {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO document_tokens (tenant, owner, provider, resource, payload, \
+                     expires_at, generation, updated_at, refresh_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&t.id.tenant)
+                    .bind(&t.id.owner)
+                    .bind(&t.id.provider)
+                    .bind(&t.id.resource)
+                    .bind(&t.payload)
+                    .bind(t.expires_at)
+                    .bind(t.generation)
+                    .bind(t.updated_at)
+                    .bind(t.refresh_at)
+                    .execute(&self.pool)
+                    .await?
+                }
+                Some(generation) => sqlx::query(
+                    "UPDATE document_tokens SET payload = $1, expires_at = $2, generation = $3, \
+                     updated_at = $4, refresh_at = $5 WHERE tenant = $6 AND owner = $7 \
+                     AND provider = $8 AND resource = $9 AND generation = $10",
+                )
+                .bind(&t.payload)
+                .bind(t.expires_at)
+                .bind(t.generation)
+                .bind(t.updated_at)
+                .bind(t.refresh_at)
+                .bind(&t.id.tenant)
+                .bind(&t.id.owner)
+                .bind(&t.id.provider)
+                .bind(&t.id.resource)
+                .bind(generation)
+                .execute(&self.pool)
+                .await?,
+            };
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_token(&self, id: &TokenId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM document_tokens WHERE tenant = $1 AND owner = $2 AND provider = $3 \
+             AND resource = $4",
+        )
+        .bind(&id.tenant)
+        .bind(&id.owner)
+        .bind(&id.provider)
+        .bind(&id.resource)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn session_payloads(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT id, tenant, payload FROM sessions WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+    }
+
+    async fn replace_session_payload(
+        &self,
+        id: &str,
+        old: &[u8],
+        new: &crate::session::ResealedSession,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET payload = $1, subject_digest = $2, sid_digest = $3 \
+             WHERE id = $4 AND payload = $5",
+        )
+        .bind(&new.payload)
+        .bind(&new.subject_digest)
+        .bind(&new.sid_digest)
+        .bind(id)
+        .bind(old)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn move_token(&self, old: &StoredToken, new: &StoredToken) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM document_tokens WHERE tenant = $1 AND owner = $2 AND provider = $3 \
+             AND resource = $4 AND generation = $5",
+        )
+        .bind(&old.id.tenant)
+        .bind(&old.id.owner)
+        .bind(&old.id.provider)
+        .bind(&old.id.resource)
+        .bind(old.generation)
+        .execute(&mut *tx)
+        .await?;
+        if deleted.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO document_tokens (tenant, owner, provider, resource, payload, \
+             expires_at, generation, updated_at, refresh_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        )
+        .bind(&new.id.tenant)
+        .bind(&new.id.owner)
+        .bind(&new.id.provider)
+        .bind(&new.id.resource)
+        .bind(&new.payload)
+        .bind(new.expires_at)
+        .bind(new.generation)
+        .bind(new.updated_at)
+        .bind(new.refresh_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn token_records(
+        &self,
+        after: Option<&TokenId>,
+        limit: u32,
+    ) -> Result<Vec<StoredToken>, StoreError> {
+        let (t, o, p, r) = after.map_or(("", "", "", ""), |a| {
+            (
+                a.tenant.as_str(),
+                a.owner.as_str(),
+                a.provider.as_str(),
+                a.resource.as_str(),
+            )
+        });
+        Ok(sqlx::query(
+            "SELECT tenant, owner, provider, resource, payload, expires_at, generation, \
+             updated_at, refresh_at FROM document_tokens \
+             WHERE (tenant, owner, provider, resource) > ($1, $2, $3, $4) \
+             ORDER BY tenant, owner, provider, resource LIMIT $5",
+        )
+        .bind(t)
+        .bind(o)
+        .bind(p)
+        .bind(r)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(token_row)
+        .collect())
+    }
+
+    async fn due_tokens(
+        &self,
+        before: UnixSeconds,
+        now: UnixSeconds,
+        idle_before: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<StoredToken>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT t.tenant, t.owner, t.provider, t.resource, t.payload, t.expires_at, \
+             t.generation, t.updated_at, t.refresh_at FROM document_tokens t \
+             WHERE t.refresh_at IS NOT NULL AND t.refresh_at <= $1 \
+             AND (t.owner = $2 OR EXISTS (SELECT 1 FROM sessions s \
+                  WHERE s.tenant = t.tenant AND s.subject_digest = t.owner \
+                  AND s.expires_at > $3 AND s.last_seen_at >= $4)) \
+             ORDER BY t.refresh_at LIMIT $5",
+        )
+        .bind(before)
+        .bind(crate::tokens::SHARED_OWNER)
+        .bind(now)
+        .bind(idle_before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(token_row)
+        .collect())
+    }
+
+    async fn replace_token_payload(
+        &self,
+        id: &TokenId,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE document_tokens SET payload = $1 WHERE tenant = $2 AND owner = $3 \
+             AND provider = $4 AND resource = $5 AND payload = $6",
+        )
+        .bind(new)
+        .bind(&id.tenant)
+        .bind(&id.owner)
+        .bind(&id.provider)
+        .bind(&id.resource)
+        .bind(old)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// A `document_tokens` row selected as tenant, owner, provider, resource, payload, expires_at,
+/// generation, updated_at, refresh_at.
+fn token_row(r: &sqlx::postgres::PgRow) -> StoredToken {
+    StoredToken {
+        id: TokenId {
+            tenant: r.get(0),
+            owner: r.get(1),
+            provider: r.get(2),
+            resource: r.get(3),
+        },
+        payload: r.get(4),
+        expires_at: r.get(5),
+        generation: r.get(6),
+        updated_at: r.get(7),
+        refresh_at: r.get(8),
+    }
+}
