@@ -107,6 +107,8 @@ pub struct Assembly {
     pub providers: Arc<Providers>,
     /// Document tokens (refreshed ahead of expiry by a background job).
     pub document_tokens: Arc<crate::tokens::DocumentTokens>,
+    /// The store (its session-end notifications reach the session cache).
+    pub store: Arc<dyn crate::store::Store>,
 }
 
 /// Builds the store, key ring, sessions, signer and gateway.
@@ -146,7 +148,7 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
         sessions: sessions.clone(),
         signer,
         metrics,
-        store,
+        store: store.clone(),
         clock,
         providers: providers.clone(),
         directories,
@@ -159,6 +161,7 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
         sessions,
         providers,
         document_tokens,
+        store,
     })
 }
 
@@ -177,6 +180,22 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .build()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let assembly = support.block_on(assemble(&config, clock))?;
+
+    // Sessions ended by another instance (sign-out, IdP sign-out, `vestibule sessions revoke`)
+    // leave this cache at once; after a gap in the notifications, everything is re-checked.
+    let watched = assembly.sessions.clone();
+    let store = assembly.store.clone();
+    support.spawn(async move {
+        let Some(mut ends) = store.watch_session_ends().await else {
+            return;
+        };
+        while let Some(end) = ends.recv().await {
+            match end {
+                crate::store::SessionEnd::Ended(id) => watched.ended_elsewhere(&id),
+                crate::store::SessionEnd::Missed => watched.forget_all(),
+            }
+        }
+    });
 
     let sessions = assembly.sessions.clone();
     support.spawn(async move {

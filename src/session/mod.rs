@@ -289,6 +289,27 @@ impl<P: Prepared> SessionManager<P> {
         deleted
     }
 
+    /// Another instance ended session `id_hex` (the store's notification): drop this
+    /// instance's copy, and keep it out while a load that read the record before the
+    /// deletion may still be running.
+    pub fn ended_elsewhere(&self, id_hex: &str) {
+        let Some(id) = SessionId::from_hex(id_hex) else {
+            return;
+        };
+        let until = self.clock.now() + self.config.cache_ttl.as_secs() as i64;
+        self.revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, until);
+        self.cache.remove(&id);
+    }
+
+    /// Notifications of ended sessions may have been missed: every cached session is checked
+    /// against the store again at its next request.
+    pub fn forget_all(&self) {
+        self.cache.clear();
+    }
+
     fn is_revoked(&self, id: &SessionId) -> bool {
         self.revoked
             .lock()

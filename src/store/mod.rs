@@ -69,7 +69,16 @@ pub enum StoreError {
     Unsupported(String),
 }
 
-/// Durable storage for sessions (and, in later issues, tokens and replay records).
+/// What the session-end watch reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// A session (id in hex) was deleted by some instance.
+    Ended(String),
+    /// The watch lost its connection: ends may have been missed meanwhile.
+    Missed,
+}
+
+/// Durable storage for sessions, replay records and document tokens.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts a new session.
@@ -89,8 +98,15 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_checked(&self, id: &str, at: UnixSeconds) -> Result<(), StoreError>;
     /// Ids of the sessions matching every given field (none when no field is given).
     async fn find_sessions(&self, matching: &SessionMatch) -> Result<Vec<String>, StoreError>;
-    /// Deletes a session; true when it existed.
+    /// Deletes a session; true when it existed. A shared store tells every instance
+    /// (`watch_session_ends`).
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError>;
+    /// Session deletions by any instance sharing this store, as they happen, so cached
+    /// copies are dropped at once; `None` for a store only one instance uses (SQLite), where
+    /// the deleting instance drops its own copy.
+    async fn watch_session_ends(&self) -> Option<tokio::sync::mpsc::Receiver<SessionEnd>> {
+        None
+    }
     /// Deletes sessions past their absolute expiry or idle since before `idle_before`.
     async fn purge_sessions(
         &self,

@@ -3,7 +3,7 @@
 //! one set of bodies against both). TLS to the database as the URL asks
 //! (`?sslmode=verify-full`, with rustls and the webpki roots).
 
-use super::{SessionMatch, Store, StoreError, StoredSession};
+use super::{SessionEnd, SessionMatch, Store, StoreError, StoredSession};
 use crate::clock::UnixSeconds;
 use crate::tokens::{StoredToken, TokenId};
 use async_trait::async_trait;
@@ -23,6 +23,38 @@ fn migrator() -> Migrator {
         include_str!("../../migrations/postgres/0001_schema.sql").into_sql_str(),
         false,
     )])
+}
+
+/// The notification channel of ended sessions (payload: the session id in hex).
+const SESSION_ENDS: &str = "vestibule_session_ended";
+
+/// Listens until the connection fails (`Err`) or nobody receives any more (`Ok`). Every
+/// (re)connection first reports `Missed`: ends between two connections are unknown.
+async fn listen(
+    pool: &PgPool,
+    tx: &tokio::sync::mpsc::Sender<SessionEnd>,
+) -> Result<(), sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(SESSION_ENDS).await?;
+    if tx.send(SessionEnd::Missed).await.is_err() {
+        return Ok(());
+    }
+    loop {
+        // `try_recv`, not `recv`: a lost connection shows (`None`) instead of being
+        // reconnected silently, which would hide a gap.
+        match listener.try_recv().await? {
+            Some(n) => {
+                if tx
+                    .send(SessionEnd::Ended(n.payload().to_owned()))
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+            None => return Err(sqlx::Error::PoolClosed),
+        }
+    }
 }
 
 /// How the pool connects.
@@ -190,11 +222,40 @@ impl Store for PgStore {
     }
 
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        // The notification is delivered when the deletion commits, to every listening
+        // instance (this one included).
+        let ended = sqlx::query(
+            "WITH gone AS (DELETE FROM sessions WHERE id = $1 RETURNING id) \
+             SELECT pg_notify($2, id) FROM gone",
+        )
+        .bind(id)
+        .bind(SESSION_ENDS)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(!ended.is_empty())
+    }
+
+    async fn watch_session_ends(&self) -> Option<tokio::sync::mpsc::Receiver<SessionEnd>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(250);
+            loop {
+                match listen(&pool, &tx).await {
+                    // The gateway is shutting down.
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session-end notifications interrupted; cached sessions are checked against the database again");
+                        if tx.send(SessionEnd::Missed).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        });
+        Some(rx)
     }
 
     async fn purge_sessions(

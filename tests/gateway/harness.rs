@@ -177,6 +177,10 @@ pub struct Setup {
     pub proxy: spec::Proxy,
     /// `metrics.allow`, when a test sets it.
     pub metrics_allow: Option<Vec<String>>,
+    /// A PostgreSQL URL: `store.postgres` instead of the SQLite file in `dir`.
+    pub postgres: Option<String>,
+    /// `session.cache_ttl`, when a test sets it.
+    pub cache_ttl: Option<&'static str>,
 }
 
 impl Setup {
@@ -198,6 +202,8 @@ impl Setup {
             ],
             proxy: spec::Proxy::default(),
             metrics_allow: None,
+            postgres: None,
+            cache_ttl: None,
         }
     }
 
@@ -223,8 +229,13 @@ impl Setup {
     }
 
     pub fn yaml(&self) -> String {
+        self.yaml_on(self.port)
+    }
+
+    /// The configuration with the plain listener on `port` (another instance).
+    pub fn yaml_on(&self, port: u16) -> String {
         let root = env!("CARGO_MANIFEST_DIR");
-        let mut listeners = vec![json!({ "address": format!("127.0.0.1:{}", self.port) })];
+        let mut listeners = vec![json!({ "address": format!("127.0.0.1:{port}") })];
         if let Some(p) = self.tls_port {
             listeners.push(json!({
                 "address": format!("127.0.0.1:{p}"),
@@ -267,6 +278,12 @@ impl Setup {
         if let Some(allow) = &self.metrics_allow {
             doc["metrics"] = json!({ "allow": allow });
         }
+        if let Some(url) = &self.postgres {
+            doc["store"] = json!({ "postgres": { "url": { "value": url } } });
+        }
+        if let Some(ttl) = self.cache_ttl {
+            doc["session"]["cache_ttl"] = json!(ttl);
+        }
         serde_norway::to_string(&doc).unwrap()
     }
 
@@ -288,6 +305,14 @@ impl Setup {
 
     pub async fn start(&self) -> Gateway {
         Gateway::spawn(&self.config_path(), self.port).await
+    }
+
+    /// Another instance of the same gateway (same store, keys and tenants) on its own port.
+    pub async fn start_another(&self) -> Gateway {
+        let port = free_port();
+        let path = self.dir.path().join(format!("vestibule-{port}.yaml"));
+        std::fs::write(&path, self.yaml_on(port)).unwrap();
+        Gateway::spawn(&path, port).await
     }
 
     /// How many sessions the gateway's store holds (refusal tests: "nothing stored").

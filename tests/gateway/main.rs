@@ -1,6 +1,7 @@
 //! Integration tests: the real gateway binary between a raw HTTP client and a real upstream.
 
 mod harness;
+mod instances;
 
 mod browser;
 mod config_cli;
