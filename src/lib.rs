@@ -18,6 +18,7 @@ pub mod headers;
 pub mod http_client;
 pub mod identity;
 pub mod metrics;
+pub mod operations;
 pub mod providers;
 pub mod proxy;
 pub mod rate_limit;

@@ -37,6 +37,18 @@ enum Command {
         #[arg(long, default_value = "config/vestibule.yaml")]
         config: PathBuf,
     },
+    /// Apply the store's schema migrations (where `store.migrate: false` leaves them to an
+    /// operator, e.g. with a more privileged database role).
+    Migrate {
+        /// Configuration file (its store is used).
+        #[arg(long, default_value = "config/vestibule.yaml")]
+        config: PathBuf,
+    },
+    /// List or end users' sessions (support staff).
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
     /// Print a fresh 256-bit key for the key ring.
     Keygen {
         /// Key id to print (default: k + today's date).
@@ -45,8 +57,51 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum SessionsAction {
+    /// List stored sessions (id prefix, tenant, user, provider, created, last seen, expires).
+    List {
+        /// Configuration file (its store and key ring are used).
+        #[arg(long, default_value = "config/vestibule.yaml")]
+        config: PathBuf,
+        /// Only this tenant's sessions.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this user's (the signed-in user name, case-insensitive).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End every session of a user in a tenant, on every instance sharing the store.
+    Revoke {
+        /// Configuration file (its store and key ring are used).
+        #[arg(long, default_value = "config/vestibule.yaml")]
+        config: PathBuf,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The user (the signed-in user name, case-insensitive).
+        #[arg(long)]
+        user: String,
+    },
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Migrate { config } => with_config(&config, |cfg| {
+            block_on(async {
+                match vestibule::operations::migrate(cfg).await {
+                    Ok(()) => {
+                        println!("migrations applied");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("vestibule: store: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }),
+        Command::Sessions { action } => sessions(action),
         Command::Run { config } => match vestibule::config::load_file(&config) {
             Ok(cfg) => match vestibule::proxy::service::run(cfg) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -162,6 +217,127 @@ fn rotate_key(config: &vestibule::config::Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads `path` and runs `f` with it, or prints the configuration's errors (exit 2).
+fn with_config(
+    path: &std::path::Path,
+    f: impl FnOnce(&vestibule::config::Config) -> ExitCode,
+) -> ExitCode {
+    match vestibule::config::load_file(path) {
+        Ok(cfg) => f(&cfg),
+        Err(errors) => {
+            print_errors(path, &errors);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(work),
+        Err(e) => {
+            eprintln!("vestibule: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn sessions(action: SessionsAction) -> ExitCode {
+    use vestibule::operations::{list_sessions, revoke_sessions, Selection};
+    let (config, selection, revoke) = match action {
+        SessionsAction::List {
+            config,
+            tenant,
+            user,
+        } => (config, Selection { tenant, user }, false),
+        SessionsAction::Revoke {
+            config,
+            tenant,
+            user,
+        } => (
+            config,
+            Selection {
+                tenant: Some(tenant),
+                user: Some(user),
+            },
+            true,
+        ),
+    };
+    with_config(&config, |cfg| {
+        if let Some(tenant) = &selection.tenant {
+            if !cfg.tenants.iter().any(|t| t.name == *tenant) {
+                eprintln!("vestibule: no tenant `{tenant}` in {}", config.display());
+                return ExitCode::from(2);
+            }
+        }
+        let keys = vestibule::crypto::KeyRing::new(&cfg.keys.active, &cfg.keys.ring)
+            .expect("validated: the active key is in the ring");
+        block_on(async {
+            let store = match vestibule::store::open(&cfg.store).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("vestibule: store: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let (found, unreadable) = match list_sessions(store.as_ref(), &keys, &selection).await {
+                Ok(found) => found,
+                Err(e) => {
+                    eprintln!("vestibule: store: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if unreadable > 0 {
+                eprintln!("vestibule: {unreadable} session records do not open with the key ring (sealed under a key no longer in it): not listed");
+            }
+            let time = |t: i64| {
+                chrono::DateTime::from_timestamp(t, 0)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default()
+            };
+            if !revoke {
+                println!("id\ttenant\tuser\tprovider\tcreated\tlast_seen\texpires");
+                for s in &found {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        s.id_prefix,
+                        s.tenant,
+                        s.user,
+                        s.provider,
+                        time(s.created_at),
+                        time(s.last_seen_at),
+                        time(s.expires_at)
+                    );
+                }
+                return ExitCode::SUCCESS;
+            }
+            match revoke_sessions(store.as_ref(), &found).await {
+                Ok(ended) => {
+                    let everywhere =
+                        matches!(cfg.store, vestibule::config::StoreConfig::Postgres { .. });
+                    println!(
+                        "ended {ended} sessions of {} in {}{}",
+                        selection.user.as_deref().unwrap_or_default(),
+                        selection.tenant.as_deref().unwrap_or_default(),
+                        if everywhere {
+                            " (every instance drops them now)"
+                        } else {
+                            " (the running gateway drops its cached copy within session.cache_ttl)"
+                        }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("vestibule: store: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        })
+    })
 }
 
 fn print_errors(file: &std::path::Path, errors: &[vestibule::config::ConfigError]) {

@@ -474,6 +474,16 @@ impl<P: Prepared> SessionManager<P> {
 
 /// Associated data for a sealed session record: a record copied to another id or tenant in
 /// the database no longer opens.
+/// The identity sealed in a stored session record (`id` in hex) of `tenant`, for support
+/// tools; `None` when it does not open with the ring.
+pub fn open_record(keys: &KeyRing, id_hex: &str, tenant: &str, payload: &[u8]) -> Option<Identity> {
+    let id = SessionId::from_hex(id_hex)?;
+    let json = keys.open(&record_aad(&id, tenant), payload).ok()?;
+    serde_json::from_slice::<SealedData>(&json)
+        .ok()
+        .map(|d| d.identity)
+}
+
 /// A session record re-sealed under the active key, with its lookup digests under that key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResealedSession {

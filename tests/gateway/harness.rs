@@ -181,6 +181,8 @@ pub struct Setup {
     pub postgres: Option<String>,
     /// `session.cache_ttl`, when a test sets it.
     pub cache_ttl: Option<&'static str>,
+    /// `store.migrate`, when a test sets it.
+    pub migrate: Option<bool>,
 }
 
 impl Setup {
@@ -204,6 +206,7 @@ impl Setup {
             metrics_allow: None,
             postgres: None,
             cache_ttl: None,
+            migrate: None,
         }
     }
 
@@ -280,6 +283,9 @@ impl Setup {
         }
         if let Some(url) = &self.postgres {
             doc["store"] = json!({ "postgres": { "url": { "value": url } } });
+        }
+        if let Some(migrate) = self.migrate {
+            doc["store"]["migrate"] = json!(migrate);
         }
         if let Some(ttl) = self.cache_ttl {
             doc["session"]["cache_ttl"] = json!(ttl);

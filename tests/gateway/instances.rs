@@ -102,3 +102,143 @@ async fn a_session_is_one_session_on_every_instance_and_ends_everywhere_at_once(
         assert_eq!(r.status, 200, "the other session stays");
     }
 }
+
+fn vestibule(args: &[&str], config: &std::path::Path) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Operations: with `store.migrate: false` the schema comes from `vestibule migrate`; support
+/// staff list a user's sessions and revoke them, and every running instance refuses them at
+/// once (the same notification as a sign-out) while other users stay signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_then_list_and_revoke_a_users_sessions_on_every_instance() {
+    let (_pg, url) = database().await;
+    let up = Upstream::start().await;
+    let mut setup = Setup::new(up.addr);
+    setup.postgres = Some(url);
+    setup.cache_ttl = Some("10m");
+    setup.migrate = Some(false);
+    let config = setup.config_path();
+    let (ok, out, err) = vestibule(&["migrate"], &config);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("migrations applied"));
+    let (ok, _, _) = vestibule(&["migrate"], &config);
+    assert!(ok, "migrating again changes nothing");
+
+    let a = setup.start().await;
+    let b = setup.start_another().await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let mut bob = alice();
+    bob.subject = "bob".into();
+    bob.user = "bob@contoso.example".into();
+    let bob_cookies = [
+        cookie(&sessions.create("contoso", bob.clone()).await.unwrap().1),
+        cookie(&sessions.create("contoso", bob.clone()).await.unwrap().1),
+    ];
+    let alice_cookie = cookie(&sessions.create("contoso", alice()).await.unwrap().1);
+    let bob_elsewhere = cookie(&sessions.create("fabrikam", bob).await.unwrap().1);
+    for gw in [&a, &b] {
+        for c in bob_cookies.iter().chain([&alice_cookie]) {
+            assert_eq!(
+                get(gw.addr, "crm.contoso.localhost", "/deals", &[c])
+                    .await
+                    .status,
+                200
+            );
+        }
+    }
+
+    let (ok, listed, err) = vestibule(
+        &[
+            "sessions",
+            "list",
+            "--tenant",
+            "contoso",
+            "--user",
+            "BOB@contoso.example",
+        ],
+        &config,
+    );
+    assert!(ok, "{err}");
+    let rows: Vec<&str> = listed.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains("\tcontoso\tbob@contoso.example\t")),
+        "{listed}"
+    );
+    let (ok, all, _) = vestibule(&["sessions", "list"], &config);
+    assert!(ok);
+    assert_eq!(all.lines().count(), 1 + 4, "{all}");
+
+    let (ok, _, err) = vestibule(
+        &[
+            "sessions",
+            "revoke",
+            "--tenant",
+            "nowhere",
+            "--user",
+            "bob@contoso.example",
+        ],
+        &config,
+    );
+    assert!(!ok);
+    assert!(err.contains("no tenant `nowhere`"), "{err}");
+    let (ok, out, err) = vestibule(
+        &[
+            "sessions",
+            "revoke",
+            "--tenant",
+            "contoso",
+            "--user",
+            "bob@contoso.example",
+        ],
+        &config,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(
+            "ended 2 sessions of bob@contoso.example in contoso (every instance drops them now)"
+        ),
+        "{out}"
+    );
+    let started = std::time::Instant::now();
+    for gw in [&a, &b] {
+        for c in &bob_cookies {
+            loop {
+                let r = get(gw.addr, "crm.contoso.localhost", "/api/deals", &[c]).await;
+                if r.status == 401 {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(5),
+                    "still served"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        assert_eq!(
+            get(gw.addr, "crm.contoso.localhost", "/deals", &[&alice_cookie])
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            get(gw.addr, "crm.fabrikam.test", "/deals", &[&bob_elsewhere])
+                .await
+                .status,
+            200,
+            "bob's session in another tenant stays"
+        );
+    }
+}
