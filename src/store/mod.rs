@@ -69,6 +69,20 @@ pub enum StoreError {
     Unsupported(String),
 }
 
+/// A token record held for a refresh (`Store::lease_token`): while it is held no other
+/// holder — in this process or, with PostgreSQL, in any instance — gets the same record.
+/// Dropping it without `commit` changes nothing; a process that dies releases it (PostgreSQL
+/// ends the dead connection's transaction and its row lock with it).
+#[async_trait]
+pub trait TokenLease: Send {
+    /// The record as it stands now that it is held (`None`: there is none).
+    fn record(&self) -> Option<&StoredToken>;
+    /// Writes `records` (the held one among them, or others this holder owns by convention,
+    /// such as a resource minted from the held record's refresh token) in one transaction,
+    /// inserting or replacing each, and ends the lease. Durable when it returns `Ok`.
+    async fn commit(self: Box<Self>, records: &[StoredToken]) -> Result<(), StoreError>;
+}
+
 /// What the session-end watch reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEnd {
@@ -139,6 +153,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Deletes a document token record; true when it existed.
     async fn delete_token(&self, id: &TokenId) -> Result<bool, StoreError>;
+    /// Holds the token record `id` for a refresh: waits while another holder has it
+    /// (`wait`), or answers `None` at once (`!wait`: the background refresher leaves it to
+    /// whoever holds it).
+    async fn lease_token(
+        &self,
+        id: &TokenId,
+        wait: bool,
+    ) -> Result<Option<Box<dyn TokenLease>>, StoreError>;
 
     /// Sessions after `after` (by id) in id order, at most `limit`: `(id, tenant, payload)`.
     /// For re-sealing under a new key.

@@ -3,7 +3,7 @@
 //! one set of bodies against both). TLS to the database as the URL asks
 //! (`?sslmode=verify-full`, with rustls and the webpki roots).
 
-use super::{SessionEnd, SessionMatch, Store, StoreError, StoredSession};
+use super::{SessionEnd, SessionMatch, Store, StoreError, StoredSession, TokenLease};
 use crate::clock::UnixSeconds;
 use crate::tokens::{StoredToken, TokenId};
 use async_trait::async_trait;
@@ -54,6 +54,46 @@ async fn listen(
             }
             None => return Err(sqlx::Error::PoolClosed),
         }
+    }
+}
+
+/// A token row locked `FOR UPDATE` in an open transaction.
+struct PgLease {
+    record: Option<StoredToken>,
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+#[async_trait]
+impl TokenLease for PgLease {
+    fn record(&self) -> Option<&StoredToken> {
+        self.record.as_ref()
+    }
+
+    async fn commit(mut self: Box<Self>, records: &[StoredToken]) -> Result<(), StoreError> {
+        for t in records {
+            sqlx::query(
+                "INSERT INTO document_tokens (tenant, owner, provider, resource, payload, \
+                 expires_at, generation, updated_at, refresh_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (tenant, owner, provider, resource) DO UPDATE SET \
+                 payload = excluded.payload, expires_at = excluded.expires_at, \
+                 generation = excluded.generation, updated_at = excluded.updated_at, \
+                 refresh_at = excluded.refresh_at",
+            )
+            .bind(&t.id.tenant)
+            .bind(&t.id.owner)
+            .bind(&t.id.provider)
+            .bind(&t.id.resource)
+            .bind(&t.payload)
+            .bind(t.expires_at)
+            .bind(t.generation)
+            .bind(t.updated_at)
+            .bind(t.refresh_at)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        self.tx.commit().await?;
+        Ok(())
     }
 }
 
@@ -368,6 +408,41 @@ impl Store for PgStore {
                 .await?,
             };
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn lease_token(
+        &self,
+        id: &TokenId,
+        wait: bool,
+    ) -> Result<Option<Box<dyn TokenLease>>, StoreError> {
+        // The row lock lives as long as the transaction: until commit, rollback (drop), or
+        // the connection's end when the process dies. No time-to-live to guess.
+        let mut tx = self.pool.begin().await?;
+        const SELECT: &str = "SELECT tenant, owner, provider, resource, payload, expires_at, \
+             generation, updated_at, refresh_at FROM document_tokens \
+             WHERE tenant = $1 AND owner = $2 AND provider = $3 AND resource = $4";
+        // Two fixed texts, no value in either.
+        let statement = if wait {
+            sqlx::AssertSqlSafe(format!("{SELECT} FOR UPDATE"))
+        } else {
+            sqlx::AssertSqlSafe(format!("{SELECT} FOR UPDATE SKIP LOCKED"))
+        };
+        let row = sqlx::query(statement)
+            .bind(&id.tenant)
+            .bind(&id.owner)
+            .bind(&id.provider)
+            .bind(&id.resource)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if row.is_none() && !wait {
+            // Skipped because another instance holds it, or there is none: either way not
+            // this instance's work now.
+            return Ok(None);
+        }
+        Ok(Some(Box::new(PgLease {
+            record: row.as_ref().map(token_row),
+            tx,
+        })))
     }
 
     async fn delete_token(&self, id: &TokenId) -> Result<bool, StoreError> {

@@ -1,6 +1,6 @@
 //! The embedded SQLite backend (sqlx). WAL mode so readers never wait for the writer.
 
-use super::{SessionMatch, Store, StoreError, StoredSession};
+use super::{SessionMatch, Store, StoreError, StoredSession, TokenLease};
 use crate::clock::UnixSeconds;
 use crate::tokens::{StoredToken, TokenId};
 use async_trait::async_trait;
@@ -320,6 +320,19 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn lease_token(
+        &self,
+        id: &TokenId,
+        _wait: bool,
+    ) -> Result<Option<Box<dyn TokenLease>>, StoreError> {
+        // One gateway per SQLite file: the process's own per-token lock (DocumentTokens) is
+        // the exclusion; the lease is the record as read, written back in one transaction.
+        Ok(Some(Box::new(SqliteLease {
+            record: self.get_token(id).await?,
+            pool: self.pool.clone(),
+        })))
+    }
+
     async fn delete_token(&self, id: &TokenId) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "DELETE FROM document_tokens WHERE tenant = ? AND owner = ? AND provider = ? \
@@ -489,6 +502,46 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 }
+
+/// A token record as read, written back with its companions in one transaction.
+struct SqliteLease {
+    record: Option<StoredToken>,
+    pool: SqlitePool,
+}
+
+#[async_trait]
+impl TokenLease for SqliteLease {
+    fn record(&self) -> Option<&StoredToken> {
+        self.record.as_ref()
+    }
+
+    async fn commit(self: Box<Self>, records: &[StoredToken]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for t in records {
+            sqlx::query(UPSERT_TOKEN)
+                .bind(&t.id.tenant)
+                .bind(&t.id.owner)
+                .bind(&t.id.provider)
+                .bind(&t.id.resource)
+                .bind(&t.payload)
+                .bind(t.expires_at)
+                .bind(t.generation)
+                .bind(t.updated_at)
+                .bind(t.refresh_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Inserts a token record or replaces the one with its key.
+const UPSERT_TOKEN: &str = "INSERT INTO document_tokens (tenant, owner, provider, resource, \
+     payload, expires_at, generation, updated_at, refresh_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     ON CONFLICT (tenant, owner, provider, resource) DO UPDATE SET payload = excluded.payload, \
+     expires_at = excluded.expires_at, generation = excluded.generation, \
+     updated_at = excluded.updated_at, refresh_at = excluded.refresh_at";
 
 /// A `document_tokens` row selected as tenant, owner, provider, resource, payload, expires_at,
 /// generation, updated_at, refresh_at.

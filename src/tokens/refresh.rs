@@ -16,7 +16,7 @@ use crate::clock::{Clock, UnixSeconds};
 use crate::config::{DocumentProvider, DocumentProviderKind, DocumentsConfig, Tenant};
 use crate::crypto::KeyRing;
 use crate::http_client::ProviderHttp;
-use crate::store::Store;
+use crate::store::{Store, TokenLease};
 use crate::throttle::Throttle;
 use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
@@ -245,7 +245,10 @@ impl DocumentTokens {
                 provider: documents.provider.clone(),
                 resource: resource.clone(),
             };
-            out.push(self.refresh_or_keep(&id, documents, scopes, false).await);
+            out.push(
+                self.refresh_or_keep(&id, documents, scopes, None, true)
+                    .await,
+            );
         }
         out
     }
@@ -280,7 +283,10 @@ impl DocumentTokens {
                 provider: documents.provider.clone(),
                 resource: resource.clone(),
             };
-            out.push(self.refresh_or_keep(&id, documents, scopes, true).await);
+            out.push(
+                self.refresh_or_keep(&id, documents, scopes, Some(now), true)
+                    .await,
+            );
         }
         Ok(out)
     }
@@ -334,7 +340,7 @@ impl DocumentTokens {
                 continue;
             }
             if let Lookup::Found(token) = self
-                .refresh_or_keep(&stored.id, documents, scopes, false)
+                .refresh_or_keep(&stored.id, documents, scopes, None, false)
                 .await
             {
                 if token.expires_at > stored.expires_at {
@@ -434,39 +440,50 @@ impl DocumentTokens {
             && self.clock.now() + documents.refresh_margin.as_secs() as i64 >= token.expires_at
     }
 
-    /// Refreshes `id` unless another request just did; what to inject afterwards.
+    /// Refreshes `id` unless another request (here or, on a shared store, on another
+    /// instance) just did; what to inject afterwards. The record is held for the refresh
+    /// (`Store::lease_token`), read again once held, and the new tokens are committed before
+    /// the lease ends and before they are used. `wait: false` (the background refresher)
+    /// leaves a record someone else holds to them.
     async fn refresh_or_keep(
         &self,
         id: &TokenId,
         documents: &DocumentsConfig,
         scopes: &[String],
-        force: bool,
+        forced_at: Option<UnixSeconds>,
+        wait: bool,
     ) -> Lookup {
+        // Requests of this process queue here, not on the database.
         let lock = self.locks.entry(id.clone()).or_default().clone();
         let _one_at_a_time = lock.lock().await;
-        // Read again under the lock: a refresh that finished while we waited is used as is.
-        let stored = match self.store.get_token(id).await {
-            Ok(Some(stored)) => stored,
+        let lease = match self.store.lease_token(id, wait).await {
+            Ok(Some(lease)) => lease,
             Ok(None) => return Lookup::Missing,
             Err(e) => {
                 tracing::error!(tenant = %id.tenant, error = %e, "document token unreadable: store unavailable");
                 return Lookup::Failed;
             }
         };
+        // Read once held: a refresh that finished while we waited is used as is.
+        let Some(stored) = lease.record().cloned() else {
+            return Lookup::Missing;
+        };
         let Ok(current) = open(&self.keys, &stored) else {
             return Lookup::Failed;
         };
         let now = self.clock.now();
-        let usable = current.status == TokenStatus::Ok && current.refresh_token.is_some();
-        let wanted = if force {
-            usable
-        } else {
-            self.due(&current, documents)
+        let wanted = match forced_at {
+            // Unless it was renewed (here or elsewhere) after the caller asked.
+            Some(asked) => current.refreshable() && stored.updated_at <= asked,
+            None => self.due(&current, documents),
         };
         if !wanted || self.retry_at.get(id).is_some_and(|at| now < *at) {
             return Lookup::Found(current);
         }
-        match self.refresh(id, &stored, &current, documents, scopes).await {
+        match self
+            .refresh(lease, &stored, &current, documents, scopes)
+            .await
+        {
             Refreshed::Fresh(token) => {
                 self.retry_at.remove(id);
                 Lookup::Found(token)
@@ -513,7 +530,7 @@ impl DocumentTokens {
 
     async fn refresh(
         &self,
-        id: &TokenId,
+        lease: Box<dyn TokenLease>,
         stored: &StoredToken,
         current: &DocumentToken,
         documents: &DocumentsConfig,
@@ -523,7 +540,7 @@ impl DocumentTokens {
             return Refreshed::NotNow;
         };
         match self
-            .token_request(id, documents, refresh_token, scopes)
+            .token_request(&stored.id, documents, refresh_token, scopes)
             .await
         {
             Granted::Tokens(t) => {
@@ -536,7 +553,8 @@ impl DocumentTokens {
                     status: TokenStatus::Ok,
                     owner_key: current.owner_key.clone(),
                 };
-                if self.commit(stored, &token).await {
+                let record = self.next(stored, &token);
+                if self.commit(lease, &[record]).await {
                     Refreshed::Fresh(token)
                 } else {
                     Refreshed::NotNow
@@ -547,7 +565,8 @@ impl DocumentTokens {
                     status: TokenStatus::ConsentRequired,
                     ..current.clone()
                 };
-                self.commit(stored, &token).await;
+                let record = self.next(stored, &token);
+                self.commit(lease, &[record]).await;
                 Refreshed::ConsentRequired
             }
             Granted::NotNow => Refreshed::NotNow,
@@ -556,7 +575,9 @@ impl DocumentTokens {
 
     /// A Microsoft resource beyond the first, minted from the refresh token that the first
     /// resource's record holds (Microsoft access tokens are single-resource; one refresh
-    /// token per user). Runs under the first record's lock, so its refresh token rotates once.
+    /// token per user). Runs holding the first record, so its refresh token rotates once
+    /// across instances; the rotated refresh token and the minted token are committed
+    /// together.
     async fn mint(
         &self,
         tenant: &str,
@@ -577,6 +598,12 @@ impl DocumentTokens {
         let (source_id, target_id) = (id(first), id(resource));
         let lock = self.locks.entry(source_id.clone()).or_default().clone();
         let _one_at_a_time = lock.lock().await;
+        let lease = match self.store.lease_token(&source_id, true).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return Lookup::Missing,
+            Err(_) => return Lookup::Failed,
+        };
+        // Read once held: another instance may have minted it meanwhile.
         let now = self.clock.now();
         let target = match self.store.get_token(&target_id).await {
             Ok(t) => t,
@@ -593,7 +620,7 @@ impl DocumentTokens {
         if self.retry_at.get(&target_id).is_some_and(|at| now < *at) {
             return opened.map_or(Lookup::Missing, Lookup::Found);
         }
-        let Ok(Some(source)) = self.store.get_token(&source_id).await else {
+        let Some(source) = lease.record().cloned() else {
             return opened.map_or(Lookup::Missing, Lookup::Found);
         };
         let Ok(source_token) = open(&self.keys, &source) else {
@@ -611,17 +638,6 @@ impl DocumentTokens {
             .await
         {
             Granted::Tokens(t) => {
-                if let Some(rotated) = t.refresh_token {
-                    // Keep the rotated refresh token with the first resource, committed
-                    // before the new access token is used.
-                    let kept = DocumentToken {
-                        refresh_token: Some(rotated),
-                        ..source_token.clone()
-                    };
-                    if !self.commit(&source, &kept).await {
-                        return Lookup::Failed;
-                    }
-                }
                 let token = DocumentToken {
                     access_token: t.access_token,
                     expires_at: t.expires_at,
@@ -630,20 +646,25 @@ impl DocumentTokens {
                     status: TokenStatus::Ok,
                     owner_key: source_token.owner_key.clone(),
                 };
-                let record = StoredToken::sealed(
+                let mut records = vec![StoredToken::sealed(
                     &self.keys,
                     target_id.clone(),
                     &token,
                     target.as_ref().map_or(1, |t| t.generation + 1),
                     now,
-                );
-                match self
-                    .store
-                    .put_token(&record, target.as_ref().map(|t| t.generation))
-                    .await
-                {
-                    Ok(true) => Lookup::Found(token),
-                    _ => Lookup::Failed,
+                )];
+                if let Some(rotated) = t.refresh_token {
+                    // The rotated refresh token stays with the first resource.
+                    let kept = DocumentToken {
+                        refresh_token: Some(rotated),
+                        ..source_token.clone()
+                    };
+                    records.push(self.next(&source, &kept));
+                }
+                if self.commit(lease, &records).await {
+                    Lookup::Found(token)
+                } else {
+                    Lookup::Failed
                 }
             }
             Granted::GrantGone => {
@@ -651,7 +672,8 @@ impl DocumentTokens {
                     status: TokenStatus::ConsentRequired,
                     ..source_token
                 };
-                self.commit(&source, &gone).await;
+                let record = self.next(&source, &gone);
+                self.commit(lease, &[record]).await;
                 Lookup::Found(DocumentToken {
                     status: TokenStatus::ConsentRequired,
                     access_token: TokenSecret::new(""),
@@ -763,23 +785,24 @@ impl DocumentTokens {
         self.retry_at.insert(id.clone(), self.clock.now() + wait);
     }
 
-    /// Writes the new token if the record is still the one refreshed from.
-    async fn commit(&self, stored: &StoredToken, token: &DocumentToken) -> bool {
-        let record = StoredToken::sealed(
+    /// `token` as the next write of `stored`'s record.
+    fn next(&self, stored: &StoredToken, token: &DocumentToken) -> StoredToken {
+        StoredToken::sealed(
             &self.keys,
             stored.id.clone(),
             token,
             stored.generation + 1,
             self.clock.now(),
-        );
-        match self.store.put_token(&record, Some(stored.generation)).await {
-            Ok(true) => true,
-            Ok(false) => {
-                tracing::warn!(tenant = %stored.id.tenant, "document token changed during its refresh; not overwritten");
-                false
-            }
+        )
+    }
+
+    /// Writes `records` and ends the lease; false (logged) when the store failed.
+    async fn commit(&self, lease: Box<dyn TokenLease>, records: &[StoredToken]) -> bool {
+        match lease.commit(records).await {
+            Ok(()) => true,
             Err(e) => {
-                tracing::error!(tenant = %stored.id.tenant, error = %e, "refreshed document token not stored");
+                let tenant = records.first().map_or("", |r| r.id.tenant.as_str());
+                tracing::error!(tenant, error = %e, "refreshed document token not stored");
                 false
             }
         }

@@ -307,7 +307,13 @@ async fn put(
         status: TokenStatus::Ok,
         owner_key: None,
     };
-    let record = StoredToken::sealed(&keys, id.clone(), &token, 1, expires_at);
+    let record = StoredToken::sealed(
+        &keys,
+        id.clone(),
+        &token,
+        1,
+        chrono::Utc::now().timestamp() - 60,
+    );
     assert!(store.put_token(&record, None).await.unwrap());
     id
 }
