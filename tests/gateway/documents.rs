@@ -242,7 +242,7 @@ async fn an_expired_or_revoked_token_is_not_sent() {
 
 /// A refresh token from the real `oidc-provider` by the authorization code grant (PKCE),
 /// as the Office 365 grant will obtain one: `(access_token, refresh_token)`.
-async fn real_tokens(op: &crate::peers::OidcPeer, login: &str) -> (String, String) {
+pub async fn real_tokens(op: &crate::peers::OidcPeer, login: &str) -> (String, String) {
     let verifier = format!("verifier-{login}-0123456789abcdefghijklmnopqrstuvwxyz");
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(openssl::sha::sha256(verifier.as_bytes()));
@@ -285,8 +285,8 @@ async fn real_tokens(op: &crate::peers::OidcPeer, login: &str) -> (String, Strin
     )
 }
 
-async fn put(
-    store: &vestibule::store::SqliteStore,
+pub async fn put(
+    store: &dyn Store,
     who: &vestibule::identity::Identity,
     access: &str,
     refresh: &str,
@@ -768,7 +768,7 @@ async fn token_fault(
     assert_eq!(r.status(), 204);
 }
 
-async fn token_requests(op: &crate::peers::OidcPeer) -> u64 {
+pub async fn token_requests(op: &crate::peers::OidcPeer) -> u64 {
     crate::oidc_flow::op_stats(op).await["token"]
         .as_u64()
         .unwrap()

@@ -5,6 +5,7 @@ use crate::databases::Postgres;
 use crate::harness::*;
 use std::sync::Arc;
 use vestibule::clock::SystemClock;
+use vestibule::store::Store;
 
 /// A PostgreSQL server with an empty `vestibule` database; its URL.
 pub async fn database() -> (Postgres, String) {
@@ -241,4 +242,88 @@ async fn migrate_then_list_and_revoke_a_users_sessions_on_every_instance() {
             "bob's session in another tenant stays"
         );
     }
+}
+
+/// Two instances, 50 requests on each meeting the same expired token at once: the token
+/// endpoint (the real oidc-provider, rotating refresh tokens, so a second refresh with the
+/// used token would revoke the grant) sees exactly one refresh, every request gets the new
+/// token, and the rotated refresh token is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_refresh_across_instances() {
+    use crate::documents::{documents_setup, put, real_tokens, ring, token_requests};
+    let (_pg, url) = database().await;
+    let op = crate::peers::OidcPeer::start(&[("ROTATE_REFRESH_TOKENS", "1")]);
+    let up = Upstream::start().await;
+    let mut setup = documents_setup(up.addr);
+    setup.postgres = Some(url.clone());
+    setup.document_providers[0].authority = op.issuer.clone();
+    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
+    setup.document_providers[0].client_secret =
+        Some(crate::spec::Secret::value(crate::peers::CLIENT_SECRET));
+    if let Some(d) = &mut setup.contoso().documents {
+        d.resources = vec![crate::spec::Resource {
+            name: "graph".into(),
+            scopes: vec!["openid".into()],
+        }];
+    }
+    let a = setup.start().await;
+    let b = setup.start_another().await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let who = alice();
+    let c = cookie(&sessions.create("contoso", who.clone()).await.unwrap().1);
+    let store = vestibule::store::PgStore::connect(
+        &url,
+        vestibule::store::PgPoolSettings::default(),
+        false,
+    )
+    .await
+    .unwrap();
+    let (old_access, old_refresh) = real_tokens(&op, "alice").await;
+    let id = put(
+        &store,
+        &who,
+        &old_access,
+        &old_refresh,
+        chrono::Utc::now().timestamp() - 5,
+    )
+    .await;
+    let before = token_requests(&op).await;
+    // The provider answers token requests after 700 ms: both instances' requests surely
+    // meet the due token while the first refresh is under way.
+    let slow = reqwest::Client::new()
+        .post(format!("{}/__token_faults?delay_ms=700&times=5", op.issuer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 204);
+
+    let mut requests = Vec::new();
+    for _ in 0..50 {
+        for gw in [a.addr, b.addr] {
+            let c = c.clone();
+            requests.push(tokio::spawn(async move {
+                get(gw, "crm.contoso.localhost", "/documents/x", &[&c]).await
+            }));
+        }
+    }
+    for r in requests {
+        assert_eq!(r.await.unwrap().status, 200);
+    }
+    assert_eq!(
+        token_requests(&op).await - before,
+        1,
+        "exactly one refresh at the token endpoint for both instances"
+    );
+    let stored = store.get_token(&id).await.unwrap().unwrap();
+    let token = vestibule::tokens::open(&ring(), &stored).unwrap();
+    assert_eq!(stored.generation, 2);
+    assert_ne!(token.access_token.expose(), old_access);
+    assert_ne!(token.refresh_token.as_ref().unwrap().expose(), old_refresh);
+    assert_eq!(token.status, vestibule::tokens::TokenStatus::Ok);
+    // Every request went upstream with the one new token.
+    let seen = up.all();
+    assert_eq!(seen.len(), 100);
+    assert!(seen
+        .iter()
+        .all(|s| s.one("x-vestibule-document-token") == Some(token.access_token.expose())));
 }

@@ -298,9 +298,10 @@ const server = http.createServer((req, res) => {
   }
   if (path === '/__token_faults' && req.method === 'POST') {
     const q = new URLSearchParams(query);
-    tokenFault = q.get('status')
+    tokenFault = q.get('status') || q.get('delay_ms')
       ? {
-        status: Number(q.get('status')),
+        delayMs: Number(q.get('delay_ms') || '0'),
+        status: q.get('status') ? Number(q.get('status')) : null,
         retryAfter: q.get('retry_after'),
         body: q.get('body') || '{"error":"temporarily_unavailable"}',
         times: Number(q.get('times') || '1'),
@@ -315,11 +316,20 @@ const server = http.createServer((req, res) => {
     stats.token += 1;
     if (tokenFault && tokenFault.times > 0) {
       tokenFault.times -= 1;
+      const fault = tokenFault;
+      if (fault.status === null) {
+        // Held, then answered by the provider itself.
+        setTimeout(() => handler(req, res), fault.delayMs);
+        return undefined;
+      }
       req.resume();
-      res.statusCode = tokenFault.status;
-      res.setHeader('content-type', 'application/json');
-      if (tokenFault.retryAfter) res.setHeader('retry-after', tokenFault.retryAfter);
-      return res.end(tokenFault.body);
+      setTimeout(() => {
+        res.statusCode = fault.status;
+        res.setHeader('content-type', 'application/json');
+        if (fault.retryAfter) res.setHeader('retry-after', fault.retryAfter);
+        res.end(fault.body);
+      }, fault.delayMs);
+      return undefined;
     }
   } else if (path.endsWith('/token/revocation')) stats.revocation += 1;
   else if (path.endsWith('/me')) stats.userinfo += 1;
