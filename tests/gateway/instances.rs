@@ -327,3 +327,133 @@ async fn exactly_one_refresh_across_instances() {
         .iter()
         .all(|s| s.one("x-vestibule-document-token") == Some(token.access_token.expose())));
 }
+
+/// Waits until the provider has received `n` more token requests than `before`.
+async fn token_request_arrived(op: &crate::peers::OidcPeer, before: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while crate::documents::token_requests(op).await <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no token request came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A gateway killed (SIGKILL) in the middle of a refresh loses no refresh token the provider
+/// still accepts. Killed while its token request is held and never processed: the old tokens
+/// are still in the database, its row lock died with it, and the other instance refreshes
+/// with the old refresh token. Killed after the provider rotated the token but before the
+/// commit — the one window no client can close — the other instance's refresh presents the
+/// consumed token; this provider (strict reuse detection) revokes the grant, and the user is
+/// sent through consent again (Microsoft and Google accept the old token again instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_mid_refresh_loses_no_usable_refresh_token() {
+    use crate::documents::{documents_setup, put, real_tokens, ring, token_requests};
+    let (_pg, url) = database().await;
+    let op = crate::peers::OidcPeer::start(&[("ROTATE_REFRESH_TOKENS", "1")]);
+    let up = Upstream::start().await;
+    let mut setup = documents_setup(up.addr);
+    setup.postgres = Some(url.clone());
+    setup.document_providers[0].authority = op.issuer.clone();
+    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
+    setup.document_providers[0].client_secret =
+        Some(crate::spec::Secret::value(crate::peers::CLIENT_SECRET));
+    if let Some(d) = &mut setup.contoso().documents {
+        d.resources = vec![crate::spec::Resource {
+            name: "graph".into(),
+            scopes: vec!["openid".into()],
+        }];
+    }
+    let store =
+        vestibule::store::PgStore::connect(&url, vestibule::store::PgPoolSettings::default(), true)
+            .await
+            .unwrap();
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let fault = |query: &'static str| {
+        let issuer = op.issuer.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{issuer}/__token_faults?{query}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 204);
+        }
+    };
+
+    for (login, held, rotated) in [
+        // Held, then answered 503 without the provider processing it.
+        ("alice", "status=503&delay_ms=1500&times=1", false),
+        // Processed by the provider at once (the refresh token rotates), answered late.
+        ("bob", "hold_response_ms=1500&times=1", true),
+    ] {
+        let mut who = alice();
+        who.subject = format!("{login}-subject");
+        let c = cookie(&sessions.create("contoso", who.clone()).await.unwrap().1);
+        // Started first: their background refreshers look at once at start, then a minute
+        // later; the token below is met by the request.
+        let mut a = setup.start().await;
+        let b = setup.start_another().await;
+        let (old_access, old_refresh) = real_tokens(&op, login).await;
+        let id = put(
+            &store,
+            &who,
+            &old_access,
+            &old_refresh,
+            chrono::Utc::now().timestamp() - 5,
+        )
+        .await;
+        fault(held).await;
+        let before = token_requests(&op).await;
+        let addr = a.addr;
+        let c2 = c.clone();
+        let on_a = tokio::spawn(async move {
+            raw(
+                addr,
+                &format!("GET /documents/x HTTP/1.1\r\nHost: crm.contoso.localhost\r\n{c2}\r\nConnection: close\r\n\r\n"),
+            )
+            .await
+        });
+        token_request_arrived(&op, before).await;
+        a.stop();
+        assert!(on_a.await.unwrap().is_err(), "A died before answering");
+        // Nothing was committed by A.
+        let stored = store.get_token(&id).await.unwrap().unwrap();
+        assert_eq!(stored.generation, 1, "{login}");
+        // Let the held request finish at the provider.
+        tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
+
+        let r = get(
+            b.addr,
+            "crm.contoso.localhost",
+            "/documents/x",
+            &[&c, "Accept: text/html"],
+        )
+        .await;
+        let token = vestibule::tokens::open(&ring(), &store.get_token(&id).await.unwrap().unwrap())
+            .unwrap();
+        if rotated {
+            assert_eq!(r.status, 302, "{login}: consent again: {}", r.body);
+            assert!(r
+                .header("location")
+                .unwrap()
+                .starts_with("/_vestibule/documents/connect"));
+            assert_eq!(
+                token.status,
+                vestibule::tokens::TokenStatus::ConsentRequired
+            );
+        } else {
+            assert_eq!(r.status, 200, "{login}: {}", r.body);
+            let injected = up
+                .last()
+                .one("x-vestibule-document-token")
+                .unwrap()
+                .to_owned();
+            assert_ne!(injected, old_access, "refreshed with the old refresh token");
+            assert_eq!(token.access_token.expose(), injected);
+            assert_eq!(token.status, vestibule::tokens::TokenStatus::Ok);
+            assert_ne!(token.refresh_token.as_ref().unwrap().expose(), old_refresh);
+        }
+    }
+}

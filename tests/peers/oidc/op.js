@@ -298,9 +298,10 @@ const server = http.createServer((req, res) => {
   }
   if (path === '/__token_faults' && req.method === 'POST') {
     const q = new URLSearchParams(query);
-    tokenFault = q.get('status') || q.get('delay_ms')
+    tokenFault = q.get('status') || q.get('delay_ms') || q.get('hold_response_ms')
       ? {
         delayMs: Number(q.get('delay_ms') || '0'),
+        holdResponseMs: Number(q.get('hold_response_ms') || '0'),
         status: q.get('status') ? Number(q.get('status')) : null,
         retryAfter: q.get('retry_after'),
         body: q.get('body') || '{"error":"temporarily_unavailable"}',
@@ -317,6 +318,16 @@ const server = http.createServer((req, res) => {
     if (tokenFault && tokenFault.times > 0) {
       tokenFault.times -= 1;
       const fault = tokenFault;
+      if (fault.holdResponseMs > 0) {
+        // Processed now (a refresh token rotates), answered later: a client that dies
+        // meanwhile never learns the new tokens.
+        const end = res.end.bind(res);
+        res.end = (...args) => {
+          setTimeout(() => end(...args), fault.holdResponseMs);
+          return res;
+        };
+        return handler(req, res);
+      }
       if (fault.status === null) {
         // Held, then answered by the provider itself.
         setTimeout(() => handler(req, res), fault.delayMs);
