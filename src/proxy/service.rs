@@ -192,7 +192,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         while let Some(end) = ends.recv().await {
             match end {
                 crate::store::SessionEnd::Ended(id) => watched.ended_elsewhere(&id),
-                crate::store::SessionEnd::Missed => watched.forget_all(),
+                crate::store::SessionEnd::Missed => watched.recheck_all(),
             }
         }
     });

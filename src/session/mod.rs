@@ -46,6 +46,9 @@ pub struct SessionManager<P> {
     full_sweep_at: AtomicI64,
     /// Sessions revoked here within the last `cache_ttl`, never to be cached again.
     revoked: std::sync::Mutex<std::collections::HashMap<SessionId, UnixSeconds>>,
+    /// Cached copies loaded at or before this time are checked against the store at their
+    /// next request (notifications of ended sessions may have been missed until then).
+    recheck_before: AtomicI64,
     prepare: Box<Preparer<P>>,
     touch_interval: i64,
     touches: Arc<TouchQueue>,
@@ -91,6 +94,7 @@ impl<P: Prepared> SessionManager<P> {
             touches: Arc::default(),
             full_sweep_at: AtomicI64::new(UnixSeconds::MIN),
             revoked: Default::default(),
+            recheck_before: AtomicI64::new(UnixSeconds::MIN),
         }
     }
 
@@ -163,12 +167,22 @@ impl<P: Prepared> SessionManager<P> {
         // ids are unique, so the entry under this id was created or loaded for it.
         let cached = self.cache.get(&id).map(|entry| entry.value().clone());
         if let Some(live) = &cached {
-            if now < live.revalidate_at {
+            let loaded_at = live.revalidate_at - self.config.cache_ttl.as_secs() as i64;
+            if now < live.revalidate_at && loaded_at > self.recheck_before.load(Ordering::Relaxed) {
                 return Ok(self.check_live(live.clone(), now));
             }
         }
         // Not cached, or due for a check against the store (revoked elsewhere? expired?).
-        let Some(stored) = self.store.get_session(&id.to_hex()).await? else {
+        let stored = match self.store.get_session(&id.to_hex()).await {
+            Ok(stored) => stored,
+            // The store is unreachable: a session this instance holds keeps working (nothing
+            // can be revoked meanwhile either); it is checked again at its next request.
+            Err(e) => match cached {
+                Some(live) => return Ok(self.check_live(live, now)),
+                None => return Err(e),
+            },
+        };
+        let Some(stored) = stored else {
             self.cache.remove(&id);
             return Ok(None);
         };
@@ -305,9 +319,11 @@ impl<P: Prepared> SessionManager<P> {
     }
 
     /// Notifications of ended sessions may have been missed: every cached session is checked
-    /// against the store again at its next request.
-    pub fn forget_all(&self) {
-        self.cache.clear();
+    /// against the store again at its next request (kept meanwhile: while the store is
+    /// unreachable, cached sessions go on working).
+    pub fn recheck_all(&self) {
+        self.recheck_before
+            .fetch_max(self.clock.now(), Ordering::Relaxed);
     }
 
     fn is_revoked(&self, id: &SessionId) -> bool {

@@ -64,9 +64,9 @@ pub enum StoreError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// A configured backend that this build does not provide yet.
-    #[error("{0}")]
-    Unsupported(String),
+    /// The database was unreachable moments ago: answered at once instead of waiting again.
+    #[error("database unreachable (failing fast; retried shortly)")]
+    Unreachable,
 }
 
 /// A token record held for a refresh (`Store::lease_token`): while it is held no other

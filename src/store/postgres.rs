@@ -11,6 +11,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Row, SqlSafeStr};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Versioned schema, embedded in the binary. sqlx takes an advisory lock while migrating, so
@@ -110,15 +111,21 @@ impl Default for PgPoolSettings {
     fn default() -> Self {
         Self {
             max_connections: 10,
-            acquire_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(3),
         }
     }
 }
+
+/// After the database could not be reached, how long requests fail at once instead of each
+/// waiting `acquire_timeout` for a connection that will not come.
+const FAIL_FAST: Duration = Duration::from_secs(2);
 
 /// PostgreSQL-backed store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Until when requests fail at once (the database was unreachable just now).
+    unreachable_until: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl PgStore {
@@ -134,7 +141,10 @@ impl PgStore {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_lazy_with(options);
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            unreachable_until: Arc::default(),
+        };
         if migrate {
             store.migrate().await?;
         }
@@ -145,6 +155,63 @@ impl PgStore {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         migrator().run(&self.pool).await?;
         Ok(())
+    }
+
+    /// A connection, or at once an error while the database was found unreachable within
+    /// the last `FAIL_FAST` (one request in that window waits for the pool instead, and
+    /// finds out whether it is back).
+    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, StoreError> {
+        self.fail_fast()?;
+        let conn = self.pool.acquire().await.map_err(|e| self.unreachable(e))?;
+        self.reachable();
+        Ok(conn)
+    }
+
+    /// A transaction, as `conn`.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        self.fail_fast()?;
+        let tx = self.pool.begin().await.map_err(|e| self.unreachable(e))?;
+        self.reachable();
+        Ok(tx)
+    }
+
+    fn reachable(&self) {
+        let mut until = self
+            .unreachable_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if until.is_some() {
+            *until = None;
+        }
+    }
+
+    fn fail_fast(&self) -> Result<(), StoreError> {
+        let mut until = self
+            .unreachable_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match *until {
+            Some(t) if std::time::Instant::now() < t => Err(StoreError::Unreachable),
+            Some(_) => {
+                // This request probes; the others keep failing fast meanwhile.
+                *until = Some(std::time::Instant::now() + FAIL_FAST);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn unreachable(&self, e: sqlx::Error) -> StoreError {
+        if matches!(
+            e,
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+        ) {
+            *self
+                .unreachable_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now() + FAIL_FAST);
+        }
+        e.into()
     }
 
     /// The pool (the session-revocation listener connects with its options).
@@ -169,7 +236,7 @@ impl Store for PgStore {
         .bind(&s.subject_digest)
         .bind(&s.sid_digest)
         .bind(s.checked_at)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -180,7 +247,7 @@ impl Store for PgStore {
              subject_digest, sid_digest, checked_at FROM sessions WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(row.map(|r| StoredSession {
             id: r.get(0),
@@ -199,7 +266,7 @@ impl Store for PgStore {
         sqlx::query("UPDATE sessions SET checked_at = GREATEST(checked_at, $1) WHERE id = $2")
             .bind(at)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -225,7 +292,7 @@ impl Store for PgStore {
         }
         Ok(query
             .build()
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?
             .into_iter()
             .map(|r| r.get(0))
@@ -237,7 +304,7 @@ impl Store for PgStore {
         sqlx::query("UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $1) WHERE id = $2")
             .bind(last_seen_at)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -247,7 +314,7 @@ impl Store for PgStore {
             return Ok(());
         }
         // One transaction: one WAL commit for the whole batch instead of one per session.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for (id, seen) in touches {
             sqlx::query(
                 "UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $1) WHERE id = $2",
@@ -270,7 +337,7 @@ impl Store for PgStore {
         )
         .bind(id)
         .bind(SESSION_ENDS)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         Ok(!ended.is_empty())
     }
@@ -306,7 +373,7 @@ impl Store for PgStore {
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
             .bind(now)
             .bind(idle_before)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -329,7 +396,7 @@ impl Store for PgStore {
         .bind(key)
         .bind(expires_at)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -337,13 +404,15 @@ impl Store for PgStore {
     async fn purge_seen(&self, now: UnixSeconds) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM seen_once WHERE expires_at <= $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.conn().await?)
+            .await?;
         Ok(())
     }
 
@@ -356,7 +425,7 @@ impl Store for PgStore {
         .bind(&id.owner)
         .bind(&id.provider)
         .bind(&id.resource)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(row.map(|r| StoredToken {
             id: id.clone(),
@@ -386,7 +455,7 @@ impl Store for PgStore {
                     .bind(t.generation)
                     .bind(t.updated_at)
                     .bind(t.refresh_at)
-                    .execute(&self.pool)
+                    .execute(&mut *self.conn().await?)
                     .await?
                 }
                 Some(generation) => sqlx::query(
@@ -404,7 +473,7 @@ impl Store for PgStore {
                 .bind(&t.id.provider)
                 .bind(&t.id.resource)
                 .bind(generation)
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await?,
             };
         Ok(done.rows_affected() == 1)
@@ -417,7 +486,7 @@ impl Store for PgStore {
     ) -> Result<Option<Box<dyn TokenLease>>, StoreError> {
         // The row lock lives as long as the transaction: until commit, rollback (drop), or
         // the connection's end when the process dies. No time-to-live to guess.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         const SELECT: &str = "SELECT tenant, owner, provider, resource, payload, expires_at, \
              generation, updated_at, refresh_at FROM document_tokens \
              WHERE tenant = $1 AND owner = $2 AND provider = $3 AND resource = $4";
@@ -454,7 +523,7 @@ impl Store for PgStore {
         .bind(&id.owner)
         .bind(&id.provider)
         .bind(&id.resource)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -469,7 +538,7 @@ impl Store for PgStore {
         )
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?
         .into_iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -491,13 +560,13 @@ impl Store for PgStore {
         .bind(&new.sid_digest)
         .bind(id)
         .bind(old)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn move_token(&self, old: &StoredToken, new: &StoredToken) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let deleted = sqlx::query(
             "DELETE FROM document_tokens WHERE tenant = $1 AND owner = $2 AND provider = $3 \
              AND resource = $4 AND generation = $5",
@@ -556,7 +625,7 @@ impl Store for PgStore {
         .bind(p)
         .bind(r)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?
         .iter()
         .map(token_row)
@@ -584,7 +653,7 @@ impl Store for PgStore {
         .bind(now)
         .bind(idle_before)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?
         .iter()
         .map(token_row)
@@ -607,7 +676,7 @@ impl Store for PgStore {
         .bind(&id.provider)
         .bind(&id.resource)
         .bind(old)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -457,3 +457,94 @@ async fn a_gateway_killed_mid_refresh_loses_no_usable_refresh_token() {
         }
     }
 }
+
+/// PostgreSQL stopped under a running gateway: cached sessions keep working, readiness says
+/// why it fails, what needs the database (an uncached session, a sign-in's completion)
+/// answers 503 and creates nothing; when PostgreSQL is back everything works again without
+/// restarting the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_going_away_and_coming_back() {
+    use crate::oidc_flow::{begin, callback, oidc_setup};
+    let (mut pg, url) = database().await;
+    let op = crate::peers::OidcPeer::start(&[]);
+    let up = Upstream::start().await;
+    let mut setup = oidc_setup(up.addr, &op.issuer);
+    setup.postgres = Some(url.clone());
+    setup.cache_ttl = Some("10m");
+    let gw = setup.start().await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let cached = cookie(&sessions.create("contoso", alice()).await.unwrap().1);
+    let mut bob = alice();
+    bob.subject = "bob".into();
+    let uncached = cookie(&sessions.create("contoso", bob).await.unwrap().1);
+    assert_eq!(
+        get(gw.addr, "crm.contoso.localhost", "/deals", &[&cached])
+            .await
+            .status,
+        200
+    );
+    let count = |url: String| async move {
+        let store = vestibule::store::PgStore::connect(
+            &url,
+            vestibule::store::PgPoolSettings::default(),
+            false,
+        )
+        .await
+        .unwrap();
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(count(url.clone()).await, 2);
+
+    pg.pause();
+    let r = get(gw.addr, "crm.contoso.localhost", "/deals", &[&cached]).await;
+    assert_eq!(r.status, 200, "a cached session keeps working");
+    let ready = get(gw.addr, "x", "/_vestibule/ready", &[]).await;
+    assert_eq!(ready.status, 503);
+    assert!(
+        ready.body.contains("session store unreachable"),
+        "{}",
+        ready.body
+    );
+    let r = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/deals",
+        &[&uncached, "Accept: text/html"],
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("temporarily unavailable"), "{}", r.body);
+    // A sign-in up to the provider needs no database; its completion does: 503, nothing made.
+    let (auth, binding) = begin(&gw).await;
+    let back = op.sign_in(&auth, "carol").await;
+    let hits = up.hits();
+    let refused = callback(&gw, &back, &binding).await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused
+        .headers
+        .iter()
+        .all(|(n, v)| !n.eq_ignore_ascii_case("set-cookie") || !v.starts_with("vestibule=v1.")));
+    assert_eq!(up.hits(), hits, "nothing forwarded");
+
+    pg.resume();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while get(gw.addr, "x", "/_vestibule/ready", &[]).await.status != 200 {
+        assert!(std::time::Instant::now() < deadline, "not ready again");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(count(url.clone()).await, 2, "no half-made session");
+    assert_eq!(
+        get(gw.addr, "crm.contoso.localhost", "/deals", &[&uncached])
+            .await
+            .status,
+        200
+    );
+    let (auth, binding) = begin(&gw).await;
+    let back = op.sign_in(&auth, "carol").await;
+    let signed_in = callback(&gw, &back, &binding).await;
+    assert_eq!(signed_in.status, 302, "{}", signed_in.body);
+    assert_eq!(count(url).await, 3);
+}
