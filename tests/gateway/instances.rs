@@ -548,3 +548,40 @@ async fn the_database_going_away_and_coming_back() {
     assert_eq!(signed_in.status, 302, "{}", signed_in.body);
     assert_eq!(count(url).await, 3);
 }
+
+/// A sign-in's callback used on one instance is refused on the other (its single-use state
+/// is one record in the shared database), and so is a replay on the same instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_used_on_one_instance_is_refused_on_the_other() {
+    use crate::oidc_flow::{begin, callback, oidc_setup};
+    let (_pg, url) = database().await;
+    let op = crate::peers::OidcPeer::start(&[]);
+    let up = Upstream::start().await;
+    let mut setup = oidc_setup(up.addr, &op.issuer);
+    setup.postgres = Some(url);
+    let a = setup.start().await;
+    let b = setup.start_another().await;
+    let (auth, binding) = begin(&a).await;
+    let back = op.sign_in(&auth, "alice").await;
+    let first = callback(&a, &back, &binding).await;
+    assert_eq!(first.status, 302, "{}", first.body);
+    for gw in [&b, &a] {
+        let again = callback(gw, &back, &binding).await;
+        assert_eq!(again.status, 400, "{}", again.body);
+        assert!(
+            again
+                .body
+                .contains("the sign-in request is not valid (start again)"),
+            "refused as a used state, before any exchange: {}",
+            again.body
+        );
+        assert!(
+            again
+                .headers
+                .iter()
+                .all(|(n, v)| !n.eq_ignore_ascii_case("set-cookie")
+                    || !v.starts_with("vestibule=v1.")),
+            "no session for a replay"
+        );
+    }
+}
