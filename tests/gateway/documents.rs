@@ -22,6 +22,21 @@ pub fn ring() -> KeyRing {
     KeyRing::new("k1", &[("k1".into(), key)]).unwrap()
 }
 
+/// Points the document provider at the real `oidc-provider` peer `op` (the test client, one
+/// resource `graph` with a scope the peer knows).
+pub fn use_provider(setup: &mut Setup, op: &crate::peers::OidcPeer) {
+    setup.document_providers[0].authority = op.issuer.clone();
+    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
+    setup.document_providers[0].client_secret =
+        Some(spec::Secret::value(crate::peers::CLIENT_SECRET));
+    if let Some(d) = &mut setup.contoso().documents {
+        d.resources = vec![spec::Resource {
+            name: "graph".into(),
+            scopes: vec!["openid".into()],
+        }];
+    }
+}
+
 pub fn documents_setup(up: std::net::SocketAddr) -> Setup {
     let mut setup = Setup::new(up);
     setup.document_providers.push(spec::DocumentProvider {
@@ -326,16 +341,7 @@ async fn a_due_token_is_refreshed_once_for_fifty_concurrent_requests() {
     let op = crate::peers::OidcPeer::start(&[("ROTATE_REFRESH_TOKENS", "1")]);
     let up = Upstream::start().await;
     let mut setup = documents_setup(up.addr);
-    setup.document_providers[0].authority = op.issuer.clone();
-    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
-    setup.document_providers[0].client_secret =
-        Some(spec::Secret::value(crate::peers::CLIENT_SECRET));
-    if let Some(d) = &mut setup.contoso().documents {
-        d.resources = vec![spec::Resource {
-            name: "graph".into(),
-            scopes: vec!["openid".into()],
-        }];
-    }
+    use_provider(&mut setup, &op);
     let gw = setup.start().await;
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let alice_id = alice();
@@ -615,12 +621,8 @@ async fn a_refused_client_secret_is_reported_by_readiness_not_as_consent() {
     let op = crate::peers::OidcPeer::start(&[]);
     let up = Upstream::start().await;
     let mut setup = documents_setup(up.addr);
-    setup.document_providers[0].authority = op.issuer.clone();
-    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
+    use_provider(&mut setup, &op);
     setup.document_providers[0].client_secret = Some(spec::Secret::value("not-the-secret"));
-    if let Some(d) = &mut setup.contoso().documents {
-        d.resources.truncate(1);
-    }
     let gw = setup.start().await;
     assert_eq!(
         get(gw.addr, "x", "/_vestibule/ready", &[]).await.status,
@@ -676,16 +678,7 @@ async fn the_crm_can_ask_for_a_fresh_token() {
     let op = crate::peers::OidcPeer::start(&[]);
     let up = Upstream::start().await;
     let mut setup = documents_setup(up.addr);
-    setup.document_providers[0].authority = op.issuer.clone();
-    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
-    setup.document_providers[0].client_secret =
-        Some(spec::Secret::value(crate::peers::CLIENT_SECRET));
-    if let Some(d) = &mut setup.contoso().documents {
-        d.resources = vec![spec::Resource {
-            name: "graph".into(),
-            scopes: vec!["openid".into()],
-        }];
-    }
+    use_provider(&mut setup, &op);
     let gw = setup.start().await;
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let who = alice();
@@ -783,16 +776,7 @@ async fn throttling_backs_off_while_the_current_token_serves() {
     let op = crate::peers::OidcPeer::start(&[("ROTATE_REFRESH_TOKENS", "1")]);
     let up = Upstream::start().await;
     let mut setup = documents_setup(up.addr);
-    setup.document_providers[0].authority = op.issuer.clone();
-    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
-    setup.document_providers[0].client_secret =
-        Some(spec::Secret::value(crate::peers::CLIENT_SECRET));
-    if let Some(d) = &mut setup.contoso().documents {
-        d.resources = vec![spec::Resource {
-            name: "graph".into(),
-            scopes: vec!["openid".into()],
-        }];
-    }
+    use_provider(&mut setup, &op);
     let gw = setup.start().await;
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let store = vestibule::store::SqliteStore::open(&setup.dir.path().join("v.db"))
@@ -1329,15 +1313,8 @@ async fn tokens_of_live_sessions_are_refreshed_ahead_of_expiry_in_the_background
     let op = crate::peers::OidcPeer::start(&[("ROTATE_REFRESH_TOKENS", "1")]);
     let up = Upstream::start().await;
     let mut setup = documents_setup(up.addr);
-    setup.document_providers[0].authority = op.issuer.clone();
-    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
-    setup.document_providers[0].client_secret =
-        Some(spec::Secret::value(crate::peers::CLIENT_SECRET));
+    use_provider(&mut setup, &op);
     if let Some(d) = &mut setup.contoso().documents {
-        d.resources = vec![spec::Resource {
-            name: "graph".into(),
-            scopes: vec!["openid".into()],
-        }];
         // The schedule looks every fifth of the margin: every 2 s here.
         d.refresh_margin = Some("10s".into());
     }

@@ -256,16 +256,7 @@ async fn exactly_one_refresh_across_instances() {
     let up = Upstream::start().await;
     let mut setup = documents_setup(up.addr);
     setup.postgres = Some(url.clone());
-    setup.document_providers[0].authority = op.issuer.clone();
-    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
-    setup.document_providers[0].client_secret =
-        Some(crate::spec::Secret::value(crate::peers::CLIENT_SECRET));
-    if let Some(d) = &mut setup.contoso().documents {
-        d.resources = vec![crate::spec::Resource {
-            name: "graph".into(),
-            scopes: vec!["openid".into()],
-        }];
-    }
+    crate::documents::use_provider(&mut setup, &op);
     let a = setup.start().await;
     let b = setup.start_another().await;
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
@@ -355,16 +346,7 @@ async fn a_gateway_killed_mid_refresh_loses_no_usable_refresh_token() {
     let up = Upstream::start().await;
     let mut setup = documents_setup(up.addr);
     setup.postgres = Some(url.clone());
-    setup.document_providers[0].authority = op.issuer.clone();
-    setup.document_providers[0].client_id = crate::peers::CLIENT_ID.into();
-    setup.document_providers[0].client_secret =
-        Some(crate::spec::Secret::value(crate::peers::CLIENT_SECRET));
-    if let Some(d) = &mut setup.contoso().documents {
-        d.resources = vec![crate::spec::Resource {
-            name: "graph".into(),
-            scopes: vec!["openid".into()],
-        }];
-    }
+    crate::documents::use_provider(&mut setup, &op);
     let store =
         vestibule::store::PgStore::connect(&url, vestibule::store::PgPoolSettings::default(), true)
             .await

@@ -59,15 +59,7 @@ impl Backend {
                 }
             }
             Backend::Postgres => {
-                let pg = Postgres::start();
-                let admin = PgStore::connect(&pg.url(), PgPoolSettings::default(), false)
-                    .await
-                    .unwrap();
-                sqlx::query("CREATE DATABASE vestibule")
-                    .execute(admin.pool())
-                    .await
-                    .unwrap();
-                let url = format!("postgres://postgres@127.0.0.1:{}/vestibule", pg.port);
+                let (pg, url) = crate::instances::database().await;
                 let reopen = Reopen::Postgres(url);
                 Fresh {
                     store: reopen.open().await,
