@@ -239,6 +239,16 @@ impl Gateway {
                     .await
             }
         };
+        // A refresh that could not reach the store is a 503, as every other request that
+        // needs it (not a 200 saying "unavailable").
+        let failed = lookups
+            .iter()
+            .any(|l| matches!(l, crate::tokens::inject::Lookup::Failed));
+        if failed && self.store.ping().await.is_err() {
+            return self
+                .fail(downstream, ctx, GatewayError::StoreUnavailable)
+                .await;
+        }
         let injected = crate::tokens::inject::headers(
             &self.header_prefix,
             &documents,

@@ -453,6 +453,9 @@ async fn the_database_going_away_and_coming_back() {
     let mut setup = oidc_setup(up.addr, &op.issuer);
     setup.postgres = Some(url.clone());
     setup.cache_ttl = Some("10m");
+    let docs = crate::documents::documents_setup(up.addr);
+    setup.document_providers = docs.document_providers.clone();
+    setup.contoso().documents = docs.tenants[0].documents.clone();
     let gw = setup.start().await;
     let sessions = setup.sessions(Arc::new(SystemClock)).await;
     let cached = cookie(&sessions.create("contoso", alice()).await.unwrap().1);
@@ -499,6 +502,14 @@ async fn the_database_going_away_and_coming_back() {
     .await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.body.contains("temporarily unavailable"), "{}", r.body);
+    // The CRM asking for fresh document tokens: 503 too.
+    let refresh = raw(
+        gw.addr,
+        &format!("POST /_vestibule/documents/refresh HTTP/1.1\r\nHost: crm.contoso.localhost\r\n{cached}\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refresh.status, 503, "{}", refresh.body);
     // A sign-in up to the provider needs no database; its completion does: 503, nothing made.
     let (auth, binding) = begin(&gw).await;
     let back = op.sign_in(&auth, "carol").await;
