@@ -12,6 +12,10 @@ use super::TokenSecret;
 /// Azure AD's "client request loop" (throttling of user-facing token requests).
 const AADSTS_LOOP: i64 = 50196;
 
+/// The longest access-token lifetime believed (Azure AD's longest, for continuous access
+/// evaluation, is 28 hours): a larger `expires_in` is cut to it, never overflows.
+pub const MAX_LIFETIME_SECS: i64 = 2 * 86_400;
+
 /// A token endpoint's answer, classified.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -39,10 +43,18 @@ pub enum Answer {
         /// The server's `Retry-After`, seconds.
         retry_after: Option<u64>,
     },
-    /// The gateway's client itself is refused (`invalid_client`, `unauthorized_client`, a
-    /// scope the registration lacks…): the error code, sanitised.
+    /// The gateway's client itself is refused (`invalid_client`, or a 401 without an error
+    /// code): its secret or certificate is wrong or expired — every refresh of this provider
+    /// fails alike, an operator's problem.
     ClientRefused {
         /// The error code.
+        code: String,
+    },
+    /// This request is refused for a reason of its own (`unauthorized_client` — e.g. one
+    /// customer's tenant disabled the application —, `invalid_scope`, `invalid_request`…):
+    /// this token backs off for long; the provider as a whole is not judged by it.
+    Refused {
+        /// The error code, sanitised.
         code: String,
     },
 }
@@ -74,7 +86,7 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<u64>) -> Answer {
         return match (text("access_token"), expires_in) {
             (Some(access), Some(expires_in)) if !access.is_empty() => Answer::Tokens {
                 access_token: TokenSecret::new(access),
-                expires_in: expires_in.max(0),
+                expires_in: expires_in.clamp(0, MAX_LIFETIME_SECS),
                 refresh_token: text("refresh_token")
                     .filter(|r| !r.is_empty())
                     .map(TokenSecret::new),
@@ -109,11 +121,11 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<u64>) -> Answer {
             reason: sanitised(error),
             retry_after,
         },
-        (400 | 401 | 403, _) if !error.is_empty() => Answer::ClientRefused {
-            code: sanitised(error),
-        },
-        (401, _) => Answer::ClientRefused {
+        (400 | 401, "invalid_client") | (401, "") => Answer::ClientRefused {
             code: "invalid_client".into(),
+        },
+        (400 | 401 | 403, _) => Answer::Refused {
+            code: sanitised(error),
         },
         (status, _) => Answer::RetryLater {
             reason: format!("status {status}"),
@@ -215,10 +227,27 @@ mod tests {
                 code: "invalid_client".into()
             }
         );
+        // One tenant's disabled application, a scope: this token's problem, not the client's.
+        assert_eq!(
+            classify(
+                400,
+                br#"{"error":"unauthorized_client","error_codes":[700016]}"#,
+                None
+            ),
+            Answer::Refused {
+                code: "unauthorized_client".into()
+            }
+        );
         assert_eq!(
             classify(400, br#"{"error":"invalid_scope\n<script>"}"#, None),
-            Answer::ClientRefused {
+            Answer::Refused {
                 code: "invalid_scopescript".into()
+            }
+        );
+        assert_eq!(
+            classify(403, b"", None),
+            Answer::Refused {
+                code: "refused".into()
             }
         );
     }

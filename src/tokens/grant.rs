@@ -145,6 +145,13 @@ pub fn is_document_admin(documents: &DocumentsConfig, identity: &Identity) -> bo
             .is_some_and(allowed)
 }
 
+/// An access token's lifetime from `expires_in` (an hour when absent), within bounds.
+fn lifetime(expires_in: Option<u64>) -> i64 {
+    expires_in.map_or(3600, |s| {
+        s.min(super::answer::MAX_LIFETIME_SECS as u64) as i64
+    })
+}
+
 /// The login state's provider field for a document grant: never a sign-in provider's name
 /// (those have no `:`), so neither callback accepts the other's state.
 fn state_provider(documents: &DocumentsConfig) -> String {
@@ -422,7 +429,7 @@ impl DocumentGrants {
         };
         let token = DocumentToken {
             access_token: TokenSecret::new(granted.access_token),
-            expires_at: now + granted.expires_in.unwrap_or(3600) as i64,
+            expires_at: now + lifetime(granted.expires_in),
             refresh_token: granted.refresh_token.map(TokenSecret::new),
             scope: granted.scope.unwrap_or_default(),
             status: TokenStatus::Ok,
@@ -471,7 +478,7 @@ impl DocumentGrants {
         };
         let token = DocumentToken {
             access_token: TokenSecret::new(granted.access_token),
-            expires_at: now + granted.expires_in.unwrap_or(3600) as i64,
+            expires_at: now + lifetime(granted.expires_in),
             refresh_token: Some(TokenSecret::new(refresh_token)),
             scope: granted.scope.unwrap_or_default(),
             status: TokenStatus::Ok,

@@ -204,9 +204,28 @@ pub async fn lookup(
     provider: &str,
     resources: &[(String, Vec<String>)],
 ) -> Vec<inject::Lookup> {
+    lookup_owned(store, keys, tenant, owners, provider, resources)
+        .await
+        .into_iter()
+        .map(|(lookup, _)| lookup)
+        .collect()
+}
+
+/// As `lookup`, with the owner digest each record was found under (the current key's when
+/// none was found): a refresh or mint must hold that very record, which before `rotate-key`
+/// may be under an older key's digest.
+pub async fn lookup_owned(
+    store: &dyn crate::store::Store,
+    keys: &KeyRing,
+    tenant: &str,
+    owners: &[String],
+    provider: &str,
+    resources: &[(String, Vec<String>)],
+) -> Vec<(inject::Lookup, Option<String>)> {
     let mut out = Vec::with_capacity(resources.len());
     for (resource, _) in resources {
         let mut result = inject::Lookup::Missing;
+        let mut found_under = owners.first().cloned();
         for owner in owners {
             let id = TokenId {
                 tenant: tenant.to_owned(),
@@ -216,6 +235,7 @@ pub async fn lookup(
             };
             match store.get_token(&id).await {
                 Ok(Some(stored)) => {
+                    found_under = Some(owner.clone());
                     result = match open(keys, &stored) {
                         Ok(token) => inject::Lookup::Found(token),
                         Err(e) => {
@@ -233,7 +253,7 @@ pub async fn lookup(
                 }
             }
         }
-        out.push(result);
+        out.push((result, found_under));
     }
     out
 }

@@ -26,6 +26,9 @@ use std::sync::Arc;
 /// After a failed refresh without `Retry-After`, how long before the next attempt, seconds.
 const RETRY_SECS: i64 = 30;
 
+/// After a refusal of one token (not of the client), how long before the next attempt, seconds.
+const REFUSED_RETRY_SECS: u64 = 600;
+
 /// Least time between two refreshes a user asks for (`POST /_vestibule/documents/refresh`),
 /// seconds.
 pub const FORCED_REFRESH_SECS: i64 = 10;
@@ -204,7 +207,7 @@ impl DocumentTokens {
         documents: &DocumentsConfig,
     ) -> Vec<Lookup> {
         let owners = owners_for(owners, documents);
-        let found = super::lookup(
+        let found = super::lookup_owned(
             self.store.as_ref(),
             &self.keys,
             tenant,
@@ -213,8 +216,12 @@ impl DocumentTokens {
             &documents.resources,
         )
         .await;
+        // Further resources are minted from the first resource's record, wherever it is.
+        let source_owner = found.first().and_then(|(_, o)| o.clone());
         let mut out = Vec::with_capacity(found.len());
-        for (i, ((resource, scopes), lookup)) in documents.resources.iter().zip(found).enumerate() {
+        for (i, ((resource, scopes), (lookup, found_under))) in
+            documents.resources.iter().zip(found).enumerate()
+        {
             let secondary = i > 0 && documents.kind == DocumentProviderKind::Microsoft;
             if secondary {
                 let needs_token = match &lookup {
@@ -222,7 +229,7 @@ impl DocumentTokens {
                     Lookup::Found(t) => t.refresh_token.is_none() && self.expiring(t, documents),
                     Lookup::Failed => false,
                 };
-                if let (true, Some(owner)) = (needs_token, owners.first()) {
+                if let (true, Some(owner)) = (needs_token, source_owner.as_ref()) {
                     out.push(self.mint(tenant, owner, documents, resource, scopes).await);
                     continue;
                 }
@@ -235,13 +242,13 @@ impl DocumentTokens {
                 out.push(lookup);
                 continue;
             }
-            let Some(owner) = owners.first() else {
+            let Some(owner) = found_under else {
                 out.push(lookup);
                 continue;
             };
             let id = TokenId {
                 tenant: tenant.to_owned(),
-                owner: owner.clone(),
+                owner,
                 provider: documents.provider.clone(),
                 resource: resource.clone(),
             };
@@ -275,11 +282,20 @@ impl DocumentTokens {
             }
         }
         self.forced.insert(key, now);
+        let found = super::lookup_owned(
+            self.store.as_ref(),
+            &self.keys,
+            tenant,
+            owners,
+            &documents.provider,
+            &documents.resources,
+        )
+        .await;
         let mut out = Vec::new();
-        for (resource, scopes) in &documents.resources {
+        for ((resource, scopes), (_, found_under)) in documents.resources.iter().zip(found) {
             let id = TokenId {
                 tenant: tenant.to_owned(),
-                owner: owner.clone(),
+                owner: found_under.unwrap_or_else(|| owner.clone()),
                 provider: documents.provider.clone(),
                 resource: resource.clone(),
             };
@@ -766,6 +782,12 @@ impl DocumentTokens {
                 self.refused_client.insert(id.provider.clone(), code);
                 self.count(&id.provider, "client_refused");
                 self.back_off(id, None);
+                Granted::NotNow
+            }
+            Answer::Refused { code } => {
+                tracing::error!(tenant = %id.tenant, provider = %id.provider, resource = %id.resource, error = %code, status = answer.status, "document token refresh refused for this token; retrying in 10 minutes");
+                self.count(&id.provider, "refused");
+                self.back_off(id, Some(REFUSED_RETRY_SECS));
                 Granted::NotNow
             }
             Answer::RetryLater {

@@ -1407,3 +1407,48 @@ async fn as_document_client(
     }
     request.form(&fields).send().await.unwrap()
 }
+
+/// After a new key becomes active and before `rotate-key` runs, a token stored under the old
+/// key's owner digest is still refreshed where it is (not mistaken for a missing grant).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_under_the_previous_keys_owner_digest_is_refreshed_in_place() {
+    let op = crate::peers::OidcPeer::start(&[("ROTATE_REFRESH_TOKENS", "1")]);
+    let up = Upstream::start().await;
+    let mut setup = documents_setup(up.addr);
+    use_provider(&mut setup, &op);
+    let store = vestibule::store::SqliteStore::open(&setup.dir.path().join("v.db"))
+        .await
+        .unwrap();
+    let who = alice();
+    let (old_access, old_refresh) = real_tokens(&op, "alice").await;
+    // Stored while k1 was the active key.
+    let id = put(
+        &store,
+        &who,
+        &old_access,
+        &old_refresh,
+        chrono::Utc::now().timestamp() - 5,
+    )
+    .await;
+    setup.ring = vec![("k1", KEY_1), ("k2", KEY_2)];
+    setup.active_key = "k2";
+    let gw = setup.start().await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let c = cookie(&sessions.create("contoso", who).await.unwrap().1);
+    let r = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/documents/x",
+        &[&c, "Accept: text/html"],
+    )
+    .await;
+    assert_eq!(r.status, 200, "no consent detour: {}", r.body);
+    let injected = up
+        .last()
+        .one("x-vestibule-document-token")
+        .unwrap()
+        .to_owned();
+    assert_ne!(injected, old_access);
+    let stored = store.get_token(&id).await.unwrap().unwrap();
+    assert_eq!(stored.generation, 2, "refreshed in place");
+}
