@@ -48,7 +48,7 @@ pub struct CertificateCredential {
 }
 
 /// What a token request carries to authenticate the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum ClientAuth {
     /// HTTP Basic with the client id and secret.
     Basic {
@@ -59,6 +59,15 @@ pub enum ClientAuth {
     },
     /// Form fields `client_id`, `client_assertion_type`, `client_assertion`.
     Assertion(Vec<(&'static str, String)>),
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Basic { id, .. } => write!(f, "Basic({id}, <redacted>)"),
+            Self::Assertion(_) => f.write_str("Assertion(<redacted>)"),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -99,8 +108,11 @@ impl CertificateCredential {
             x5t: b64(&<sha1::Sha1 as sha1::Digest>::digest(der)),
             x5t_s256: b64(&<sha2::Sha256 as sha2::Digest>::digest(der)),
         };
-        // The key must be the certificate's: sign once and verify with the certificate.
-        let probe = credential.assertion("probe", "https://probe.invalid/token", 1_000);
+        // The key must be the certificate's (and one jsonwebtoken can sign with): sign once
+        // and verify with the certificate.
+        let probe = credential
+            .try_assertion("probe", "https://probe.invalid/token", 1_000)
+            .map_err(|e| format!("the key cannot sign ({e}): RSA or EC P-256 only"))?;
         let mut validation = Validation::new(algorithm);
         validation.validate_exp = false;
         validation.set_audience(&["https://probe.invalid/token"]);
@@ -116,6 +128,16 @@ impl CertificateCredential {
 
     /// A client assertion for `client_id` at `audience` (the token endpoint).
     pub fn assertion(&self, client_id: &str, audience: &str, now: UnixSeconds) -> String {
+        self.try_assertion(client_id, audience, now)
+            .expect("a key checked at load signs")
+    }
+
+    fn try_assertion(
+        &self,
+        client_id: &str,
+        audience: &str,
+        now: UnixSeconds,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(self.algorithm);
         header.typ = Some("JWT".into());
         header.x5t = Some(self.x5t.clone());
@@ -129,7 +151,7 @@ impl CertificateCredential {
             nbf: now,
             exp: now + ASSERTION_TTL_SECS,
         };
-        jsonwebtoken::encode(&header, &claims, &self.key).expect("a checked key signs")
+        jsonwebtoken::encode(&header, &claims, &self.key)
     }
 }
 
@@ -183,6 +205,7 @@ mod tests {
         let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
         let args: Vec<&str> = match kind {
             "rsa" => vec!["-newkey", "rsa:2048"],
+            "p384" => vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
             _ => vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
         };
         let status = std::process::Command::new("openssl")
@@ -257,6 +280,9 @@ mod tests {
             .unwrap();
         assert!(err.contains("does not belong to the certificate"), "{err}");
         assert!(CertificateCredential::from_pem(b"nope", &other_key).is_err());
+        // A key jsonwebtoken cannot sign with for this algorithm: an error, not a panic.
+        let (p384_cert, p384_key) = pair("p384");
+        assert!(CertificateCredential::from_pem(&p384_cert, &p384_key).is_err());
         assert!(CertificateCredential::from_pem(&cert, b"nope").is_err());
         assert_eq!(
             format!("{:?}", ClientCredential::Secret("s3cret".into())),

@@ -488,8 +488,6 @@ impl<P: Prepared> SessionManager<P> {
     }
 }
 
-/// Associated data for a sealed session record: a record copied to another id or tenant in
-/// the database no longer opens.
 /// The identity sealed in a stored session record (`id` in hex) of `tenant`, for support
 /// tools; `None` when it does not open with the ring.
 pub fn open_record(keys: &KeyRing, id_hex: &str, tenant: &str, payload: &[u8]) -> Option<Identity> {
@@ -544,6 +542,8 @@ pub fn reseal_record(
     }))
 }
 
+/// Associated data for a sealed session record: a record copied to another id or tenant in
+/// the database no longer opens.
 fn record_aad(id: &SessionId, tenant: &str) -> Vec<u8> {
     let mut aad = b"vestibule/session-record/v1/".to_vec();
     aad.extend_from_slice(&id.0);

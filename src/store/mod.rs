@@ -77,10 +77,13 @@ pub enum StoreError {
 pub trait TokenLease: Send {
     /// The record as it stands now that it is held (`None`: there is none).
     fn record(&self) -> Option<&StoredToken>;
-    /// Writes `records` (the held one among them, or others this holder owns by convention,
-    /// such as a resource minted from the held record's refresh token) in one transaction,
-    /// inserting or replacing each, and ends the lease. Durable when it returns `Ok`.
-    async fn commit(self: Box<Self>, records: &[StoredToken]) -> Result<(), StoreError>;
+    /// Writes `records` in one transaction and ends the lease: the held record (if among
+    /// them) only if it is still the one read — same generation, or still absent — else
+    /// nothing is written and the answer is `false` (a grant, a rotation's move or another
+    /// writer came first); others this holder owns by convention (a resource minted from the
+    /// held record's refresh token) are inserted or replaced. Durable when it returns
+    /// `Ok(true)`.
+    async fn commit(self: Box<Self>, records: &[StoredToken]) -> Result<bool, StoreError>;
 }
 
 /// What the session-end watch reports.
@@ -153,6 +156,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Deletes a document token record; true when it existed.
     async fn delete_token(&self, id: &TokenId) -> Result<bool, StoreError>;
+    /// Sets when the background refresher looks at token record `id` next (`None`: not until
+    /// it is written again), if it is still at `generation`; true when set.
+    async fn defer_refresh(
+        &self,
+        id: &TokenId,
+        generation: i64,
+        until: Option<UnixSeconds>,
+    ) -> Result<bool, StoreError>;
     /// Holds the token record `id` for a refresh: waits while another holder has it
     /// (`wait`), or answers `None` at once (`!wait`: the background refresher leaves it to
     /// whoever holds it).

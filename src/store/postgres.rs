@@ -61,7 +61,10 @@ async fn listen(
 /// A token row locked `FOR UPDATE` in an open transaction.
 struct PgLease {
     record: Option<StoredToken>,
+    held_id: TokenId,
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// One of the store's lease slots, given back with the lease.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 #[async_trait]
@@ -70,31 +73,51 @@ impl TokenLease for PgLease {
         self.record.as_ref()
     }
 
-    async fn commit(mut self: Box<Self>, records: &[StoredToken]) -> Result<(), StoreError> {
+    async fn commit(mut self: Box<Self>, records: &[StoredToken]) -> Result<bool, StoreError> {
         for t in records {
-            sqlx::query(
-                "INSERT INTO document_tokens (tenant, owner, provider, resource, payload, \
-                 expires_at, generation, updated_at, refresh_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (tenant, owner, provider, resource) DO UPDATE SET \
-                 payload = excluded.payload, expires_at = excluded.expires_at, \
-                 generation = excluded.generation, updated_at = excluded.updated_at, \
-                 refresh_at = excluded.refresh_at",
-            )
-            .bind(&t.id.tenant)
-            .bind(&t.id.owner)
-            .bind(&t.id.provider)
-            .bind(&t.id.resource)
-            .bind(&t.payload)
-            .bind(t.expires_at)
-            .bind(t.generation)
-            .bind(t.updated_at)
-            .bind(t.refresh_at)
-            .execute(&mut *self.tx)
-            .await?;
+            let held = self.held_id == t.id;
+            let query = match (&self.record, held) {
+                (_, false) => {
+                    "INSERT INTO document_tokens (tenant, owner, provider, resource, payload, \
+                     expires_at, generation, updated_at, refresh_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (tenant, owner, provider, resource) DO UPDATE SET \
+                     payload = excluded.payload, expires_at = excluded.expires_at, \
+                     generation = excluded.generation, updated_at = excluded.updated_at, \
+                     refresh_at = excluded.refresh_at"
+                }
+                // Locked since it was read, so this holds unless a writer ignored the lock.
+                (Some(_), true) => {
+                    "UPDATE document_tokens SET payload = $5, expires_at = $6, generation = $7, \
+                     updated_at = $8, refresh_at = $9 WHERE tenant = $1 AND owner = $2 \
+                     AND provider = $3 AND resource = $4 AND generation = $10"
+                }
+                (None, true) => {
+                    "INSERT INTO document_tokens (tenant, owner, provider, resource, payload, \
+                     expires_at, generation, updated_at, refresh_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"
+                }
+            };
+            let mut q = sqlx::query(query)
+                .bind(&t.id.tenant)
+                .bind(&t.id.owner)
+                .bind(&t.id.provider)
+                .bind(&t.id.resource)
+                .bind(&t.payload)
+                .bind(t.expires_at)
+                .bind(t.generation)
+                .bind(t.updated_at)
+                .bind(t.refresh_at);
+            if let (Some(read), true) = (&self.record, held) {
+                q = q.bind(read.generation);
+            }
+            let done = q.execute(&mut *self.tx).await?;
+            if held && done.rows_affected() != 1 {
+                return Ok(false);
+            }
         }
         self.tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -126,6 +149,10 @@ pub struct PgStore {
     pool: PgPool,
     /// Until when requests fail at once (the database was unreachable just now).
     unreachable_until: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// Leases held at once: each keeps a connection through a token request to a provider
+    /// (which may be slow), so at most half the pool, leaving the rest to session reads and
+    /// sign-ins.
+    leases: Arc<tokio::sync::Semaphore>,
 }
 
 impl PgStore {
@@ -144,6 +171,9 @@ impl PgStore {
         let store = Self {
             pool,
             unreachable_until: Arc::default(),
+            leases: Arc::new(tokio::sync::Semaphore::new(
+                (settings.max_connections as usize / 2).max(1),
+            )),
         };
         if migrate {
             store.migrate().await?;
@@ -479,11 +509,44 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn defer_refresh(
+        &self,
+        id: &TokenId,
+        generation: i64,
+        until: Option<UnixSeconds>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE document_tokens SET refresh_at = $1 WHERE tenant = $2 AND owner = $3 \
+             AND provider = $4 AND resource = $5 AND generation = $6",
+        )
+        .bind(until)
+        .bind(&id.tenant)
+        .bind(&id.owner)
+        .bind(&id.provider)
+        .bind(&id.resource)
+        .bind(generation)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn lease_token(
         &self,
         id: &TokenId,
         wait: bool,
     ) -> Result<Option<Box<dyn TokenLease>>, StoreError> {
+        let permit = if wait {
+            self.leases
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed")
+        } else {
+            match self.leases.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => return Ok(None),
+            }
+        };
         // The row lock lives as long as the transaction: until commit, rollback (drop), or
         // the connection's end when the process dies. No time-to-live to guess.
         let mut tx = self.begin().await?;
@@ -510,7 +573,9 @@ impl Store for PgStore {
         }
         Ok(Some(Box::new(PgLease {
             record: row.as_ref().map(token_row),
+            held_id: id.clone(),
             tx,
+            _permit: permit,
         })))
     }
 

@@ -320,6 +320,27 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn defer_refresh(
+        &self,
+        id: &TokenId,
+        generation: i64,
+        until: Option<UnixSeconds>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE document_tokens SET refresh_at = ? WHERE tenant = ? AND owner = ? \
+             AND provider = ? AND resource = ? AND generation = ?",
+        )
+        .bind(until)
+        .bind(&id.tenant)
+        .bind(&id.owner)
+        .bind(&id.provider)
+        .bind(&id.resource)
+        .bind(generation)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn lease_token(
         &self,
         id: &TokenId,
@@ -329,6 +350,7 @@ impl Store for SqliteStore {
         // the exclusion; the lease is the record as read, written back in one transaction.
         Ok(Some(Box::new(SqliteLease {
             record: self.get_token(id).await?,
+            held_id: id.clone(),
             pool: self.pool.clone(),
         })))
     }
@@ -506,6 +528,7 @@ impl Store for SqliteStore {
 /// A token record as read, written back with its companions in one transaction.
 struct SqliteLease {
     record: Option<StoredToken>,
+    held_id: TokenId,
     pool: SqlitePool,
 }
 
@@ -515,10 +538,16 @@ impl TokenLease for SqliteLease {
         self.record.as_ref()
     }
 
-    async fn commit(self: Box<Self>, records: &[StoredToken]) -> Result<(), StoreError> {
+    async fn commit(self: Box<Self>, records: &[StoredToken]) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         for t in records {
-            sqlx::query(UPSERT_TOKEN)
+            let held = self.held_id == t.id;
+            let query = match (&self.record, held) {
+                (_, false) => UPSERT_TOKEN,
+                (Some(_), true) => UPDATE_HELD_TOKEN,
+                (None, true) => INSERT_HELD_TOKEN,
+            };
+            let mut q = sqlx::query(query)
                 .bind(&t.id.tenant)
                 .bind(&t.id.owner)
                 .bind(&t.id.provider)
@@ -527,12 +556,18 @@ impl TokenLease for SqliteLease {
                 .bind(t.expires_at)
                 .bind(t.generation)
                 .bind(t.updated_at)
-                .bind(t.refresh_at)
-                .execute(&mut *tx)
-                .await?;
+                .bind(t.refresh_at);
+            if let (Some(read), true) = (&self.record, held) {
+                q = q.bind(read.generation);
+            }
+            let done = q.execute(&mut *tx).await?;
+            if held && done.rows_affected() != 1 {
+                // Changed since it was read: nothing of this commit is written.
+                return Ok(false);
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -542,6 +577,16 @@ const UPSERT_TOKEN: &str = "INSERT INTO document_tokens (tenant, owner, provider
      ON CONFLICT (tenant, owner, provider, resource) DO UPDATE SET payload = excluded.payload, \
      expires_at = excluded.expires_at, generation = excluded.generation, \
      updated_at = excluded.updated_at, refresh_at = excluded.refresh_at";
+
+/// Replaces the held record if it is still at the generation read (?10).
+const UPDATE_HELD_TOKEN: &str = "UPDATE document_tokens SET payload = ?5, expires_at = ?6, \
+     generation = ?7, updated_at = ?8, refresh_at = ?9 WHERE tenant = ?1 AND owner = ?2 \
+     AND provider = ?3 AND resource = ?4 AND generation = ?10";
+
+/// Inserts the held record, read as absent, if it still is.
+const INSERT_HELD_TOKEN: &str = "INSERT INTO document_tokens (tenant, owner, provider, \
+     resource, payload, expires_at, generation, updated_at, refresh_at) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
 
 /// A `document_tokens` row selected as tenant, owner, provider, resource, payload, expires_at,
 /// generation, updated_at, refresh_at.

@@ -53,6 +53,12 @@ pub enum GrantError {
         /// The configured system user.
         expected: String,
     },
+    /// The account did not grant a scope the tenant needs (Google's granular consent).
+    #[error("the grant lacks the scope {scope}")]
+    ScopeMissing {
+        /// The missing scope.
+        scope: String,
+    },
     /// The provider granted no refresh token: the shared token would die within the hour.
     #[error("the provider granted no refresh token (offline access)")]
     NoRefreshToken,
@@ -75,6 +81,7 @@ impl GrantError {
             Self::NotAdmin => "not_document_admin",
             Self::NotSystemUser { .. } => "not_system_user",
             Self::NoRefreshToken => "no_refresh_token",
+            Self::ScopeMissing { .. } => "scope_missing",
             Self::Provider(e) => e.reason(),
             Self::StoreUnavailable => "store_unavailable",
         }
@@ -113,6 +120,11 @@ impl From<GrantError> for GatewayError {
                 403,
                 "not_system_user",
                 format!("The shared document access must be granted by the system user {expected}: sign in to the provider as that account and connect again. Nothing was stored."),
+            ),
+            GrantError::ScopeMissing { ref scope } => refused(
+                403,
+                "scope_missing",
+                format!("The grant lacks the permission {scope}, which this site needs: connect again and leave every permission ticked. Nothing was stored."),
             ),
             GrantError::NoRefreshToken => refused(
                 502,
@@ -462,6 +474,19 @@ impl DocumentGrants {
         {
             tracing::warn!(tenant = %tenant.name, admin = %identity.user, "shared document grant by another account than the system user refused; nothing stored");
             return Err(GrantError::NotSystemUser { expected });
+        }
+        // Google's granular consent lets the account untick a scope: a grant without what
+        // the tenant needs is not stored as "connected".
+        if let (Some(granted_scope), Some((_, wanted))) =
+            (&granted.scope, documents.resources.first())
+        {
+            let have: std::collections::HashSet<&str> = granted_scope.split_whitespace().collect();
+            if let Some(missing) = wanted.iter().find(|w| !have.contains(w.as_str())) {
+                tracing::warn!(tenant = %tenant.name, scope = %missing, "shared document grant without a required scope refused; nothing stored");
+                return Err(GrantError::ScopeMissing {
+                    scope: missing.clone(),
+                });
+            }
         }
         let Some(refresh_token) = granted.refresh_token else {
             tracing::warn!(tenant = %tenant.name, "shared document grant without a refresh token refused; nothing stored");

@@ -337,34 +337,52 @@ impl DocumentTokens {
         }
         let mut renewed = 0;
         for stored in due {
-            let Some(documents) = tenants
+            let configured = tenants
                 .iter()
                 .find(|t| t.name == stored.id.tenant)
                 .and_then(|t| t.documents.as_ref())
                 .filter(|d| d.provider == stored.id.provider)
-            else {
-                continue;
-            };
-            let Some((_, scopes)) = documents
-                .resources
-                .iter()
-                .find(|(r, _)| *r == stored.id.resource)
-            else {
+                .and_then(|d| {
+                    let (_, scopes) = d.resources.iter().find(|(r, _)| *r == stored.id.resource)?;
+                    Some((d, scopes))
+                });
+            let refreshable = open(&self.keys, &stored).is_ok_and(|t| t.refreshable());
+            let Some((documents, scopes)) = configured.filter(|_| refreshable) else {
+                // Nothing this pass can do (configuration removed, grant gone, record sealed
+                // under a key no longer in the ring): out of the next passes' way, or it would
+                // fill every batch ahead of tokens that can be refreshed.
+                self.defer(&stored, None).await;
                 continue;
             };
             if stored.expires_at - documents.refresh_margin.as_secs() as i64 > now {
                 continue;
             }
-            if let Lookup::Found(token) = self
+            let outcome = self
                 .refresh_or_keep(&stored.id, documents, scopes, None, false)
-                .await
-            {
-                if token.expires_at > stored.expires_at {
-                    renewed += 1;
+                .await;
+            match outcome {
+                Lookup::Found(token) if token.expires_at > stored.expires_at => renewed += 1,
+                // Backing off: looked at again when the wait is over.
+                _ => {
+                    if let Some(at) = self.retry_at.get(&stored.id).map(|at| *at) {
+                        self.defer(&stored, Some(at)).await;
+                    }
                 }
             }
         }
         renewed
+    }
+
+    /// Moves `stored`'s next look by the background refresher to `until` (`None`: until it
+    /// is written again), if it is still the record read.
+    async fn defer(&self, stored: &StoredToken, until: Option<UnixSeconds>) {
+        if let Err(e) = self
+            .store
+            .defer_refresh(&stored.id, stored.generation, until)
+            .await
+        {
+            tracing::warn!(tenant = %stored.id.tenant, error = %e, "could not defer a document token's background refresh");
+        }
     }
 
     /// Disconnects the tenant's shared grant: revoked at the provider (RFC 7009) and deleted
@@ -821,7 +839,12 @@ impl DocumentTokens {
     /// Writes `records` and ends the lease; false (logged) when the store failed.
     async fn commit(&self, lease: Box<dyn TokenLease>, records: &[StoredToken]) -> bool {
         match lease.commit(records).await {
-            Ok(()) => true,
+            Ok(true) => true,
+            Ok(false) => {
+                let tenant = records.first().map_or("", |r| r.id.tenant.as_str());
+                tracing::warn!(tenant, "document token changed during its refresh (a new grant, a key rotation); not overwritten");
+                false
+            }
             Err(e) => {
                 let tenant = records.first().map_or("", |r| r.id.tenant.as_str());
                 tracing::error!(tenant, error = %e, "refreshed document token not stored");

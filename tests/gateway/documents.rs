@@ -1452,3 +1452,75 @@ async fn a_token_under_the_previous_keys_owner_digest_is_refreshed_in_place() {
     let stored = store.get_token(&id).await.unwrap().unwrap();
     assert_eq!(stored.generation, 2, "refreshed in place");
 }
+
+/// A shared grant that lacks a scope the tenant needs (Google's granular consent; here the
+/// peer does not know the Drive scope and grants without it) is refused and nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_grant_without_the_needed_scope_is_not_stored() {
+    use crate::oidc_flow::{oidc_setup, sign_in_as};
+    use crate::peers::OidcPeer;
+    use crate::wsfed_flow::session_cookie;
+    let op = OidcPeer::start(&[(
+        "REDIRECT_URIS",
+        "http://crm.contoso.localhost/_vestibule/oidc/callback,http://crm.contoso.localhost/_vestibule/documents/callback",
+    )]);
+    let up = Upstream::start().await;
+    let mut setup = oidc_setup(up.addr, &op.issuer);
+    setup.document_providers.push(spec::DocumentProvider {
+        name: "gdrive".into(),
+        kind: "google".into(),
+        authority: op.issuer.clone(),
+        client_id: crate::peers::CLIENT_ID.into(),
+        client_secret: Some(spec::Secret::value(crate::peers::CLIENT_SECRET)),
+        client_certificate: None,
+        authorization_params: Default::default(),
+    });
+    setup.contoso().documents = Some(spec::Documents {
+        provider: "gdrive".into(),
+        paths: vec!["/documents/".into()],
+        system_user: Some("docs@contoso.example".into()),
+        scopes: vec![
+            "offline_access".into(),
+            "https://www.googleapis.com/auth/drive.file".into(),
+        ],
+        ..Default::default()
+    });
+    let gw = setup.start().await;
+    let docs = session_cookie(&sign_in_as(&gw, &op, "docs").await).unwrap();
+    let start = admin_post(&gw, &docs, "connect", "same-origin").await;
+    assert_eq!(start.status, 303, "{}", start.body);
+    let binding = start
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let back = op.sign_in(start.header("location").unwrap(), "docs").await;
+    let path = &back[back.find("/_vestibule/").unwrap()..];
+    let refused = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        path,
+        &[&format!("Cookie: {docs}; {binding}")],
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("lacks the permission https://www.googleapis.com/auth/drive.file"),
+        "{}",
+        refused.body
+    );
+    let store = vestibule::store::SqliteStore::open(&setup.dir.path().join("v.db"))
+        .await
+        .unwrap();
+    let shared = TokenId {
+        tenant: "contoso".into(),
+        owner: tokens::SHARED_OWNER.into(),
+        provider: "gdrive".into(),
+        resource: "drive".into(),
+    };
+    assert!(store.get_token(&shared).await.unwrap().is_none());
+}

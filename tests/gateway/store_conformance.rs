@@ -367,6 +367,20 @@ async fn due_tokens(backend: Backend) {
     assert_eq!(owners, [SHARED_OWNER, "sub-a"]);
     assert_eq!(due[1], token("sub-a", "r", Some(1050), 1));
     assert_eq!(store.due_tokens(1100, 1000, 500, 1).await.unwrap().len(), 1);
+    // Deferred: out of the way until the time given, or until written again; only the
+    // generation read is deferred.
+    let shared = &due[0].id;
+    assert!(!store.defer_refresh(shared, 7, None).await.unwrap());
+    assert!(store.defer_refresh(shared, 1, Some(2000)).await.unwrap());
+    assert!(store.defer_refresh(&due[1].id, 1, None).await.unwrap());
+    assert!(store
+        .due_tokens(1100, 1000, 500, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let later = store.due_tokens(2100, 1000, 500, 10).await.unwrap();
+    assert_eq!(later.len(), 1, "the shared one, due again at 2000");
+    assert_eq!(later[0].id, *shared);
 }
 
 /// Re-sealing sessions in batches (rotate-key): pagination by id, replacement only from the
@@ -448,6 +462,77 @@ async fn purges_under_load(backend: Backend) {
     }
 }
 
+/// A lease commits the held record only if it is still what was read; its companions are
+/// written with it, or nothing is. The background refresher's lease skips a held record.
+async fn leases(backend: Backend) {
+    let fresh = backend.fresh().await;
+    let store = &fresh.store;
+    let other = fresh.reopen.open().await;
+    let held = token("o1", "graph", Some(1050), 1);
+    let minted = token("o1", "sharepoint", None, 1);
+
+    // Read as absent; someone else inserts it meanwhile: nothing written.
+    let lease = store.lease_token(&held.id, true).await.unwrap().unwrap();
+    assert!(lease.record().is_none());
+    assert!(other.put_token(&held, None).await.unwrap());
+    assert!(!lease.commit(&[held.clone(), minted.clone()]).await.unwrap());
+    assert!(
+        store.get_token(&minted.id).await.unwrap().is_none(),
+        "nothing of it"
+    );
+
+    // Read at generation 1, committed as 2 with a companion.
+    let lease = store.lease_token(&held.id, true).await.unwrap().unwrap();
+    assert_eq!(lease.record(), Some(&held));
+    let next = StoredToken {
+        generation: 2,
+        payload: b"renewed".to_vec(),
+        ..held.clone()
+    };
+    assert!(lease.commit(&[next.clone(), minted.clone()]).await.unwrap());
+    assert_eq!(store.get_token(&held.id).await.unwrap(), Some(next.clone()));
+    assert_eq!(
+        store.get_token(&minted.id).await.unwrap(),
+        Some(minted.clone())
+    );
+
+    match backend {
+        // One instance per file: a write behind the lease's back is refused at commit.
+        Backend::Sqlite => {
+            let lease = store.lease_token(&held.id, true).await.unwrap().unwrap();
+            let moved_on = StoredToken {
+                generation: 3,
+                ..next.clone()
+            };
+            assert!(other.put_token(&moved_on, Some(2)).await.unwrap());
+            let stale = StoredToken {
+                generation: 3,
+                payload: b"stale".to_vec(),
+                ..next.clone()
+            };
+            assert!(!lease.commit(&[stale]).await.unwrap());
+            assert_eq!(store.get_token(&held.id).await.unwrap(), Some(moved_on));
+        }
+        // Held rows are locked: a second holder without waiting gets nothing; once the first
+        // lets go (dropped: nothing written), it gets the row.
+        Backend::Postgres => {
+            let lease = store.lease_token(&held.id, true).await.unwrap().unwrap();
+            assert!(other.lease_token(&held.id, false).await.unwrap().is_none());
+            drop(lease);
+            // The rollback of a dropped transaction runs when its connection is next used.
+            let mut again = None;
+            for _ in 0..100 {
+                again = other.lease_token(&held.id, false).await.unwrap();
+                if again.is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert_eq!(again.unwrap().record(), Some(&next));
+        }
+    }
+}
+
 macro_rules! conformance {
     ($($body:ident),* $(,)?) => {
         mod sqlite {
@@ -476,4 +561,5 @@ conformance!(
     due_tokens,
     session_resealing,
     purges_under_load,
+    leases,
 );
