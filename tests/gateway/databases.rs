@@ -69,10 +69,96 @@ pub struct Postgres {
     bin: PathBuf,
     pub port: u16,
     running: bool,
+    /// More `-c name=value` server settings (TLS).
+    settings: String,
 }
 
 impl Postgres {
     pub fn start() -> Self {
+        Self::start_with(|_| String::new())
+    }
+
+    /// Started with TLS: a certificate for 127.0.0.1 signed by a CA made for it; the CA
+    /// certificate's path (the client's trust anchor) with the server.
+    pub fn start_tls() -> (Self, PathBuf) {
+        let mut cert_path = PathBuf::new();
+        let pg = Self::start_with(|dir| {
+            let openssl = |args: &[&str]| {
+                let status = Command::new("openssl")
+                    .args(args)
+                    .current_dir(dir)
+                    .stderr(Stdio::null())
+                    .stdout(Stdio::null())
+                    .status()
+                    .expect("openssl");
+                assert!(status.success(), "openssl {args:?}");
+            };
+            // A CA of our own, and the server's certificate for 127.0.0.1 signed by it.
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=test-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+            ]);
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ]);
+            std::fs::write(
+                dir.join("server.ext"),
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            )
+            .unwrap();
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.crt",
+            ]);
+            give_to("postgres", dir);
+            let _ = Command::new("chmod")
+                .arg("600")
+                .arg(dir.join("server.key"))
+                .status();
+            cert_path = dir.join("ca.crt");
+            format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                dir.join("server.crt").display(),
+                dir.join("server.key").display()
+            )
+        });
+        (pg, cert_path)
+    }
+
+    fn start_with(settings: impl FnOnce(&Path) -> String) -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL is installed (scripts/install-deps --test)")
             .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -91,11 +177,13 @@ impl Postgres {
             "--no-sync",
         ]);
         run(initdb, "initdb");
+        let settings = settings(dir.path());
         let mut pg = Self {
             dir,
             bin,
             port: free_port(),
             running: false,
+            settings,
         };
         pg.resume();
         pg
@@ -112,9 +200,10 @@ impl Postgres {
             .arg(self.dir.path().join("data"))
             .arg("-o")
             .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off{}",
                 self.port,
-                self.dir.path().display()
+                self.dir.path().display(),
+                self.settings
             ))
             .args(["-w", "-l"])
             .arg(self.dir.path().join("log"))

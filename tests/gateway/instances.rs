@@ -578,3 +578,43 @@ async fn a_callback_used_on_one_instance_is_refused_on_the_other() {
         );
     }
 }
+
+/// TLS to the database as the URL asks: with `sslmode=verify-full` and the server's
+/// certificate as the trust anchor the store works over TLS (PostgreSQL says so for the
+/// connection); a certificate the client does not trust, or a plain server, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_the_database_as_the_url_asks() {
+    let (pg, cert) = Postgres::start_tls();
+    let base = format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port);
+    let settings = vestibule::store::PgPoolSettings::default();
+    let trusted = format!("{base}?sslmode=verify-full&sslrootcert={}", cert.display());
+    let store = vestibule::store::PgStore::connect(&trusted, settings, true)
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    let over_tls: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(over_tls, "the connection is encrypted");
+
+    // Another certificate as trust anchor: refused, nothing connects.
+    let dir = tempfile::tempdir().unwrap();
+    let (other, _) = crate::peers::make_cert(dir.path(), "other-ca");
+    let untrusted = format!("{base}?sslmode=verify-full&sslrootcert={}", other.display());
+    assert!(
+        vestibule::store::PgStore::connect(&untrusted, settings, true)
+            .await
+            .is_err()
+    );
+    // A server without TLS, when the URL requires it: refused.
+    let plain = Postgres::start();
+    let require = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=require",
+        plain.port
+    );
+    assert!(vestibule::store::PgStore::connect(&require, settings, true)
+        .await
+        .is_err());
+}
