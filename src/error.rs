@@ -73,6 +73,7 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             Self::SignInBusy => Some(5),
+            Self::SignInUnavailable => Some(30),
             Self::DirectoryUnavailable => Some(30),
             Self::RateLimited { retry_after } => Some(*retry_after),
             _ => None,

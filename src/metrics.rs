@@ -24,6 +24,8 @@ pub struct Metrics {
     pub directory_queries: IntCounterVec,
     /// Document token refreshes by provider and outcome.
     pub document_refreshes: IntCounterVec,
+    /// Identity providers that can be signed in with (1) or not (0).
+    pub providers_available: prometheus::IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -91,8 +93,17 @@ impl Metrics {
             &["provider", "outcome"],
         )
         .expect("valid metric");
+        let providers_available = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "vestibule_provider_available",
+                "1 when an identity provider can be signed in with (WS-Federation: a trusted signing certificate is known), else 0",
+            ),
+            &["provider"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(providers_available.clone()),
             Box::new(sign_ins.clone()),
             Box::new(rejections.clone()),
             Box::new(upstream_latency.clone()),
@@ -113,6 +124,7 @@ impl Metrics {
             directory_lookups,
             directory_queries,
             document_refreshes,
+            providers_available,
         }
     }
 

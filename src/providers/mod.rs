@@ -33,6 +33,9 @@ impl RuntimeProvider {
     }
 }
 
+/// First retry after metadata could not be fetched while nothing is trusted, seconds.
+const UNAVAILABLE_RETRY_SECS: i64 = 10;
+
 /// Why providers could not be made ready.
 #[derive(Debug, thiserror::Error)]
 #[error("provider `{provider}`: {message}")]
@@ -80,17 +83,25 @@ impl Providers {
                 display_name: p.display_name.clone(),
                 config: ws.clone(),
                 trust: TrustStore::new(pinned),
+                failures: Default::default(),
             };
             if ws.metadata_url.is_some() {
                 if let Err(e) = runtime.refresh(&client, clock.now()).await {
                     tracing::error!(provider = %p.name, error = %e, "federation metadata unavailable at start");
                 }
             }
-            if runtime.trust.is_empty() {
-                return Err(ProviderError {
-                    provider: p.name.clone(),
-                    message: "no trusted signing certificate: federation metadata could not be fetched and no certificate is pinned".into(),
-                });
+            // Not fatal: sign-in with this provider answers 503 and the schedule keeps
+            // fetching; sessions, public paths and other providers work meanwhile.
+            if !runtime.available(clock.now()) {
+                tracing::error!(provider = %p.name, "no trusted signing certificate: sign-in with this provider is unavailable until its federation metadata can be fetched");
+                runtime
+                    .failures
+                    .store(1, std::sync::atomic::Ordering::Relaxed);
+                runtime.trust.refresh_failed(
+                    clock.now(),
+                    UNAVAILABLE_RETRY_SECS,
+                    ws.metadata_refresh.as_secs() as i64,
+                );
             }
             by_name.insert(p.name.clone(), Arc::new(RuntimeProvider::WsFed(runtime)));
         }
@@ -104,6 +115,39 @@ impl Providers {
     /// The outbound HTTP client.
     pub fn http(&self) -> &ProviderHttp {
         &self.client
+    }
+
+    /// Providers that cannot be signed in with now, with why (for readiness and metrics).
+    pub fn unavailable(&self) -> Vec<(String, &'static str)> {
+        let now = self.clock.now();
+        let mut out: Vec<(String, &'static str)> = self
+            .by_name
+            .values()
+            .filter_map(|p| match p.as_ref() {
+                RuntimeProvider::WsFed(ws) if !ws.available(now) => Some((
+                    ws.name.clone(),
+                    "no trusted signing certificate (federation metadata unreachable, none pinned or all expired)",
+                )),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Every provider's name, with whether it can be signed in with now.
+    pub fn availability(&self) -> Vec<(String, bool)> {
+        let now = self.clock.now();
+        self.by_name
+            .iter()
+            .map(|(name, p)| {
+                let up = match p.as_ref() {
+                    RuntimeProvider::WsFed(ws) => ws.available(now),
+                    RuntimeProvider::Oidc(_) => true,
+                };
+                (name.clone(), up)
+            })
+            .collect()
     }
 
     /// Every provider.
@@ -133,9 +177,25 @@ impl Providers {
             if ws.config.metadata_url.is_some()
                 && ws.trust.claim_refresh(self.clock.now(), interval)
             {
-                if let Err(e) = ws.refresh(&self.client, self.clock.now()).await {
-                    tracing::warn!(provider = %ws.name, error = %e, "metadata refresh failed; keeping the last good certificates");
-                    ws.trust.refresh_failed(self.clock.now(), 300, interval);
+                match ws.refresh(&self.client, self.clock.now()).await {
+                    Ok(()) => {
+                        if ws.failures.swap(0, std::sync::atomic::Ordering::Relaxed) > 0 {
+                            tracing::info!(provider = %ws.name, "federation metadata fetched: sign-in with this provider is available again");
+                        }
+                    }
+                    Err(e) if ws.available(self.clock.now()) => {
+                        tracing::warn!(provider = %ws.name, error = %e, "metadata refresh failed; keeping the last good certificates");
+                        ws.trust.refresh_failed(self.clock.now(), 300, interval);
+                    }
+                    Err(e) => {
+                        // Nothing trusted: try again soon, backing off (10 s, 20 s, … 5 min).
+                        let n = ws
+                            .failures
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let retry = (UNAVAILABLE_RETRY_SECS << n.min(5)).min(300);
+                        tracing::error!(provider = %ws.name, error = %e, retry_in = retry, "federation metadata still unreachable: sign-in with this provider unavailable");
+                        ws.trust.refresh_failed(self.clock.now(), retry, interval);
+                    }
                 }
             }
         }

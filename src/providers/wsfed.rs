@@ -26,6 +26,8 @@ pub struct WsFedRuntime {
     pub config: WsFedProvider,
     /// Trusted signing certificates.
     pub trust: TrustStore,
+    /// Metadata fetches failed in a row while no certificate is trusted (the retry backs off).
+    pub failures: std::sync::atomic::AtomicU32,
 }
 
 /// Why a `wresult` was not turned into an assertion.
@@ -37,6 +39,9 @@ pub enum VerifyError {
     /// Every sign-in worker is busy (the verification did not run).
     #[error("all sign-in workers are busy")]
     Busy,
+    /// No signing certificate is trusted yet (metadata unreachable since start, none pinned).
+    #[error("no trusted signing certificate yet")]
+    Unavailable,
 }
 
 /// What the tenant expects of a token, besides this provider's own settings.
@@ -84,6 +89,11 @@ impl WsFedRuntime {
         }
     }
 
+    /// Whether a token can be verified at `now`: some trusted certificate is valid.
+    pub fn available(&self, now: UnixSeconds) -> bool {
+        !self.trust.current(now).is_empty()
+    }
+
     /// Verifies a `wresult` on the sign-in pool (never on a proxy worker), and once more after
     /// fetching metadata when the signature does not verify with the known keys (a key
     /// rollover published since the last refresh).
@@ -95,6 +105,13 @@ impl WsFedRuntime {
         wresult: String,
         rules: TokenRules<'_>,
     ) -> Result<Assertion, VerifyError> {
+        if !self.available(clock.now()) {
+            // Nothing trusted yet: one on-demand fetch (rate-limited) before giving up.
+            let fetched = self.refresh_on_demand(client, clock.now()).await;
+            if !fetched || !self.available(clock.now()) {
+                return Err(VerifyError::Unavailable);
+            }
+        }
         let wresult: Arc<str> = wresult.into();
         let job = Job {
             realm: self.config.realm.clone(),

@@ -31,6 +31,12 @@ impl Gateway {
                 detail: e.to_string(),
             });
         }
+        if let Some((provider, why)) = self.providers.unavailable().into_iter().next() {
+            return Err(NotReady {
+                public: format!("identity provider {provider} unavailable: {why}"),
+                detail: why.to_owned(),
+            });
+        }
         if let Some((provider, code)) = self.document_tokens.refused_client() {
             return Err(NotReady {
                 public: format!(
@@ -99,6 +105,12 @@ impl Gateway {
                 self.metrics
                     .cached_sessions
                     .set(self.sessions.cached() as i64);
+                for (provider, up) in self.providers.availability() {
+                    self.metrics
+                        .providers_available
+                        .with_label_values(&[&provider])
+                        .set(i64::from(up));
+                }
                 let body = Bytes::from(self.metrics.render());
                 self.respond(downstream, 200, "text/plain; version=0.0.4", body, &[])
                     .await

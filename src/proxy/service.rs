@@ -224,7 +224,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
 
     let providers = assembly.providers.clone();
     support.spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        // Each provider's own schedule decides (metadata_refresh, hourly discovery, or the
+        // quick back-off of a provider with nothing trusted); this only looks often.
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
             providers.refresh_due().await;

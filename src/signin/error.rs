@@ -35,6 +35,9 @@ pub enum SignInError {
     /// The store could not record a one-time value or the session.
     #[error("the session store is unavailable")]
     StoreUnavailable,
+    /// The provider cannot be signed in with now (no trusted signing certificate yet).
+    #[error("the identity provider is unavailable")]
+    ProviderUnavailable,
 }
 
 impl From<VerifyError> for SignInError {
@@ -42,6 +45,7 @@ impl From<VerifyError> for SignInError {
         match e {
             VerifyError::Token(e) => Self::WsFed(e),
             VerifyError::Busy => Self::Busy,
+            VerifyError::Unavailable => Self::ProviderUnavailable,
         }
     }
 }
@@ -56,6 +60,7 @@ impl SignInError {
             Self::UnknownProvider => "unknown_provider",
             Self::Busy => "sign_in_busy",
             Self::StoreUnavailable => "store_unavailable",
+            Self::ProviderUnavailable => "provider_unavailable",
         }
     }
 }
@@ -108,7 +113,9 @@ impl From<SignInError> for GatewayError {
             }
             SignInError::UnknownProvider => GatewayError::NotFound,
             SignInError::Busy => GatewayError::SignInBusy,
-            SignInError::StoreUnavailable => GatewayError::SignInUnavailable,
+            SignInError::StoreUnavailable | SignInError::ProviderUnavailable => {
+                GatewayError::SignInUnavailable
+            }
         }
     }
 }

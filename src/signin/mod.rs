@@ -183,6 +183,10 @@ impl<P: Prepared> SignInFlow<P> {
         );
         let keys = self.parts.sessions.keys().clone();
         let location = match self.parts.providers.get(&binding.provider).map(Arc::as_ref) {
+            Some(RuntimeProvider::WsFed(ws)) if !ws.available(now) => {
+                // Its tokens could not be verified: say so before the user signs in there.
+                return Err(SignInError::ProviderUnavailable);
+            }
             Some(RuntimeProvider::WsFed(ws)) => protocol::sign_in_url(
                 &ws.config.passive_endpoint,
                 &ws.config.realm,

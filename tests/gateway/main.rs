@@ -3,6 +3,7 @@
 mod harness;
 mod instances;
 
+mod availability;
 mod browser;
 mod config_cli;
 mod cookies;

@@ -448,27 +448,6 @@ async fn the_last_good_certificates_stay_when_metadata_becomes_unreachable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn start_up_without_metadata_or_pinned_certificate_fails_clearly() {
-    let up = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = make_cert(dir.path(), "idp");
-    let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml11"), ("ISSUER", ISSUER)]);
-    let setup = wsfed_setup(up.addr, &peer);
-    drop(peer);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vestibule"))
-        .args(["run", "--config"])
-        .arg(setup.config_path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("provider `corp`: no trusted signing certificate"),
-        "{err}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinned_certificates_work_without_metadata_and_cleanup_ends_the_session() {
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
