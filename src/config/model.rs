@@ -196,6 +196,8 @@ pub struct WsFedProvider {
     pub metadata_signer: Option<Vec<u8>>,
     /// Metadata refresh interval.
     pub metadata_refresh: Duration,
+    /// Oldest stored metadata copy trusted while the endpoint does not answer.
+    pub metadata_max_stale: Duration,
     /// Pinned signing certificates (DER).
     pub certificates: Vec<Vec<u8>>,
     /// Our realm.

@@ -129,6 +129,9 @@ pub struct RawProvider {
     pub metadata_signing_certificate: Option<String>,
     /// How often metadata is fetched again.
     pub metadata_refresh: Option<String>,
+    /// How old a stored copy of the metadata may be and still be trusted while the metadata
+    /// endpoint does not answer (default 7d).
+    pub metadata_max_stale: Option<String>,
     /// Pinned token-signing certificates (PEM files).
     #[serde(default)]
     pub certificates: Vec<String>,

@@ -56,7 +56,11 @@ pub struct Providers {
 impl Providers {
     /// Builds the providers and fetches their metadata once. A provider with neither
     /// reachable metadata nor a pinned certificate stops the start.
-    pub async fn start(config: &[Provider], clock: Arc<dyn Clock>) -> Result<Self, ProviderError> {
+    pub async fn start(
+        config: &[Provider],
+        clock: Arc<dyn Clock>,
+        store: Option<Arc<dyn crate::store::Store>>,
+    ) -> Result<Self, ProviderError> {
         let client = ProviderHttp::new();
         let mut by_name = HashMap::new();
         for p in config {
@@ -84,10 +88,25 @@ impl Providers {
                 config: ws.clone(),
                 trust: TrustStore::new(pinned),
                 failures: Default::default(),
+                store: store.clone(),
             };
             if ws.metadata_url.is_some() {
                 if let Err(e) = runtime.refresh(&client, clock.now()).await {
                     tracing::error!(provider = %p.name, error = %e, "federation metadata unavailable at start");
+                    match runtime.load_stored(clock.now()).await {
+                        Ok(fetched_at) => {
+                            tracing::warn!(provider = %p.name, fetched_at, "trusting the stored copy of the federation metadata until a fetch succeeds");
+                            // Fetched again soon (then every 5 minutes while it fails).
+                            runtime.trust.refresh_failed(
+                                clock.now(),
+                                UNAVAILABLE_RETRY_SECS,
+                                ws.metadata_refresh.as_secs() as i64,
+                            );
+                        }
+                        Err(why) => {
+                            tracing::error!(provider = %p.name, reason = %why, "no usable stored copy of the federation metadata");
+                        }
+                    }
                 }
             }
             // Not fatal: sign-in with this provider answers 503 and the schedule keeps

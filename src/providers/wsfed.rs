@@ -28,6 +28,8 @@ pub struct WsFedRuntime {
     pub trust: TrustStore,
     /// Metadata fetches failed in a row while no certificate is trusted (the retry backs off).
     pub failures: std::sync::atomic::AtomicU32,
+    /// Where verified metadata documents are kept across restarts (and shared by instances).
+    pub store: Option<Arc<dyn crate::store::Store>>,
 }
 
 /// Why a `wresult` was not turned into an assertion.
@@ -54,20 +56,32 @@ pub struct TokenRules<'a> {
 }
 
 impl WsFedRuntime {
-    /// Fetches federation metadata and replaces the metadata certificates with its signing set.
-    pub async fn refresh(&self, client: &ProviderHttp, now: UnixSeconds) -> Result<(), String> {
-        let url = self.config.metadata_url.as_ref().ok_or("no metadata_url")?;
-        let xml = client.get_text(url).await?;
-        let signer = self
-            .config
+    /// The metadata document's signer, when one is configured.
+    fn signer(&self) -> Result<Option<CertificateDer>, String> {
+        self.config
             .metadata_signer
             .clone()
             .map(CertificateDer::from_der)
             .transpose()
-            .map_err(|e| format!("metadata signing certificate: {e}"))?;
-        let md = metadata::parse(&xml, signer.as_ref(), now).map_err(|e| e.to_string())?;
+            .map_err(|e| format!("metadata signing certificate: {e}"))
+    }
+
+    /// Fetches federation metadata and replaces the metadata certificates with its signing
+    /// set; the verified document is kept in the store for restarts.
+    pub async fn refresh(&self, client: &ProviderHttp, now: UnixSeconds) -> Result<(), String> {
+        let url = self.config.metadata_url.as_ref().ok_or("no metadata_url")?;
+        let xml = client.get_text(url).await?;
+        let md = metadata::parse(&xml, self.signer()?.as_ref(), now).map_err(|e| e.to_string())?;
         tracing::info!(provider = %self.name, certificates = md.signing.len(), "federation metadata loaded");
         self.trust.update(md.signing, now);
+        if let Some(store) = &self.store {
+            if let Err(e) = store
+                .put_metadata(&self.name, url.as_str(), &xml, now)
+                .await
+            {
+                tracing::warn!(provider = %self.name, error = %e, "federation metadata not kept in the store");
+            }
+        }
         Ok(())
     }
 
@@ -87,6 +101,30 @@ impl WsFedRuntime {
                 false
             }
         }
+    }
+
+    /// Trusts the stored copy of the metadata (the endpoint did not answer at start), verified
+    /// again as when it was fetched, if it is at most `metadata_max_stale` old; when it was
+    /// fetched.
+    pub async fn load_stored(&self, now: UnixSeconds) -> Result<UnixSeconds, String> {
+        let (Some(store), Some(url)) = (&self.store, &self.config.metadata_url) else {
+            return Err("no store or metadata_url".into());
+        };
+        let (xml, fetched_at) = store
+            .get_metadata(&self.name, url.as_str())
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no stored copy")?;
+        let max = self.config.metadata_max_stale.as_secs() as i64;
+        if now - fetched_at > max {
+            return Err(format!(
+                "the stored copy is {} s old, more than metadata_max_stale ({max} s)",
+                now - fetched_at
+            ));
+        }
+        let md = metadata::parse(&xml, self.signer()?.as_ref(), now).map_err(|e| e.to_string())?;
+        self.trust.update(md.signing, now);
+        Ok(fetched_at)
     }
 
     /// Whether a token can be verified at `now`: some trusted certificate is valid.

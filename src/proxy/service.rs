@@ -126,7 +126,8 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
         config.session.clone(),
         SessionHeaders::preparer(signer.clone(), keys),
     ));
-    let providers = Arc::new(Providers::start(&config.providers, clock.clone()).await?);
+    let providers =
+        Arc::new(Providers::start(&config.providers, clock.clone(), Some(store.clone())).await?);
     let metrics = Arc::new(Metrics::new());
     let directories = Arc::new(Directories::new(&config.tenants, &metrics)?);
     let document_grants = Arc::new(crate::tokens::DocumentGrants::new(

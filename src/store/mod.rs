@@ -156,6 +156,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Deletes a document token record; true when it existed.
     async fn delete_token(&self, id: &TokenId) -> Result<bool, StoreError>;
+    /// The last verified federation metadata document of `provider` from `source` (its URL),
+    /// with when it was fetched.
+    async fn get_metadata(
+        &self,
+        provider: &str,
+        source: &str,
+    ) -> Result<Option<(String, UnixSeconds)>, StoreError>;
+    /// Keeps a verified federation metadata document (a newer copy is never replaced by an
+    /// older one).
+    async fn put_metadata(
+        &self,
+        provider: &str,
+        source: &str,
+        document: &str,
+        fetched_at: UnixSeconds,
+    ) -> Result<(), StoreError>;
     /// Sets when the background refresher looks at token record `id` next (`None`: not until
     /// it is written again), if it is still at `generation`; true when set.
     async fn defer_refresh(

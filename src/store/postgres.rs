@@ -17,13 +17,22 @@ use std::time::Duration;
 /// Versioned schema, embedded in the binary. sqlx takes an advisory lock while migrating, so
 /// instances starting together migrate once.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "schema".into(),
-        MigrationType::Simple,
-        include_str!("../../migrations/postgres/0001_schema.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "schema".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/postgres/0001_schema.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "provider metadata".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/postgres/0002_provider_metadata.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// The notification channel of ended sessions (payload: the session id in hex).
@@ -507,6 +516,45 @@ impl Store for PgStore {
                 .await?,
             };
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn get_metadata(
+        &self,
+        provider: &str,
+        source: &str,
+    ) -> Result<Option<(String, UnixSeconds)>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT document, fetched_at FROM provider_metadata \
+             WHERE provider = $1 AND source = $2",
+        )
+        .bind(provider)
+        .bind(source)
+        .fetch_optional(&mut *self.conn().await?)
+        .await?
+        .map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn put_metadata(
+        &self,
+        provider: &str,
+        source: &str,
+        document: &str,
+        fetched_at: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        // A slower instance never replaces a newer copy with an older one.
+        sqlx::query(
+            "INSERT INTO provider_metadata (provider, source, document, fetched_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (provider, source) DO UPDATE SET \
+             document = excluded.document, fetched_at = excluded.fetched_at \
+             WHERE provider_metadata.fetched_at <= excluded.fetched_at",
+        )
+        .bind(provider)
+        .bind(source)
+        .bind(document)
+        .bind(fetched_at)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(())
     }
 
     async fn defer_refresh(

@@ -55,6 +55,13 @@ fn migrator() -> Migrator {
             include_str!("../../migrations/sqlite/0006_token_refresh_at.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            7,
+            "provider metadata".into(),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0007_provider_metadata.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -318,6 +325,44 @@ impl Store for SqliteStore {
             }
         };
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn get_metadata(
+        &self,
+        provider: &str,
+        source: &str,
+    ) -> Result<Option<(String, UnixSeconds)>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT document, fetched_at FROM provider_metadata WHERE provider = ? AND source = ?",
+        )
+        .bind(provider)
+        .bind(source)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn put_metadata(
+        &self,
+        provider: &str,
+        source: &str,
+        document: &str,
+        fetched_at: UnixSeconds,
+    ) -> Result<(), StoreError> {
+        // A slower instance never replaces a newer copy with an older one.
+        sqlx::query(
+            "INSERT INTO provider_metadata (provider, source, document, fetched_at) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (provider, source) DO UPDATE SET \
+             document = excluded.document, fetched_at = excluded.fetched_at \
+             WHERE provider_metadata.fetched_at <= excluded.fetched_at",
+        )
+        .bind(provider)
+        .bind(source)
+        .bind(document)
+        .bind(fetched_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn defer_refresh(

@@ -102,3 +102,72 @@ async fn a_provider_down_at_start_degrades_sign_in_only_and_recovers() {
     assert_eq!(signed_in.status, 302, "{}", signed_in.body);
     assert!(session_cookie(&signed_in).is_some());
 }
+
+/// The gateway keeps the last verified federation metadata in its store: restarted while the
+/// provider is down, it is ready and accepts a token signed with the provider's key (from
+/// the stored metadata's certificates); a stored copy older than `metadata_max_stale` is
+/// not trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_the_provider_down_trusts_the_stored_metadata_within_its_age() {
+    use crate::wsfed_flow::{post_wsfed, wsfed_setup};
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(certs.path(), "idp");
+    let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
+    let up = Upstream::start().await;
+    let mut setup = wsfed_setup(up.addr, &peer);
+    let first = setup.start().await;
+    assert_eq!(
+        get(first.addr, "x", "/_vestibule/ready", &[]).await.status,
+        200
+    );
+    // A token the provider signed, kept for later; then the provider and the gateway go away.
+    let wresult = peer.token(REALM).await;
+    drop(first);
+    drop(peer);
+
+    let gw = setup.start().await;
+    let ready = get(gw.addr, "x", "/_vestibule/ready", &[]).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    let login = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/_vestibule/login?rd=%2Fdeals",
+        &["Accept: text/html"],
+    )
+    .await;
+    assert_eq!(login.status, 302, "{}", login.body);
+    let to_idp = login.header("location").unwrap();
+    let wctx = url::Url::parse(to_idp)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "wctx")
+        .unwrap()
+        .1
+        .into_owned();
+    let binding = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let signed_in = post_wsfed(
+        &gw,
+        &binding,
+        &[("wa", "wsignin1.0"), ("wresult", &wresult), ("wctx", &wctx)],
+    )
+    .await;
+    assert_eq!(signed_in.status, 302, "{}", signed_in.body);
+    assert!(session_cookie(&signed_in).is_some());
+    drop(gw);
+
+    // Too old a copy is not trusted.
+    if let Some(spec::Provider::WsFed(ws)) = setup.providers.first_mut() {
+        ws.metadata_max_stale = Some("1s".into());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let gw = setup.start().await;
+    let ready = get(gw.addr, "x", "/_vestibule/ready", &[]).await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(ready.body.contains("identity provider corp unavailable"));
+}

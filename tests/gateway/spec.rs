@@ -45,6 +45,8 @@ pub struct WsFed {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<String>,
     pub realm: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_max_stale: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

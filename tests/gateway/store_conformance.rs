@@ -533,6 +533,38 @@ async fn leases(backend: Backend) {
     }
 }
 
+/// Stored federation metadata: one copy per provider and source, never replaced by an older.
+async fn provider_metadata(backend: Backend) {
+    let fresh = backend.fresh().await;
+    let store = &fresh.store;
+    let url = "https://login.example/federationmetadata.xml";
+    assert_eq!(store.get_metadata("corp", url).await.unwrap(), None);
+    store
+        .put_metadata("corp", url, "<md v=1/>", 100)
+        .await
+        .unwrap();
+    store
+        .put_metadata("corp", url, "<md v=2/>", 200)
+        .await
+        .unwrap();
+    store
+        .put_metadata("corp", url, "<md v=0/>", 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_metadata("corp", url).await.unwrap(),
+        Some(("<md v=2/>".to_owned(), 200))
+    );
+    assert_eq!(
+        store
+            .get_metadata("corp", "https://elsewhere")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.get_metadata("other", url).await.unwrap(), None);
+}
+
 macro_rules! conformance {
     ($($body:ident),* $(,)?) => {
         mod sqlite {
@@ -562,4 +594,5 @@ conformance!(
     session_resealing,
     purges_under_load,
     leases,
+    provider_metadata,
 );

@@ -166,11 +166,23 @@ impl Validator {
         if metadata_refresh < Duration::from_secs(60) {
             self.err(format!("{path}.metadata_refresh"), "must be at least 1m");
         }
+        let metadata_max_stale = self.duration(
+            &p.metadata_max_stale,
+            &format!("{path}.metadata_max_stale"),
+            Duration::from_secs(7 * 24 * 3600),
+        );
+        if metadata_max_stale > Duration::from_secs(90 * 24 * 3600) {
+            self.err(
+                format!("{path}.metadata_max_stale"),
+                "must not exceed 90d (Microsoft rolls its signing keys every few weeks)",
+            );
+        }
         Some(WsFedProvider {
             passive_endpoint: passive_endpoint?,
             metadata_url,
             metadata_signer,
             metadata_refresh,
+            metadata_max_stale,
             certificates,
             realm,
             clock_skew,
@@ -187,6 +199,7 @@ impl Validator {
         for (set, key) in [
             (p.passive_endpoint.is_some(), "passive_endpoint"),
             (p.metadata_url.is_some(), "metadata_url"),
+            (p.metadata_max_stale.is_some(), "metadata_max_stale"),
             (p.realm.is_some(), "realm"),
             (!p.certificates.is_empty(), "certificates"),
         ] {
