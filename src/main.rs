@@ -23,6 +23,13 @@ enum Command {
         /// Configuration file.
         #[arg(long, default_value = "config/vestibule.yaml")]
         config: PathBuf,
+        /// Take the listening sockets over from the running gateway (start this, then send
+        /// the old process SIGQUIT: it hands them over, finishes its requests and exits).
+        #[arg(long)]
+        upgrade: bool,
+        /// The Unix socket the listening sockets are handed over on (both processes).
+        #[arg(long)]
+        upgrade_socket: Option<PathBuf>,
     },
     /// Validate configuration files; prints every error with its YAML path and line:column.
     CheckConfig {
@@ -102,8 +109,18 @@ fn main() -> ExitCode {
             })
         }),
         Command::Sessions { action } => sessions(action),
-        Command::Run { config } => match vestibule::config::load_file(&config) {
-            Ok(cfg) => match vestibule::proxy::service::run(cfg) {
+        Command::Run {
+            config,
+            upgrade,
+            upgrade_socket,
+        } => match vestibule::config::load_file(&config) {
+            Ok(cfg) => match vestibule::proxy::service::run_with(
+                cfg,
+                vestibule::proxy::service::Upgrade {
+                    take_over: upgrade,
+                    socket: upgrade_socket,
+                },
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("vestibule: cannot start: {e}");

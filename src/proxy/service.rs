@@ -166,8 +166,27 @@ pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly
     })
 }
 
+/// How `run` takes its listening sockets.
+#[derive(Debug, Clone, Default)]
+pub struct Upgrade {
+    /// Take the listening sockets from the running gateway (which then drains and exits once
+    /// it gets SIGQUIT) instead of binding them: a binary upgrade without a refused connection.
+    pub take_over: bool,
+    /// The Unix socket the sockets are handed over on (the same for both processes); `None`:
+    /// `/tmp/vestibule-upgrade.sock`.
+    pub socket: Option<std::path::PathBuf>,
+}
+
+/// The default hand-over socket of a graceful upgrade.
+pub const UPGRADE_SOCKET: &str = "/tmp/vestibule-upgrade.sock";
+
 /// Runs the gateway until a shutdown signal. Never returns on success.
 pub fn run(config: Config) -> Result<(), StartError> {
+    run_with(config, Upgrade::default())
+}
+
+/// `run`, taking over from a running gateway when `upgrade.take_over`.
+pub fn run_with(config: Config, upgrade: Upgrade) -> Result<(), StartError> {
     init_logging(config.log.json, &config.log.level);
     for warning in config.warnings() {
         tracing::warn!("{warning}");
@@ -253,9 +272,19 @@ pub fn run(config: Config) -> Result<(), StartError> {
         threads: config.proxy.threads,
         grace_period_seconds: Some(1),
         graceful_shutdown_timeout_seconds: Some(10),
+        upgrade_sock: upgrade.socket.as_ref().map_or_else(
+            || UPGRADE_SOCKET.to_owned(),
+            |p| p.to_string_lossy().into_owned(),
+        ),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    // On SIGQUIT pingora hands the listening sockets to a process started with
+    // `--upgrade` on the same socket path, then finishes its in-flight requests and exits.
+    let opt = pingora::server::configuration::Opt {
+        upgrade: upgrade.take_over,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,

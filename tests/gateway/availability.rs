@@ -171,3 +171,100 @@ async fn a_restart_with_the_provider_down_trusts_the_stored_metadata_within_its_
     assert_eq!(ready.status, 503, "{}", ready.body);
     assert!(ready.body.contains("identity provider corp unavailable"));
 }
+
+/// A binary upgrade without a failed request: while clients keep sending signed-in requests
+/// (a new connection each, so every accept counts), a second gateway started with `--upgrade`
+/// takes the listening socket over when the first gets SIGQUIT; the first finishes what it
+/// has and exits; no request fails or gets anything but 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_upgrade_under_load_fails_no_request() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let up = Upstream::start().await;
+    let setup = Setup::new(up.addr);
+    let config = setup.config_path();
+    let socket = setup.dir.path().join("upgrade.sock");
+    let args = [std::ffi::OsStr::new("--upgrade-socket"), socket.as_os_str()];
+    let old = Gateway::spawn_args(&config, setup.port, &args)
+        .healthy()
+        .await;
+    let sessions = setup.sessions(Arc::new(SystemClock)).await;
+    let c = cookie(&sessions.create("contoso", alice()).await.unwrap().1);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed, failures, c) = (
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            failures.clone(),
+            c.clone(),
+        );
+        let addr = old.addr;
+        load.push(tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                let request = format!(
+                    "GET /deals HTTP/1.1\r\nHost: crm.contoso.localhost\r\n{c}\r\nConnection: close\r\n\r\n"
+                );
+                match raw(addr, &request).await {
+                    Ok(r) if r.status == 200 => {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                    other => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{:?}", other.map(|r| r.status)));
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let before = ok.load(Ordering::SeqCst);
+    assert!(before > 0, "load runs");
+
+    // The new binary waits for the sockets; the old one hands them over on SIGQUIT.
+    let mut upgrade_args = args.to_vec();
+    upgrade_args.push(std::ffi::OsStr::new("--upgrade"));
+    let mut new = Gateway::spawn_args(&config, setup.port, &upgrade_args);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut old = old;
+    let quit = std::process::Command::new("kill")
+        .args(["-QUIT", &old.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(quit.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !old.exited() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old gateway did not exit"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let at_exit = ok.load(Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for l in load {
+        l.await.unwrap();
+    }
+    assert!(!new.exited(), "the new gateway runs");
+    let total = ok.load(Ordering::SeqCst);
+    eprintln!(
+        "upgrade under load: {total} requests answered 200 ({before} before the upgrade started, {} after the old process exited), {} failed",
+        total - at_exit,
+        failed.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "failed requests: {:?}",
+        failures.lock().unwrap()
+    );
+    assert!(total > at_exit, "the new gateway serves");
+}

@@ -344,16 +344,38 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn spawn(config: &Path, port: u16) -> Self {
+        let gw = Self::spawn_args(config, port, &[]);
+        gw.healthy().await
+    }
+
+    /// Starts `vestibule run --config CONFIG ARGS…` without waiting for it.
+    pub fn spawn_args(config: &Path, port: u16, args: &[&std::ffi::OsStr]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
             .args(["run", "--config"])
             .arg(config)
+            .args(args)
             .stdin(Stdio::null())
             .spawn()
             .expect("start gateway");
-        let mut gw = Self {
+        Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Waits until the gateway answers its health check.
+    pub async fn healthy(self) -> Self {
+        let mut gw = self;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = raw(
