@@ -226,30 +226,36 @@ pub async fn lookup_owned(
     for (resource, _) in resources {
         let mut result = inject::Lookup::Missing;
         let mut found_under = owners.first().cloned();
-        for owner in owners {
-            let id = TokenId {
-                tenant: tenant.to_owned(),
-                owner: owner.clone(),
-                provider: provider.to_owned(),
-                resource: resource.clone(),
-            };
-            match store.get_token(&id).await {
-                Ok(Some(stored)) => {
-                    found_under = Some(owner.clone());
-                    result = match open(keys, &stored) {
-                        Ok(token) => inject::Lookup::Found(token),
-                        Err(e) => {
-                            tracing::error!(tenant, provider, resource = %resource, error = %e, "document token record does not open");
-                            inject::Lookup::Failed
-                        }
-                    };
-                    break;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(tenant, provider, error = %e, "document tokens unreadable: store unavailable");
-                    result = inject::Lookup::Failed;
-                    break;
+        // A second pass when nothing was found under several digests: rotate-key may have
+        // moved the record from the digest read last to the one read first in between (the
+        // move itself is one transaction, so the second pass finds it).
+        let passes = if owners.len() > 1 { 2 } else { 1 };
+        'passes: for _ in 0..passes {
+            for owner in owners {
+                let id = TokenId {
+                    tenant: tenant.to_owned(),
+                    owner: owner.clone(),
+                    provider: provider.to_owned(),
+                    resource: resource.clone(),
+                };
+                match store.get_token(&id).await {
+                    Ok(Some(stored)) => {
+                        found_under = Some(owner.clone());
+                        result = match open(keys, &stored) {
+                            Ok(token) => inject::Lookup::Found(token),
+                            Err(e) => {
+                                tracing::error!(tenant, provider, resource = %resource, error = %e, "document token record does not open");
+                                inject::Lookup::Failed
+                            }
+                        };
+                        break 'passes;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(tenant, provider, error = %e, "document tokens unreadable: store unavailable");
+                        result = inject::Lookup::Failed;
+                        break 'passes;
+                    }
                 }
             }
         }

@@ -252,10 +252,15 @@ impl DocumentTokens {
                 provider: documents.provider.clone(),
                 resource: resource.clone(),
             };
-            out.push(
-                self.refresh_or_keep(&id, documents, scopes, None, true)
-                    .await,
-            );
+            let refreshed = self
+                .refresh_or_keep(&id, documents, scopes, None, true)
+                .await;
+            // Gone between the read and the refresh (rotate-key moved it): what was read
+            // serves this request while it is valid, rather than "consent required".
+            out.push(match refreshed {
+                Lookup::Missing => lookup,
+                other => other,
+            });
         }
         out
     }
