@@ -270,7 +270,10 @@ pub fn run_with(config: Config, upgrade: Upgrade) -> Result<(), StartError> {
 
     let conf = ServerConf {
         threads: config.proxy.threads,
-        grace_period_seconds: Some(1),
+        // After SIGTERM or an upgrade's hand-over the listeners stop at once; requests already
+        // accepted get this long to finish before the runtime is shut down (tokio drops
+        // unfinished tasks then): 1 s cut slow requests on a busy machine.
+        grace_period_seconds: Some(5),
         graceful_shutdown_timeout_seconds: Some(10),
         upgrade_sock: upgrade.socket.as_ref().map_or_else(
             || UPGRADE_SOCKET.to_owned(),
