@@ -113,6 +113,8 @@ pub struct Gateway {
     document_tokens: Arc<crate::tokens::DocumentTokens>,
     document_grants: Arc<crate::tokens::DocumentGrants>,
     request_ids: RequestIds,
+    /// Shutting down or upgrading (see `draining_flag`).
+    draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What the gateway is assembled from (besides configuration).
@@ -236,7 +238,22 @@ impl Gateway {
             document_tokens,
             document_grants,
             request_ids: RequestIds::new(),
+            draining: Arc::default(),
         })
+    }
+
+    /// Set when the gateway is shutting down or handing its sockets to a new process: every
+    /// response then ends its connection (`Connection: close`), so keep-alive clients
+    /// reconnect — to the new process — instead of meeting a closed idle connection.
+    pub fn draining_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.draining.clone()
+    }
+
+    /// Ends the connection after this response while draining.
+    fn close_if_draining(&self, downstream: &mut Session) {
+        if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            downstream.set_keepalive(None);
+        }
     }
 
     /// The tenant the request's Host names (exact, case-insensitive, port ignored). A malformed Host is refused outright: every
@@ -325,6 +342,7 @@ impl Gateway {
         body: Bytes,
         extra: &[(header::HeaderName, String)],
     ) -> Result<bool> {
+        self.close_if_draining(downstream);
         let mut resp = ResponseHeader::build(status, Some(6 + extra.len()))?;
         resp.insert_header(header::CONTENT_TYPE, content_type)?;
         resp.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;

@@ -91,10 +91,11 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _downstream: &mut Session,
+        downstream: &mut Session,
         _upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        self.close_if_draining(downstream);
         if let (Some(sent), Some(route)) = (ctx.upstream_sent, &ctx.route) {
             route.latency.observe(sent.elapsed().as_secs_f64());
         }

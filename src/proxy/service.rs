@@ -268,6 +268,25 @@ pub fn run_with(config: Config, upgrade: Upgrade) -> Result<(), StartError> {
         }
     });
 
+    // SIGQUIT (an upgrade's hand-over) and SIGTERM (shutdown) reach pingora too; here they
+    // make every further response close its connection, so keep-alive clients move over
+    // (to the new process, or to another instance) without meeting a dropped connection.
+    let draining = assembly.gateway.draining_flag();
+    support.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut quit), Ok(mut term)) =
+            (signal(SignalKind::quit()), signal(SignalKind::terminate()))
+        else {
+            return;
+        };
+        tokio::select! {
+            _ = quit.recv() => {}
+            _ = term.recv() => {}
+        }
+        draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("draining: responses now close their connections");
+    });
+
     let conf = ServerConf {
         threads: config.proxy.threads,
         // After SIGTERM or an upgrade's hand-over the listeners stop at once; requests already
