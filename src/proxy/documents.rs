@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::header;
 use pingora::prelude::*;
 use pingora::proxy::Session;
+use std::sync::Arc;
 
 impl Gateway {
     /// `/_vestibule/documents/connect?rd=…`: starts the grant for the signed-in user.
@@ -209,23 +210,8 @@ impl Gateway {
                 .fail(downstream, ctx, GatewayError::CrossSiteRequest)
                 .await;
         }
-        let t = self.transport(downstream, ctx);
-        let live = match self
-            .load_session(downstream.req_header(), &route.tenant.name, t.https)
-            .await
-        {
-            Ok(Some(live)) => live,
-            Ok(None) => {
-                return self
-                    .fail(downstream, ctx, GatewayError::SignInRequired)
-                    .await
-            }
-            Err(e) => {
-                tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
-                return self
-                    .fail(downstream, ctx, GatewayError::StoreUnavailable)
-                    .await;
-            }
+        let Some(live) = self.signed_in_session(downstream, ctx, &route).await? else {
+            return Ok(true);
         };
         let lookups = match self
             .document_tokens
@@ -277,6 +263,30 @@ impl Gateway {
             .await
     }
 
+    /// The request's live session for the route's tenant; `None` once the sign-in-required
+    /// (or store-unavailable) answer has been written.
+    async fn signed_in_session(
+        &self,
+        downstream: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &super::TenantRoute,
+    ) -> Result<Option<Arc<crate::session::LiveSession<crate::headers::SessionHeaders>>>> {
+        let t = self.transport(downstream, ctx);
+        let error = match self
+            .load_session(downstream.req_header(), &route.tenant.name, t.https)
+            .await
+        {
+            Ok(Some(live)) => return Ok(Some(live)),
+            Ok(None) => GatewayError::SignInRequired,
+            Err(e) => {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
+                GatewayError::StoreUnavailable
+            }
+        };
+        self.fail(downstream, ctx, error).await?;
+        Ok(None)
+    }
+
     /// The signed-in user's identity (from the sealed session record); `None` once the
     /// sign-in-required answer has been written.
     pub(super) async fn signed_in_identity(
@@ -285,23 +295,8 @@ impl Gateway {
         ctx: &mut RequestCtx,
         route: &super::TenantRoute,
     ) -> Result<Option<crate::identity::Identity>> {
-        let t = self.transport(downstream, ctx);
-        let live = match self
-            .load_session(downstream.req_header(), &route.tenant.name, t.https)
-            .await
-        {
-            Ok(Some(live)) => live,
-            Ok(None) => {
-                self.fail(downstream, ctx, GatewayError::SignInRequired)
-                    .await?;
-                return Ok(None);
-            }
-            Err(e) => {
-                tracing::error!(request_id = %ctx.request_id, error = %e, "session store unavailable");
-                self.fail(downstream, ctx, GatewayError::StoreUnavailable)
-                    .await?;
-                return Ok(None);
-            }
+        let Some(live) = self.signed_in_session(downstream, ctx, route).await? else {
+            return Ok(None);
         };
         match self.sessions.identity(&live.id, &route.tenant.name).await {
             Ok(Some(identity)) => Ok(Some(identity)),

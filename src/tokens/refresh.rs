@@ -473,10 +473,9 @@ impl DocumentTokens {
             && self.clock.now() + documents.refresh_margin.as_secs() as i64 >= token.expires_at
     }
 
+    /// Expiring, and renewable by a refresh of its own.
     fn due(&self, token: &DocumentToken, documents: &DocumentsConfig) -> bool {
-        token.status == TokenStatus::Ok
-            && token.refresh_token.is_some()
-            && self.clock.now() + documents.refresh_margin.as_secs() as i64 >= token.expires_at
+        token.refresh_token.is_some() && self.expiring(token, documents)
     }
 
     /// Refreshes `id` unless another request (here or, on a shared store, on another
