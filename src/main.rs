@@ -30,6 +30,25 @@ enum Command {
         /// The Unix socket the listening sockets are handed over on (both processes).
         #[arg(long)]
         upgrade_socket: Option<PathBuf>,
+        /// Write the process id here (read by `vestibule reload --pid-file`).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+    },
+    /// Reload the running gateway's configuration without a restart: checks the file first
+    /// (errors are printed and nothing is sent), then sends the gateway SIGHUP. The gateway
+    /// validates the file again and either serves all of it or keeps its running
+    /// configuration and logs every error (settings bound at start — listeners, store,
+    /// proxy.threads, log — need a restart or `run --upgrade`).
+    Reload {
+        /// Configuration file (the one the gateway was started with).
+        #[arg(long, default_value = "config/vestibule.yaml")]
+        config: PathBuf,
+        /// The pid file `vestibule run --pid-file` wrote.
+        #[arg(long, required_unless_present = "pid", conflicts_with = "pid")]
+        pid_file: Option<PathBuf>,
+        /// The gateway's process id.
+        #[arg(long)]
+        pid: Option<i32>,
     },
     /// Validate configuration files; prints every error with its YAML path and line:column.
     CheckConfig {
@@ -113,12 +132,17 @@ fn main() -> ExitCode {
             config,
             upgrade,
             upgrade_socket,
+            pid_file,
         } => match vestibule::config::load_file(&config) {
             Ok(cfg) => match vestibule::proxy::service::run_with(
                 cfg,
-                vestibule::proxy::service::Upgrade {
-                    take_over: upgrade,
-                    socket: upgrade_socket,
+                vestibule::proxy::service::RunOptions {
+                    upgrade: vestibule::proxy::service::Upgrade {
+                        take_over: upgrade,
+                        socket: upgrade_socket,
+                    },
+                    config_path: Some(config.clone()),
+                    pid_file,
                 },
             ) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -132,6 +156,11 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Reload {
+            config,
+            pid_file,
+            pid,
+        } => reload(&config, pid_file.as_deref(), pid),
         Command::CheckConfig { files } => {
             let mut ok = true;
             for file in &files {
@@ -355,6 +384,54 @@ fn sessions(action: SessionsAction) -> ExitCode {
             }
         })
     })
+}
+
+/// `vestibule reload`: the file must pass the same validation the gateway will run, else
+/// nothing is sent; the gateway's log has the final word (it also refuses changes to
+/// settings bound at start, and reads `{env}` secrets from its own environment).
+fn reload(
+    config: &std::path::Path,
+    pid_file: Option<&std::path::Path>,
+    pid: Option<i32>,
+) -> ExitCode {
+    if let Err(errors) = vestibule::config::load_file(config) {
+        print_errors(config, &errors);
+        eprintln!("vestibule: not reloaded: the running configuration is kept");
+        return ExitCode::from(2);
+    }
+    let pid = match (pid, pid_file) {
+        (Some(pid), _) => pid,
+        (None, Some(file)) => match std::fs::read_to_string(file)
+            .map_err(|e| e.to_string())
+            .and_then(|text| text.trim().parse::<i32>().map_err(|e| e.to_string()))
+        {
+            Ok(pid) => pid,
+            Err(e) => {
+                eprintln!("vestibule: pid file {}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => unreachable!("clap requires --pid or --pid-file"),
+    };
+    // kill(2) reads 0 and negative ids as process groups (-1: every process we may signal).
+    if pid <= 1 {
+        eprintln!("vestibule: {pid} is not a gateway's process id");
+        return ExitCode::FAILURE;
+    }
+    use nix::sys::signal::{kill, Signal};
+    match kill(nix::unistd::Pid::from_raw(pid), Signal::SIGHUP) {
+        Ok(()) => {
+            println!(
+                "{}: valid; reload sent to process {pid} (its log says \"configuration reloaded\" or why not)",
+                config.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vestibule: cannot signal process {pid}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn print_errors(file: &std::path::Path, errors: &[vestibule::config::ConfigError]) {

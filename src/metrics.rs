@@ -26,6 +26,8 @@ pub struct Metrics {
     pub document_refreshes: IntCounterVec,
     /// Identity providers that can be signed in with (1) or not (0).
     pub providers_available: prometheus::IntGaugeVec,
+    /// Configuration reloads by outcome (`applied`, `refused`).
+    pub config_reloads: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -101,8 +103,17 @@ impl Metrics {
             &["provider"],
         )
         .expect("valid metric");
+        let config_reloads = IntCounterVec::new(
+            Opts::new(
+                "vestibule_config_reloads_total",
+                "Configuration reloads (SIGHUP) by outcome: applied, or refused (the running configuration kept)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(config_reloads.clone()),
             Box::new(providers_available.clone()),
             Box::new(sign_ins.clone()),
             Box::new(rejections.clone()),
@@ -125,6 +136,7 @@ impl Metrics {
             directory_queries,
             document_refreshes,
             providers_available,
+            config_reloads,
         }
     }
 

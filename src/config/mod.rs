@@ -3,8 +3,10 @@
 pub mod location;
 pub mod model;
 pub mod raw;
+pub mod restart;
 pub mod secret;
 pub mod validate;
 
 pub use model::*;
+pub use restart::restart_only_changes;
 pub use validate::{database_kind, load_file, parse_str, ConfigError};

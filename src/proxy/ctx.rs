@@ -1,6 +1,6 @@
 //! Per-request facts, filled in as the request moves through the proxy phases.
 
-use super::TenantRoute;
+use super::{Gateway, TenantRoute};
 use crate::headers::SessionHeaders;
 use crate::session::LiveSession;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +10,9 @@ use std::time::Instant;
 /// What the gateway knows about one request.
 #[derive(Default)]
 pub struct RequestCtx {
+    /// The gateway (configuration) current when the request arrived: the request finishes on
+    /// it even if a reload replaces it meanwhile. Always set by `new_ctx`.
+    pub(super) gateway: Option<Arc<Gateway>>,
     /// Correlates the response, the log line and the upstream request.
     pub request_id: String,
     /// The tenant the Host header routed to.
@@ -25,6 +28,16 @@ pub struct RequestCtx {
     /// Answer errors as JSON whatever the request prefers (API paths). Otherwise the
     /// request's `Accept` and `X-Requested-With` decide when an error page is written.
     pub wants_json: bool,
+}
+
+impl RequestCtx {
+    /// The gateway this request runs on (a counted reference, so the phase may borrow the
+    /// context mutably beside it).
+    pub(super) fn gateway(&self) -> Arc<Gateway> {
+        self.gateway
+            .clone()
+            .expect("new_ctx sets the gateway of every request")
+    }
 }
 
 /// Process-unique request ids: a random per-process prefix and a counter, so ids from several

@@ -7,6 +7,7 @@ mod ctx;
 mod documents;
 pub mod pages;
 mod phases;
+pub mod reload;
 mod request;
 mod routes;
 pub mod service;
@@ -112,9 +113,42 @@ pub struct Gateway {
     header_prefix: String,
     document_tokens: Arc<crate::tokens::DocumentTokens>,
     document_grants: Arc<crate::tokens::DocumentGrants>,
-    request_ids: RequestIds,
-    /// Shutting down or upgrading (see `draining_flag`).
+    /// Shutting down or upgrading (see `Parts::draining`).
     draining: Arc<std::sync::atomic::AtomicBool>,
+    /// What it was built from (the background jobs read the current tenants from here).
+    config: Arc<Config>,
+}
+
+/// The service pingora runs: the current gateway, replaced whole by a configuration reload.
+/// A request takes the gateway current when it arrives and finishes on it, so a reload never
+/// mixes two configurations within one request. Clones share the same current gateway
+/// (pingora holds one, the reload and background jobs others).
+#[derive(Clone)]
+pub struct Live {
+    current: Arc<arc_swap::ArcSwap<Gateway>>,
+    /// Request ids outlive reloads: one sequence per process.
+    request_ids: Arc<RequestIds>,
+}
+
+impl Live {
+    /// Serves `gateway` until `replace`.
+    pub fn new(gateway: Gateway) -> Self {
+        Self {
+            current: Arc::new(arc_swap::ArcSwap::from_pointee(gateway)),
+            request_ids: Arc::new(RequestIds::new()),
+        }
+    }
+
+    /// The gateway new requests run on.
+    pub fn current(&self) -> Arc<Gateway> {
+        self.current.load_full()
+    }
+
+    /// New requests run on `gateway` from now on; requests under way finish on the old one,
+    /// which is dropped (its pools and caches with it) when the last of them ends.
+    pub fn replace(&self, gateway: Gateway) {
+        self.current.store(Arc::new(gateway));
+    }
 }
 
 /// What the gateway is assembled from (besides configuration).
@@ -137,6 +171,11 @@ pub struct Parts {
     pub document_tokens: Arc<crate::tokens::DocumentTokens>,
     /// Document grants (the code grant after sign-in).
     pub document_grants: Arc<crate::tokens::DocumentGrants>,
+    /// Set when the process is shutting down or handing its sockets to a new process: every
+    /// response then ends its connection (`Connection: close`), so keep-alive clients
+    /// reconnect — to the new process — instead of meeting a closed idle connection. One flag
+    /// for the process, shared by the gateways reloads build.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Why the gateway could not be assembled from a valid configuration.
@@ -156,7 +195,7 @@ pub enum BuildError {
 
 impl Gateway {
     /// Assembles the gateway from validated parts.
-    pub fn new(config: &Config, parts: Parts) -> Result<Self, BuildError> {
+    pub fn new(config: Arc<Config>, parts: Parts) -> Result<Self, BuildError> {
         let mut routes = HashMap::default();
         for tenant in &config.tenants {
             let name = tenant.name.as_str();
@@ -194,6 +233,7 @@ impl Gateway {
             directories,
             document_tokens,
             document_grants,
+            draining,
         } = parts;
         let sign_in = SignInFlow::new(SignInParts {
             providers: providers.clone(),
@@ -237,16 +277,29 @@ impl Gateway {
             header_prefix: config.headers.prefix.clone(),
             document_tokens,
             document_grants,
-            request_ids: RequestIds::new(),
-            draining: Arc::default(),
+            draining,
+            config,
         })
     }
 
-    /// Set when the gateway is shutting down or handing its sockets to a new process: every
-    /// response then ends its connection (`Connection: close`), so keep-alive clients
-    /// reconnect — to the new process — instead of meeting a closed idle connection.
-    pub fn draining_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
-        self.draining.clone()
+    /// The configuration this gateway was built from.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The session manager.
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
+    }
+
+    /// The identity providers.
+    pub fn providers(&self) -> &Arc<Providers> {
+        &self.providers
+    }
+
+    /// The document tokens.
+    pub fn document_tokens(&self) -> &Arc<crate::tokens::DocumentTokens> {
+        &self.document_tokens
     }
 
     /// Ends the connection after this response while draining.

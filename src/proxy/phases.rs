@@ -1,18 +1,72 @@
-//! The pingora phases: each delegates to one function of the gateway or a domain module.
+//! The pingora phases: each request takes the gateway current when it arrives (a reload
+//! swaps it) and every phase delegates to that gateway, which hands off to one of its own
+//! functions or a domain module.
 
 use super::*;
 use async_trait::async_trait;
 
 #[async_trait]
-impl ProxyHttp for Gateway {
+impl ProxyHttp for Live {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
+        RequestCtx {
+            request_id: self.request_ids.next(),
+            gateway: Some(self.current()),
+            ..RequestCtx::default()
+        }
     }
 
     async fn request_filter(&self, downstream: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.request_id = self.request_ids.next();
+        ctx.gateway().request_filter(downstream, ctx).await
+    }
+
+    async fn upstream_peer(
+        &self,
+        downstream: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        ctx.gateway().upstream_peer(downstream, ctx).await
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        downstream: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.gateway()
+            .upstream_request_filter(downstream, upstream_request, ctx)
+            .await
+    }
+
+    async fn response_filter(
+        &self,
+        downstream: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.gateway()
+            .response_filter(downstream, upstream_response, ctx)
+            .await
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        downstream: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        ctx.gateway().fail_to_proxy(downstream, e, ctx).await
+    }
+
+    async fn logging(&self, downstream: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        ctx.gateway().logging(downstream, e, ctx).await
+    }
+}
+
+impl Gateway {
+    async fn request_filter(&self, downstream: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.tls = is_tls(downstream);
         let path = downstream.req_header().uri.path();
         if let Some(rest) = path.strip_prefix("/_vestibule/") {

@@ -1,7 +1,7 @@
 //! Start-up: builds the store, sessions, signer and gateway from a validated configuration,
 //! binds the listeners, and runs pingora.
 
-use super::{BuildError, Gateway, Parts, Sessions};
+use super::{BuildError, Gateway, Live, Parts, Sessions};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Tenant};
 use crate::crypto::KeyRing;
@@ -96,6 +96,87 @@ pub fn init_logging(json: bool, level: &str) {
     };
 }
 
+/// What outlives a configuration reload: the store and its connections, the metrics
+/// registry (counters keep counting), the clock and the process's draining flag.
+#[derive(Clone)]
+pub struct Shared {
+    /// The durable store.
+    pub store: Arc<dyn crate::store::Store>,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Set while shutting down or handing over to a new process.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Shared {
+    /// Opens the store (and migrates it when the configuration says so).
+    pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        Ok(Self {
+            store: store::open(&config.store).await?,
+            metrics: Arc::new(Metrics::new()),
+            clock,
+            draining: Arc::default(),
+        })
+    }
+}
+
+/// Builds a gateway for `config` over the shared parts: everything the configuration decides
+/// (key ring, sessions, signer, providers, directories, document tokens, routes). Used at
+/// start and by every reload, so both assemble the same way.
+pub async fn build(config: Arc<Config>, shared: &Shared) -> Result<Gateway, StartError> {
+    let keys = Arc::new(
+        KeyRing::new(&config.keys.active, &config.keys.ring)
+            .expect("validated: active key is in the ring"),
+    );
+    let signer = Arc::new(UpstreamJwtSigner::new(&config.assertion)?);
+    let sessions = Arc::new(Sessions::new(
+        shared.store.clone(),
+        keys.clone(),
+        shared.clock.clone(),
+        config.session.clone(),
+        SessionHeaders::preparer(signer.clone(), keys),
+    ));
+    let providers = Arc::new(
+        Providers::start(
+            &config.providers,
+            shared.clock.clone(),
+            Some(shared.store.clone()),
+        )
+        .await?,
+    );
+    let directories = Arc::new(Directories::new(&config.tenants, &shared.metrics)?);
+    let document_grants = Arc::new(crate::tokens::DocumentGrants::new(
+        &config.document_providers,
+        sessions.keys().clone(),
+        shared.store.clone(),
+        shared.clock.clone(),
+    ));
+    let document_tokens = Arc::new(
+        crate::tokens::DocumentTokens::new(
+            shared.store.clone(),
+            sessions.keys().clone(),
+            shared.clock.clone(),
+            &config.document_providers,
+        )
+        .with_metrics(shared.metrics.document_refreshes.clone()),
+    );
+    let parts = Parts {
+        sessions,
+        signer,
+        metrics: shared.metrics.clone(),
+        store: shared.store.clone(),
+        clock: shared.clock.clone(),
+        providers,
+        directories,
+        document_tokens,
+        document_grants,
+        draining: shared.draining.clone(),
+    };
+    Ok(Gateway::new(config, parts)?)
+}
+
 /// Everything the gateway needs, built from configuration (shared by `run`, tests and
 /// benches so they exercise the same assembly).
 pub struct Assembly {
@@ -103,67 +184,115 @@ pub struct Assembly {
     pub gateway: Gateway,
     /// The session manager (tests create sessions through it).
     pub sessions: Arc<Sessions>,
-    /// Identity providers (refreshed by a background job).
-    pub providers: Arc<Providers>,
-    /// Document tokens (refreshed ahead of expiry by a background job).
-    pub document_tokens: Arc<crate::tokens::DocumentTokens>,
-    /// The store (its session-end notifications reach the session cache).
+    /// The store.
     pub store: Arc<dyn crate::store::Store>,
 }
 
-/// Builds the store, key ring, sessions, signer and gateway.
+/// Opens the store and builds the gateway.
 pub async fn assemble(config: &Config, clock: Arc<dyn Clock>) -> Result<Assembly, StartError> {
-    let store = store::open(&config.store).await?;
-    let keys = Arc::new(
-        KeyRing::new(&config.keys.active, &config.keys.ring)
-            .expect("validated: active key is in the ring"),
-    );
-    let signer = Arc::new(UpstreamJwtSigner::new(&config.assertion)?);
-    let sessions = Arc::new(Sessions::new(
-        store.clone(),
-        keys.clone(),
-        clock.clone(),
-        config.session.clone(),
-        SessionHeaders::preparer(signer.clone(), keys),
-    ));
-    let providers =
-        Arc::new(Providers::start(&config.providers, clock.clone(), Some(store.clone())).await?);
-    let metrics = Arc::new(Metrics::new());
-    let directories = Arc::new(Directories::new(&config.tenants, &metrics)?);
-    let document_grants = Arc::new(crate::tokens::DocumentGrants::new(
-        &config.document_providers,
-        sessions.keys().clone(),
-        store.clone(),
-        clock.clone(),
-    ));
-    let document_tokens = Arc::new(
-        crate::tokens::DocumentTokens::new(
-            store.clone(),
-            sessions.keys().clone(),
-            clock.clone(),
-            &config.document_providers,
-        )
-        .with_metrics(metrics.document_refreshes.clone()),
-    );
-    let parts = Parts {
-        sessions: sessions.clone(),
-        signer,
-        metrics,
-        store: store.clone(),
-        clock,
-        providers: providers.clone(),
-        directories,
-        document_tokens: document_tokens.clone(),
-        document_grants,
-    };
-    let gateway = Gateway::new(config, parts)?;
+    let shared = Shared::open(config, clock).await?;
+    let gateway = build(Arc::new(config.clone()), &shared).await?;
     Ok(Assembly {
+        sessions: gateway.sessions().clone(),
+        store: shared.store,
         gateway,
-        sessions,
-        providers,
-        document_tokens,
-        store,
     })
+}
+
+/// The jobs that run beside the proxy for the life of the process. Each reads the gateway
+/// current at that moment, so after a reload they work on the new configuration.
+fn spawn_background_jobs(support: &tokio::runtime::Runtime, live: &Live, shared: &Shared) {
+    // Sessions ended by another instance (sign-out, IdP sign-out, `vestibule sessions revoke`)
+    // leave this cache at once; after a gap in the notifications, everything is re-checked.
+    let (watching, store) = (live.clone(), shared.store.clone());
+    support.spawn(async move {
+        let Some(mut ends) = store.watch_session_ends().await else {
+            return;
+        };
+        while let Some(end) = ends.recv().await {
+            let sessions = watching.current().sessions().clone();
+            match end {
+                crate::store::SessionEnd::Ended(id) => sessions.ended_elsewhere(&id),
+                crate::store::SessionEnd::Missed => sessions.recheck_all(),
+            }
+        }
+    });
+
+    let purging = live.clone();
+    support.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let sessions = purging.current().sessions().clone();
+            match sessions.purge_expired().await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
+            }
+            if let Err(e) = sessions.purge_seen().await {
+                tracing::warn!(error = %e, "could not purge used sign-in records");
+            }
+        }
+    });
+
+    let sweeping = live.clone();
+    support.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            sweeping.current().sessions().sweep();
+        }
+    });
+
+    let refreshing = live.clone();
+    support.spawn(async move {
+        // Each provider's own schedule decides (metadata_refresh, hourly discovery, or the
+        // quick back-off of a provider with nothing trusted); this only looks often.
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let providers = refreshing.current().providers().clone();
+            providers.refresh_due().await;
+        }
+    });
+
+    let renewing = live.clone();
+    support.spawn(async move {
+        loop {
+            // Not holding the gateway while asleep: a reload's old one is dropped soon.
+            let every =
+                crate::tokens::refresh::refresh_interval(&renewing.current().config().tenants);
+            tokio::time::sleep(every).await;
+            let gateway = renewing.current();
+            let tenants = &gateway.config().tenants;
+            let renewed = gateway
+                .document_tokens()
+                .refresh_due(tenants, gateway.config().session.idle)
+                .await;
+            if renewed > 0 {
+                tracing::info!(renewed, "document tokens refreshed ahead of expiry");
+            }
+        }
+    });
+
+    // SIGQUIT (an upgrade's hand-over) and SIGTERM (shutdown) reach pingora too; here they
+    // make every further response close its connection, so keep-alive clients move over
+    // (to the new process, or to another instance) without meeting a dropped connection.
+    let draining = shared.draining.clone();
+    support.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut quit), Ok(mut term)) =
+            (signal(SignalKind::quit()), signal(SignalKind::terminate()))
+        else {
+            return;
+        };
+        tokio::select! {
+            _ = quit.recv() => {}
+            _ = term.recv() => {}
+        }
+        draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("draining: responses now close their connections");
+    });
 }
 
 /// How `run` takes its listening sockets.
@@ -180,13 +309,25 @@ pub struct Upgrade {
 /// The default hand-over socket of a graceful upgrade.
 pub const UPGRADE_SOCKET: &str = "/tmp/vestibule-upgrade.sock";
 
-/// Runs the gateway until a shutdown signal. Never returns on success.
-pub fn run(config: Config) -> Result<(), StartError> {
-    run_with(config, Upgrade::default())
+/// How `run` starts besides its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Binary upgrade: take the sockets over from a running gateway.
+    pub upgrade: Upgrade,
+    /// The file the configuration came from: SIGHUP reads it again (`None`: no reload).
+    pub config_path: Option<std::path::PathBuf>,
+    /// Where to write the process id (for `vestibule reload` and service managers).
+    pub pid_file: Option<std::path::PathBuf>,
 }
 
-/// `run`, taking over from a running gateway when `upgrade.take_over`.
-pub fn run_with(config: Config, upgrade: Upgrade) -> Result<(), StartError> {
+/// Runs the gateway until a shutdown signal. Never returns on success.
+pub fn run(config: Config) -> Result<(), StartError> {
+    run_with(config, RunOptions::default())
+}
+
+/// `run`, taking over from a running gateway when `options.upgrade.take_over`, and reloading
+/// `options.config_path` on SIGHUP.
+pub fn run_with(config: Config, options: RunOptions) -> Result<(), StartError> {
     init_logging(config.log.json, &config.log.level);
     for warning in config.warnings() {
         tracing::warn!("{warning}");
@@ -199,93 +340,22 @@ pub fn run_with(config: Config, upgrade: Upgrade) -> Result<(), StartError> {
         .enable_all()
         .build()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let assembly = support.block_on(assemble(&config, clock))?;
-
-    // Sessions ended by another instance (sign-out, IdP sign-out, `vestibule sessions revoke`)
-    // leave this cache at once; after a gap in the notifications, everything is re-checked.
-    let watched = assembly.sessions.clone();
-    let store = assembly.store.clone();
-    support.spawn(async move {
-        let Some(mut ends) = store.watch_session_ends().await else {
-            return;
-        };
-        while let Some(end) = ends.recv().await {
-            match end {
-                crate::store::SessionEnd::Ended(id) => watched.ended_elsewhere(&id),
-                crate::store::SessionEnd::Missed => watched.recheck_all(),
+    let shared = support.block_on(Shared::open(&config, clock))?;
+    let config = Arc::new(config);
+    let live = Live::new(support.block_on(build(config.clone(), &shared))?);
+    spawn_background_jobs(&support, &live, &shared);
+    if let Some(path) = options.config_path.clone() {
+        super::reload::reload_on_hangup(&support, live.clone(), shared.clone(), path);
+    }
+    if let Some(pid_file) = &options.pid_file {
+        std::fs::write(pid_file, format!("{}\n", std::process::id())).map_err(|e| {
+            StartError::Listener {
+                address: pid_file.display().to_string(),
+                message: format!("cannot write the pid file: {e}"),
             }
-        }
-    });
-
-    let sessions = assembly.sessions.clone();
-    support.spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(600));
-        loop {
-            tick.tick().await;
-            match sessions.purge_expired().await {
-                Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
-            }
-            if let Err(e) = sessions.purge_seen().await {
-                tracing::warn!(error = %e, "could not purge used sign-in records");
-            }
-        }
-    });
-
-    let cached = assembly.sessions.clone();
-    support.spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            cached.sweep();
-        }
-    });
-
-    let providers = assembly.providers.clone();
-    support.spawn(async move {
-        // Each provider's own schedule decides (metadata_refresh, hourly discovery, or the
-        // quick back-off of a provider with nothing trusted); this only looks often.
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            providers.refresh_due().await;
-        }
-    });
-
-    let document_tokens = assembly.document_tokens.clone();
-    let tenants = config.tenants.clone();
-    let idle = config.session.idle;
-    support.spawn(async move {
-        let mut tick = tokio::time::interval(crate::tokens::refresh::refresh_interval(&tenants));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let renewed = document_tokens.refresh_due(&tenants, idle).await;
-            if renewed > 0 {
-                tracing::info!(renewed, "document tokens refreshed ahead of expiry");
-            }
-        }
-    });
-
-    // SIGQUIT (an upgrade's hand-over) and SIGTERM (shutdown) reach pingora too; here they
-    // make every further response close its connection, so keep-alive clients move over
-    // (to the new process, or to another instance) without meeting a dropped connection.
-    let draining = assembly.gateway.draining_flag();
-    support.spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut quit), Ok(mut term)) =
-            (signal(SignalKind::quit()), signal(SignalKind::terminate()))
-        else {
-            return;
-        };
-        tokio::select! {
-            _ = quit.recv() => {}
-            _ = term.recv() => {}
-        }
-        draining.store(true, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!("draining: responses now close their connections");
-    });
+        })?;
+    }
+    let upgrade = options.upgrade;
 
     let conf = ServerConf {
         threads: config.proxy.threads,
@@ -308,11 +378,8 @@ pub fn run_with(config: Config, upgrade: Upgrade) -> Result<(), StartError> {
     };
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        assembly.gateway,
-        "vestibule",
-    );
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, live, "vestibule");
     for listener in &config.listeners {
         let address = listener.address.to_string();
         match &listener.tls {

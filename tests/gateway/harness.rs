@@ -108,8 +108,16 @@ impl Upstream {
                                     .collect(),
                             };
                             let body = json!({"path": record.path, "method": record.method});
+                            // `?delay_ms=N`: a slow upstream (requests under way across a reload).
+                            let delay = record
+                                .path
+                                .split_once("delay_ms=")
+                                .and_then(|(_, ms)| ms.parse::<u64>().ok());
                             s.lock().unwrap().push(record);
                             c.fetch_add(1, Ordering::SeqCst);
+                            if let Some(ms) = delay {
+                                tokio::time::sleep(Duration::from_millis(ms)).await;
+                            }
                             Ok::<_, hyper::Error>(
                                 Response::builder()
                                     .header("content-type", "application/json")
@@ -350,11 +358,22 @@ impl Gateway {
 
     /// Starts `vestibule run --config CONFIG ARGS…` without waiting for it.
     pub fn spawn_args(config: &Path, port: u16, args: &[&std::ffi::OsStr]) -> Self {
+        Self::spawn_to(config, port, args, Stdio::inherit())
+    }
+
+    /// `spawn_args` with the gateway's log (stderr) written to `log`.
+    pub fn spawn_logged(config: &Path, port: u16, args: &[&std::ffi::OsStr], log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("log file");
+        Self::spawn_to(config, port, args, Stdio::from(file))
+    }
+
+    fn spawn_to(config: &Path, port: u16, args: &[&std::ffi::OsStr], stderr: Stdio) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
             .args(["run", "--config"])
             .arg(config)
             .args(args)
             .stdin(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start gateway");
         Self {

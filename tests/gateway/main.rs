@@ -16,6 +16,7 @@ mod limits;
 mod oidc_flow;
 mod oidc_hostile;
 mod peers;
+mod reload;
 mod rotate;
 mod routing;
 mod spec;
