@@ -9,4 +9,6 @@ pub mod validate;
 
 pub use model::*;
 pub use restart::restart_only_changes;
-pub use validate::{database_kind, load_file, parse_str, ConfigError};
+pub use validate::{
+    check_file, check_str, database_kind, load_file, parse_str, Checked, ConfigError, Secrets,
+};

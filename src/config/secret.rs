@@ -21,6 +21,16 @@ pub fn resolve(secret: &RawSecret, base_dir: &Path) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Whether `secret` is a well-formed `{env}` or `{file}` secret that is not present on this
+/// machine (variable not set, file missing): what `check-config --no-secrets` skips.
+pub fn absent(secret: &RawSecret, base_dir: &Path) -> bool {
+    match (&secret.env, &secret.file, &secret.value) {
+        (Some(name), None, None) => std::env::var_os(name).is_none(),
+        (None, Some(path), None) => !base_dir.join(path).exists(),
+        _ => false,
+    }
+}
+
 /// Trims the trailing whitespace a text editor or `echo` leaves after a text secret.
 pub fn trim_text(bytes: &[u8]) -> &[u8] {
     let end = bytes

@@ -60,16 +60,68 @@ pub fn load_file(path: &Path) -> Result<Config, Vec<ConfigError>> {
 
 /// Parses and validates configuration text.
 pub fn parse_str(source: &str, base_dir: &Path) -> Result<Config, Vec<ConfigError>> {
+    match check_str(source, base_dir, Secrets::Resolve)? {
+        Checked {
+            config: Some(config),
+            ..
+        } => Ok(config),
+        Checked { config: None, .. } => {
+            unreachable!("with every secret resolved, no error means a model")
+        }
+    }
+}
+
+/// Whether `check_str` must read every secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Read every `{env}`/`{file}` secret; one that cannot be read is an error.
+    Resolve,
+    /// A secret whose environment variable is not set or whose file does not exist is
+    /// reported as not checked instead (a deployment file checked on a CI machine); its
+    /// form (`env`/`file`/`value`, only one) is still checked, and so is everything else.
+    SkipAbsent,
+}
+
+/// A configuration that passed validation.
+#[derive(Debug)]
+pub struct Checked {
+    /// The model; `None` when secrets were skipped (it cannot be built without them).
+    pub config: Option<Config>,
+    /// YAML paths of the secrets that were not checked (absent on this machine).
+    pub unchecked: Vec<String>,
+}
+
+/// `check_str` on a file.
+pub fn check_file(path: &Path, secrets: Secrets) -> Result<Checked, Vec<ConfigError>> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            path: String::new(),
+            message: format!("cannot read {}: {e}", path.display()),
+            position: None,
+        }]
+    })?;
+    check_str(&source, Path::new("."), secrets)
+}
+
+/// Parses and validates configuration text, every error with its path and position.
+pub fn check_str(
+    source: &str,
+    base_dir: &Path,
+    secrets: Secrets,
+) -> Result<Checked, Vec<ConfigError>> {
     let raw: RawConfig = serde_norway::from_str(source).map_err(|e| vec![serde_error(&e)])?;
     let mut v = Validator {
         base_dir: base_dir.to_path_buf(),
         errors: Vec::new(),
+        secrets,
+        unchecked: Vec::new(),
     };
     let config = v.config(raw);
-    if v.errors.is_empty() {
-        if let Some(config) = config {
-            return Ok(config);
-        }
+    if v.errors.is_empty() && (config.is_some() || !v.unchecked.is_empty()) {
+        return Ok(Checked {
+            config: if v.unchecked.is_empty() { config } else { None },
+            unchecked: v.unchecked,
+        });
     }
     let index = LocationIndex::build(source);
     let mut errors = v.errors;
@@ -105,6 +157,9 @@ fn serde_error(e: &serde_norway::Error) -> ConfigError {
 struct Validator {
     base_dir: PathBuf,
     errors: Vec<ConfigError>,
+    secrets: Secrets,
+    /// Secrets skipped under `Secrets::SkipAbsent`.
+    unchecked: Vec<String>,
 }
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -149,6 +204,12 @@ impl Validator {
     fn secret(&mut self, value: &RawSecret, path: &str) -> Option<Vec<u8>> {
         match secret::resolve(value, &self.base_dir) {
             Ok(bytes) => Some(bytes),
+            Err(_)
+                if self.secrets == Secrets::SkipAbsent && secret::absent(value, &self.base_dir) =>
+            {
+                self.unchecked.push(path.to_owned());
+                None
+            }
             Err(e) => {
                 self.err(path, e);
                 None

@@ -409,3 +409,136 @@ tenants:
         assert!(text.contains(want), "missing: {want}\n{text}");
     }
 }
+
+/// `--no-secrets` checks a deployment file on a machine without its secrets: absent
+/// `{env}`/`{file}` secrets are listed as not checked, everything else is still checked, and
+/// a secret that is present is checked in full.
+#[test]
+fn check_config_without_secrets_checks_everything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deploy.yaml");
+    let deploy = "\
+listeners:
+  - address: 127.0.0.1:8080
+keys:
+  active: k1
+  ring:
+    k1: { env: VESTIBULE_TEST_ABSENT_KEY }
+store:
+  postgres:
+    url: { file: /nonexistent/vestibule/database-url }
+assertion:
+  key: { file: /nonexistent/vestibule/assertion.pem }
+  issuer: vestibule
+  audience: crm
+tenants:
+  - name: contoso
+    hosts: [crm.contoso.example]
+    upstream: { address: 127.0.0.1:9000 }
+    directory: { kind: none }
+";
+    std::fs::write(&path, deploy).unwrap();
+    let file = path.to_str().unwrap();
+
+    let (code, out, err) = vestibule(&["check-config", file], &[]);
+    assert_eq!(
+        code, 2,
+        "without the flag the secrets are required: {out}{err}"
+    );
+    assert!(
+        err.contains("keys.ring.k1: environment variable VESTIBULE_TEST_ABSENT_KEY is not set"),
+        "{err}"
+    );
+
+    let (code, out, err) = vestibule(&["check-config", "--no-secrets", file], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    for secret in ["keys.ring.k1", "store.postgres.url", "assertion.key"] {
+        assert!(
+            out.contains(&format!("{secret}: not checked")),
+            "{secret}: {out}"
+        );
+    }
+    assert!(out.contains("ok except 3 secret(s) not checked"), "{out}");
+
+    // Everything that is not an absent secret is still checked.
+    let broken = deploy
+        .replace("127.0.0.1:9000", "no port here")
+        .replace("{ env: VESTIBULE_TEST_ABSENT_KEY }", "{ env: A, file: b }");
+    std::fs::write(&path, broken).unwrap();
+    let (code, out, err) = vestibule(&["check-config", "--no-secrets", file], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("keys.ring.k1: give only one of env, file or value"),
+        "{err}"
+    );
+    assert!(err.contains("tenants[0].upstream.address"), "{err}");
+    assert!(!out.contains(": ok"), "{out}");
+
+    // A secret that is present is checked as usual.
+    std::fs::write(&path, deploy).unwrap();
+    let (code, out, err) = vestibule(
+        &["check-config", "--no-secrets", file],
+        &[("VESTIBULE_TEST_ABSENT_KEY", "not a key")],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("keys.ring.k1: is not a base64-encoded 256-bit key"),
+        "{err}"
+    );
+}
+
+/// Every ```yaml block in the README and docs/ is a complete configuration that
+/// `check-config --no-secrets` accepts (run from the repository root, as the docs' relative
+/// paths assume), so the documentation cannot drift from the configuration model.
+#[test]
+fn every_yaml_block_in_the_docs_passes_check_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    pages.extend(
+        std::fs::read_dir(root.join("docs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "md")),
+    );
+    pages.sort();
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        let mut block: Option<(usize, String)> = None;
+        for (n, line) in text.lines().enumerate() {
+            match &mut block {
+                None if line.trim_start().starts_with("```yaml") => {
+                    block = Some((n + 1, String::new()))
+                }
+                Some((start, body)) if line.trim_start().starts_with("```") => {
+                    let name = format!("{}:{start}", page.strip_prefix(root).unwrap().display());
+                    let file = dir.path().join(format!("block-{checked}.yaml"));
+                    std::fs::write(&file, body.as_bytes()).unwrap();
+                    let (code, out, err) = vestibule(
+                        &["check-config", "--no-secrets", file.to_str().unwrap()],
+                        &[],
+                    );
+                    if code != 0 {
+                        failures.push(format!("{name}:\n{out}{err}"));
+                    }
+                    checked += 1;
+                    block = None;
+                }
+                Some((_, body)) => {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+                None => {}
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} blocks fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(checked > 0, "no yaml blocks found");
+}

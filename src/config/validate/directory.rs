@@ -80,13 +80,8 @@ impl Validator {
                 config.match_field = self.match_field(raw, path);
                 let url = self
                     .required(&raw.url, &format!("{path}.url"))
-                    .and_then(|s| match secret::resolve(s, &self.base_dir) {
-                        Ok(bytes) => String::from_utf8(secret::trim_text(&bytes).to_vec()).ok(),
-                        Err(e) => {
-                            self.err(format!("{path}.url"), e);
-                            None
-                        }
-                    })
+                    .and_then(|s| self.secret(s, &format!("{path}.url")))
+                    .and_then(|bytes| String::from_utf8(secret::trim_text(&bytes).to_vec()).ok())
                     .unwrap_or_default();
                 let url_ok = !url.is_empty() && database_kind(&url).is_some();
                 if raw.url.is_some() && !url.is_empty() && !url_ok {

@@ -107,19 +107,16 @@ impl Validator {
                 );
                 None
             }
-            (Some(s), None) => match secret::resolve(s, &self.base_dir) {
-                Ok(bytes) => match String::from_utf8(secret::trim_text(&bytes).to_vec()) {
+            (Some(s), None) => {
+                let bytes = self.secret(s, &format!("{path}.client_secret"))?;
+                match String::from_utf8(secret::trim_text(&bytes).to_vec()) {
                     Ok(text) => Some(ClientCredential::Secret(text)),
                     Err(_) => {
                         self.err(format!("{path}.client_secret"), "is not UTF-8 text");
                         None
                     }
-                },
-                Err(e) => {
-                    self.err(format!("{path}.client_secret"), e);
-                    None
                 }
-            },
+            }
             (None, Some(c)) => {
                 let cpath = format!("{path}.client_certificate");
                 let certificate = self
@@ -140,13 +137,7 @@ impl Validator {
                     });
                 let key = self
                     .required(&c.key, &format!("{cpath}.key"))
-                    .and_then(|k| match secret::resolve(k, &self.base_dir) {
-                        Ok(bytes) => Some(bytes),
-                        Err(e) => {
-                            self.err(format!("{cpath}.key"), e);
-                            None
-                        }
-                    });
+                    .and_then(|k| self.secret(k, &format!("{cpath}.key")));
                 match CertificateCredential::from_pem(&certificate?, &key?) {
                     Ok(c) => Some(ClientCredential::Certificate(std::sync::Arc::new(c))),
                     Err(e) => {
