@@ -125,7 +125,7 @@ impl Gateway {
                         "<p><a href=\"{}\">Continue to the provider</a></p>",
                         pages::escape(&location)
                     ),
-                    &ctx.request_id,
+                    ctx,
                 );
                 let headers = [(header::LOCATION, location), (header::SET_COOKIE, set)];
                 // 303: the browser follows a POST's answer with a GET.
@@ -184,7 +184,7 @@ impl Gateway {
             user = pages::escape(system_user),
             state = pages::escape(&state),
         ));
-        let body = pages::page("Google Drive access", &html, &ctx.request_id);
+        let body = pages::page("Google Drive access", &html, ctx);
         let headers = [
             (header::X_FRAME_OPTIONS, "DENY".to_owned()),
             (

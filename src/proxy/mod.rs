@@ -423,7 +423,7 @@ impl Gateway {
         error: GatewayError,
     ) -> Result<bool> {
         let json = ctx.wants_json || prefers_json(downstream.req_header());
-        let (content_type, body) = pages::error_body(&error, &ctx.request_id, json);
+        let (content_type, body) = pages::error_body(&error, ctx, json);
         let tenant = ctx.route.as_ref().map_or("-", |r| r.tenant.name.as_str());
         self.metrics
             .rejections
@@ -494,7 +494,7 @@ impl Gateway {
                 pages::escape(&location),
                 pages::escape(link_text)
             ),
-            &ctx.request_id,
+            ctx,
         );
         extra.insert(0, (header::LOCATION, location));
         self.respond(downstream, 302, pages::HTML, body, &extra)

@@ -286,13 +286,9 @@ impl Gateway {
         let body = if items.is_empty() {
             "<p>No sign-in provider is configured for this site yet. Ask your administrator to add one.</p>".to_owned()
         } else {
-            format!("<ul>{items}</ul>")
+            format!("<ul class=\"choices\">{items}</ul>")
         };
-        let page = pages::page(
-            &format!("Sign in to {}", route.tenant.name),
-            &body,
-            &ctx.request_id,
-        );
+        let page = pages::page(&format!("Sign in to {}", route.tenant.name), &body, ctx);
         self.respond(downstream, 200, pages::HTML, page, &[]).await
     }
 
@@ -563,7 +559,7 @@ impl Gateway {
                 }
             }
         }
-        let body = pages::page("Signed out", "<p>You are signed out.</p>", &ctx.request_id);
+        let body = pages::page("Signed out", "<p>You are signed out.</p>", ctx);
         let clear = self.clear_session_cookies(t);
         self.respond(downstream, 200, pages::HTML, body, &clear)
             .await
@@ -585,7 +581,7 @@ impl Gateway {
             let body = pages::page(
                 "Sign out",
                 "<p>Sign out of this site?</p><form method=\"post\" action=\"/_vestibule/logout\"><button type=\"submit\">Sign out</button></form>",
-                &ctx.request_id,
+                ctx,
             );
             return self.respond(downstream, 200, pages::HTML, body, &[]).await;
         }
@@ -664,7 +660,7 @@ impl Gateway {
         let body = pages::page(
             "Signed out",
             "<p>You are signed out.</p><p><a href=\"/\">Sign in again</a></p>",
-            &ctx.request_id,
+            ctx,
         );
         self.respond(downstream, 200, pages::HTML, body, &headers)
             .await
@@ -693,7 +689,7 @@ impl Gateway {
         let body = pages::page(
             "Signed out",
             "<p>You are signed out.</p><p><a href=\"/\">Sign in again</a></p>",
-            &ctx.request_id,
+            ctx,
         );
         self.respond(downstream, 200, pages::HTML, body, &[]).await
     }
