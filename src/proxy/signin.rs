@@ -686,6 +686,8 @@ impl Gateway {
         downstream: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
+        // The page names the tenant when the Host is one; an unknown Host still gets it.
+        ctx.route = self.route(downstream.req_header()).ok();
         let body = pages::page(
             "Signed out",
             "<p>You are signed out.</p><p><a href=\"/\">Sign in again</a></p>",

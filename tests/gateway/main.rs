@@ -15,6 +15,7 @@ mod flow;
 mod limits;
 mod oidc_flow;
 mod oidc_hostile;
+mod pages;
 mod peers;
 mod reload;
 mod rotate;
