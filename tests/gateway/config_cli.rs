@@ -410,6 +410,18 @@ tenants:
     }
 }
 
+/// A minimal configuration whose one tenant reads its users from `users`.
+fn users_file_config(users: &Path) -> String {
+    format!(
+        "listeners: [{{ address: 127.0.0.1:8080 }}]\n\
+         keys: {{ active: k1, ring: {{ k1: {{ value: AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE= }} }} }}\n\
+         assertion: {{ key: {{ file: certs/dev/assertion.pem }}, issuer: vestibule, audience: crm }}\n\
+         tenants:\n  - name: contoso\n    hosts: [crm.contoso.example]\n    upstream: {{ address: 127.0.0.1:9000 }}\n\
+         \x20   directory: {{ kind: file, path: {}, match: upn }}\n",
+        users.display()
+    )
+}
+
 /// `--no-secrets` checks a deployment file on a machine without its secrets: absent
 /// `{env}`/`{file}` secrets are listed as not checked, everything else is still checked, and
 /// a secret that is present is checked in full.
@@ -514,8 +526,14 @@ fn every_yaml_block_in_the_docs_passes_check_config() {
                 }
                 Some((start, body)) if line.trim_start().starts_with("```") => {
                     let name = format!("{}:{start}", page.strip_prefix(root).unwrap().display());
-                    let file = dir.path().join(format!("block-{checked}.yaml"));
+                    let mut file = dir.path().join(format!("block-{checked}.yaml"));
                     std::fs::write(&file, body.as_bytes()).unwrap();
+                    if body.starts_with("users:") {
+                        // A `kind: file` user directory: checked as a tenant's directory.
+                        let users = file.clone();
+                        file = dir.path().join(format!("block-{checked}-config.yaml"));
+                        std::fs::write(&file, users_file_config(&users)).unwrap();
+                    }
                     let (code, out, err) = vestibule(
                         &["check-config", "--no-secrets", file.to_str().unwrap()],
                         &[],
@@ -541,4 +559,98 @@ fn every_yaml_block_in_the_docs_passes_check_config() {
         failures.join("\n")
     );
     assert!(checked > 0, "no yaml blocks found");
+}
+
+/// Every key the configuration model accepts, as `tenants[].upstream.address` paths, read from
+/// the model itself: every section refuses unknown fields, and serde's refusal lists the
+/// fields it expects, so probing each section with an unknown field walks the whole model.
+/// Secrets (`{env, file, value}`) and free-form maps are leaves.
+fn every_configuration_key() -> Vec<String> {
+    #[derive(Clone)]
+    enum Seg {
+        Map(String),
+        List(String),
+    }
+    fn wrap(prefix: &[Seg], inner: &str) -> String {
+        prefix
+            .iter()
+            .rev()
+            .fold(inner.to_owned(), |acc, seg| match seg {
+                Seg::Map(name) => format!("{{{name}: {acc}}}"),
+                Seg::List(name) => format!("{{{name}: [{acc}]}}"),
+            })
+    }
+    fn fields(prefix: &[Seg]) -> Option<Vec<String>> {
+        let yaml = wrap(prefix, "{__probe: 1}");
+        let error = serde_norway::from_str::<vestibule::config::raw::RawConfig>(&yaml)
+            .err()?
+            .to_string();
+        let listed = error.split("unknown field `__probe`, expected ").nth(1)?;
+        let listed = listed.split(" at line ").next().unwrap();
+        let names: Vec<String> = listed
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(String::from)
+            .collect();
+        let secret = ["env", "file", "value"];
+        (!names.is_empty() && names != secret).then_some(names)
+    }
+    fn walk(prefix: Vec<Seg>, path: String, out: &mut Vec<String>) {
+        for name in fields(&prefix).unwrap_or_default() {
+            let as_map = [prefix.clone(), vec![Seg::Map(name.clone())]].concat();
+            let as_list = [prefix.clone(), vec![Seg::List(name.clone())]].concat();
+            let dotted = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            };
+            if fields(&as_map).is_some() {
+                out.push(dotted.clone());
+                walk(as_map, dotted, out);
+            } else if fields(&as_list).is_some() {
+                out.push(format!("{dotted}[]"));
+                walk(as_list, format!("{dotted}[]"), out);
+            } else {
+                out.push(dotted);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(Vec::new(), String::new(), &mut out);
+    out
+}
+
+/// docs/configuration.md's "Every key" table lists exactly the keys of the model, each with
+/// a default and an example: a key added to the model without documentation, or documented
+/// after it was removed, fails here.
+#[test]
+fn the_configuration_reference_lists_every_key_of_the_model() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
+    let section = doc
+        .split("\n## Every key")
+        .nth(1)
+        .expect("docs/configuration.md has a section `## Every key`");
+    let section = section.split("\n## ").next().unwrap();
+    let mut documented = std::collections::BTreeSet::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").map(str::trim).collect();
+        let key = cells[0].trim_matches('`').to_owned();
+        assert!(
+            cells.len() >= 4 && cells[1..4].iter().all(|c| !c.is_empty()),
+            "`{key}`: give a default, an example and what it does: {row}"
+        );
+        assert!(documented.insert(key.clone()), "`{key}` is listed twice");
+    }
+    let model: std::collections::BTreeSet<String> = every_configuration_key().into_iter().collect();
+    assert!(model.len() > 100, "{model:?}");
+    let missing: Vec<_> = model.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&model).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "not documented: {missing:?}\nnot in the model: {stale:?}"
+    );
 }
