@@ -8,6 +8,7 @@ mod browser;
 mod config_cli;
 mod cookies;
 mod databases;
+mod demo;
 mod directory;
 mod documents;
 mod encoding_attacks;

@@ -360,6 +360,34 @@ const provider = new Provider(issuer, configuration());
 provider.on('server_error', (_ctx, err) => console.error('server_error', err));
 provider.on('backchannel.error', (_client, err) => console.error('backchannel.error', err.message));
 
+// The dev interaction pages @import Google Fonts; strip that so a headless browser pointed at
+// this peer makes no request off 127.0.0.1. (Registered before `provider.callback()`, which
+// compiles the middleware list once.)
+provider.use(async (ctx, next) => {
+  await next();
+  if (typeof ctx.body === 'string' && ctx.response.is('html')) {
+    ctx.body = ctx.body.replace(/@import url\(https?:\/\/[^)]*\);?/g, '');
+    // The demo: every page says it is a development provider, and the login page offers
+    // PICK_USERS ("login:Name,...") as one-click sign-ins (the dev login form stays).
+    if (env.DEV_BANNER === '1') {
+      ctx.body = ctx.body.replace(
+        /<body([^>]*)>/,
+        '<body$1><p role="note" style="background:#fff3cd;color:#4d3800;padding:.6rem 1rem;margin:0 0 1rem;font:600 1rem system-ui,sans-serif">Development identity provider: for trying Vestibule on this machine, never for production.</p>',
+      );
+    }
+    // The login prompt's form (the consent prompt has another).
+    const action = ctx.body.includes('name="prompt" value="login"')
+      && /<form[^>]*action="([^"]*)"/.exec(ctx.body);
+    if (env.PICK_USERS && action) {
+      const buttons = env.PICK_USERS.split(',').filter(Boolean).map((entry) => {
+        const [login, name = login] = entry.split(':');
+        return `<form method="post" action="${escapeHtml(action[1])}" autocomplete="off"><input type="hidden" name="prompt" value="login"><input type="hidden" name="login" value="${escapeHtml(login)}"><input type="hidden" name="password" value="demo"><button type="submit">${escapeHtml(name)} (${escapeHtml(login)})</button></form>`;
+      });
+      ctx.body = ctx.body.replace(/(<form[^>]*action=")/, `<h2>Pick an account</h2>${buttons.join('')}<h2>Or type one</h2>$1`);
+    }
+  }
+});
+
 // Mount below the issuer's path, if it has one (ISSUER=http://127.0.0.1:N/some/path).
 const mountPath = new URL(issuer).pathname.replace(/\/$/, '');
 const callback = provider.callback();
@@ -375,15 +403,6 @@ handler = mountPath
     return res.end();
   }
   : callback;
-
-// The dev interaction pages @import Google Fonts; strip that so a headless browser pointed at
-// this peer makes no request off 127.0.0.1.
-provider.use(async (ctx, next) => {
-  await next();
-  if (typeof ctx.body === 'string' && ctx.response.is('html')) {
-    ctx.body = ctx.body.replace(/@import url\(https?:\/\/[^)]*\);?/g, '');
-  }
-});
 
 process.stdout.write(`${JSON.stringify({ port, issuer, kid: signingKey.kid })}\n`);
 

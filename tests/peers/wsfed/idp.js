@@ -162,7 +162,7 @@ function queryString(req, name) {
 function renderForm(res, postUrl, wctx, wresult) {
   const lines = [
     '<!DOCTYPE html>',
-    '<html><head><title>Working...</title></head><body>',
+    '<html><head><title>Working...</title></head><body>' + banner(),
     '<form method="POST" name="hiddenform" action="' + esc(postUrl) + '">',
     '<input type="hidden" name="wa" value="wsignin1.0">',
     '<input type="hidden" name="wresult" value="' + esc(wresult) + '">',
@@ -278,9 +278,44 @@ const app = express();
 app.disable('x-powered-by');
 app.set('etag', false);
 
+// DEV_BANNER=1 (the demo): every page says it is a development identity provider.
+function banner() {
+  if (env('DEV_BANNER', '0') !== '1') return '';
+  return '<p role="note" style="background:#fff3cd;color:#4d3800;padding:.6rem 1rem;margin:0 0 1rem;font:600 1rem system-ui,sans-serif">' +
+    'Development identity provider: for trying Vestibule on this machine, never for production.</p>';
+}
+
+// PICK_USERS (the demo): "upn:Display name,..." — a sign-in without login_hint shows these
+// people to choose from; the choice comes back as login_hint.
+const pickUsers = env('PICK_USERS', '')
+  .split(',')
+  .filter(Boolean)
+  .map(function (entry) {
+    const i = entry.indexOf(':');
+    return i < 0 ? { upn: entry, name: entry } : { upn: entry.slice(0, i), name: entry.slice(i + 1) };
+  });
+
+function renderPicker(req, res) {
+  const items = pickUsers
+    .map(function (u) {
+      const q = new URLSearchParams(req.query);
+      q.set('login_hint', u.upn);
+      return '<li><a href="/wsfed?' + esc(q.toString()) + '">' + esc(u.name) + ' <small>(' + esc(u.upn) + ')</small></a></li>';
+    })
+    .join('');
+  res.status(200).set('Content-Type', 'text/html; charset=utf-8').set('Cache-Control', 'no-store').send(
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">' +
+      '<title>Sign in · Office 365 (demo)</title></head><body style="font:1rem/1.5 system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem">' +
+      banner() + '<main><h1>Office 365 (demo): pick an account</h1><ul>' + items + '</ul></main></body></html>\n'
+  );
+}
+
 app.get('/wsfed', function (req, res, next) {
   const wa = queryString(req, 'wa');
   const wreply = queryString(req, 'wreply');
+  if (wa === 'wsignin1.0' && pickUsers.length > 0 && !queryString(req, 'login_hint')) {
+    return renderPicker(req, res);
+  }
   if (wa === 'wsignin1.0') {
     const wtrealm = queryString(req, 'wtrealm');
     const postUrl = wreply || (isHttpUrl(wtrealm) ? wtrealm : undefined);
@@ -294,7 +329,7 @@ app.get('/wsfed', function (req, res, next) {
     return res
       .status(200)
       .type('text/html; charset=utf-8')
-      .send('<!DOCTYPE html>\n<html><head><title>Signed out</title></head><body><p>You have been signed out.</p></body></html>\n');
+      .send('<!DOCTYPE html>\n<html><head><title>Signed out</title></head><body>' + banner() + '<p>You have been signed out.</p></body></html>\n');
   }
   return res.status(400).type('text/plain').send('unsupported wa: ' + (wa === undefined ? '(missing)' : wa) + '\n');
 });
