@@ -48,14 +48,17 @@ impl fmt::Display for ConfigError {
 /// Reads and validates a configuration file. Relative paths inside it are taken from the
 /// working directory, the way the shipped configs are written.
 pub fn load_file(path: &Path) -> Result<Config, Vec<ConfigError>> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
+    parse_str(&read_source(path)?, Path::new("."))
+}
+
+fn read_source(path: &Path) -> Result<String, Vec<ConfigError>> {
+    std::fs::read_to_string(path).map_err(|e| {
         vec![ConfigError {
             path: String::new(),
             message: format!("cannot read {}: {e}", path.display()),
             position: None,
         }]
-    })?;
-    parse_str(&source, Path::new("."))
+    })
 }
 
 /// Parses and validates configuration text.
@@ -93,14 +96,7 @@ pub struct Checked {
 
 /// `check_str` on a file.
 pub fn check_file(path: &Path, secrets: Secrets) -> Result<Checked, Vec<ConfigError>> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError {
-            path: String::new(),
-            message: format!("cannot read {}: {e}", path.display()),
-            position: None,
-        }]
-    })?;
-    check_str(&source, Path::new("."), secrets)
+    check_str(&read_source(path)?, Path::new("."), secrets)
 }
 
 /// Parses and validates configuration text, every error with its path and position.

@@ -21,11 +21,6 @@ const PUBLIC_HOST: &str = "crm.public.example";
 /// Runs one driver scenario; panics with the driver's report when it fails.
 async fn browser(name: &str, mut scenario: Value) -> Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .exists(),
-        "run `npm ci --prefix tests/browser` first (scripts/test does)"
-    );
     scenario["name"] = json!(name);
     scenario["artifacts"] = json!(root.join("target/browser-artifacts"));
     scenario["tls"] = json!({
@@ -33,36 +28,7 @@ async fn browser(name: &str, mut scenario: Value) -> Value {
         "key": root.join("certs/dev/gateway.key"),
     });
     scenario["hosts"] = json!([PUBLIC_HOST, "idp-signout.example"]);
-    let child = tokio::process::Command::new("node")
-        .arg(root.join("tests/browser/driver.mjs"))
-        .arg(scenario.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node is installed");
-    let output = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-        .await
-        .expect("the browser scenario finishes within 90 s")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "{name}: no report; stderr: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-    assert!(
-        output.status.success(),
-        "{name} failed: {report:#}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    report
+    browser_script("driver.mjs", &scenario, Duration::from_secs(90)).await
 }
 
 /// nginx terminating TLS in front of the gateway and saying so in `X-Forwarded-Proto`.

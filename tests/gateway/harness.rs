@@ -551,3 +551,44 @@ pub fn tamper(value: &str) -> String {
     bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
     String::from_utf8(bytes).expect("ASCII token")
 }
+
+/// Runs `tests/browser/<script>` with `input` (JSON) as its argument, within `limit`, and
+/// returns the JSON report it prints last; panics with that report when the script fails.
+pub async fn browser_script(script: &str, input: &Value, limit: Duration) -> Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "run `npm ci --prefix tests/browser` first (scripts/test does)"
+    );
+    let child = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser").join(script))
+        .arg(input.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is installed");
+    let output = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not finish within {limit:?}"))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "{script}: no report; stderr: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    assert!(
+        output.status.success(),
+        "{script} failed: {report:#}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
+}

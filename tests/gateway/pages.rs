@@ -10,7 +10,6 @@ use crate::spec;
 use crate::wsfed_flow::ISSUER;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 async fn visit(pages: Value, hosts: &[&str]) -> Value {
@@ -24,36 +23,7 @@ async fn visit(pages: Value, hosts: &[&str]) -> Value {
         "hosts": hosts,
         "artifacts": root.join("target/browser-artifacts/pages"),
     });
-    let child = tokio::process::Command::new("node")
-        .arg(root.join("tests/browser/pages.mjs"))
-        .arg(input.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node is installed");
-    let output = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-        .await
-        .expect("the pages are visited within 90 s")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no report; stderr: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-    assert!(
-        output.status.success(),
-        "{report:#}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    report
+    browser_script("pages.mjs", &input, Duration::from_secs(90)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
