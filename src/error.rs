@@ -52,6 +52,9 @@ pub enum GatewayError {
         /// Where the grant starts (a path on this site).
         consent_url: String,
     },
+    /// Per-user Office 365 document access for an account of another provider (a Google
+    /// sign-in on a tenant whose documents are in Office 365): it could never be granted.
+    DocumentsNeedMicrosoftAccount,
     /// The upstream refused or dropped the connection.
     UpstreamUnavailable,
     /// The upstream did not answer in time.
@@ -100,6 +103,7 @@ impl GatewayError {
             Self::StoreUnavailable => 503,
             Self::DirectoryUnavailable => 503,
             Self::DocumentConsentRequired { .. } => 401,
+            Self::DocumentsNeedMicrosoftAccount => 403,
             Self::UpstreamUnavailable => 502,
             Self::UpstreamTimeout => 504,
             Self::Internal => 500,
@@ -126,6 +130,7 @@ impl GatewayError {
             Self::StoreUnavailable => "store_unavailable",
             Self::DirectoryUnavailable => "directory_unavailable",
             Self::DocumentConsentRequired { .. } => "consent_required",
+            Self::DocumentsNeedMicrosoftAccount => "documents_need_microsoft_account",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::Internal => "internal_error",
@@ -152,6 +157,7 @@ impl GatewayError {
             Self::StoreUnavailable => "Temporarily unavailable",
             Self::DirectoryUnavailable => "Temporarily unavailable",
             Self::DocumentConsentRequired { .. } => "Document access needed",
+            Self::DocumentsNeedMicrosoftAccount => "Office 365 sign-in needed",
             Self::UpstreamUnavailable => "Application unavailable",
             Self::UpstreamTimeout => "Application timed out",
             Self::Internal => "Something went wrong",
@@ -178,6 +184,7 @@ impl GatewayError {
             Self::StoreUnavailable => "Sign-in is temporarily unavailable. Please try again in a moment.",
             Self::DirectoryUnavailable => "This site cannot confirm your access right now. Please try again in a moment.",
             Self::DocumentConsentRequired { .. } => "This needs access to your documents, which has to be granted (again) first.",
+            Self::DocumentsNeedMicrosoftAccount => "This site keeps its documents in Office 365, and the account you signed in with is not an Office 365 account. Sign out and sign in with Office 365 to work with documents.",
             Self::UpstreamUnavailable => "The application behind this gateway is not reachable right now. Please try again shortly.",
             Self::UpstreamTimeout => "The application behind this gateway did not answer in time. Please try again shortly.",
             Self::Internal => "The gateway could not complete your request.",

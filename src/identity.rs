@@ -44,6 +44,16 @@ pub struct Identity {
     pub directory_key: Option<String>,
 }
 
+impl Identity {
+    /// Whether this is an Azure AD (Entra) account: one with an object id and a directory
+    /// (tenant) id, the pair a per-user Office 365 document grant is checked against. An
+    /// account of another provider (Google, a generic OpenID provider, ADFS without them)
+    /// can never pass that check, so it is not sent into the grant at all.
+    pub fn microsoft_account(&self) -> bool {
+        self.claims.get("oid").and_then(|v| v.as_str()).is_some() && self.idp_tenant.is_some()
+    }
+}
+
 /// The values of a verified sign-in a directory may match on, as its protocol vouches for
 /// them. Each is absent when the token does not carry it as one signed, single value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -70,6 +70,9 @@ pub struct SessionHeaders {
     fresh_until: UnixSeconds,
     /// The user's document-token owner digests (one per ring key, the current first).
     token_owners: Box<[String]>,
+    /// Whether the account can hold per-user Office 365 document tokens
+    /// (`Identity::microsoft_account`).
+    microsoft_account: bool,
 }
 
 /// User, e-mail, display name, provider, CRM user id.
@@ -144,6 +147,7 @@ impl SessionHeaders {
             assertion,
             fresh_until: minted.map_or(now + MINT_RETRY_SECS, |m| m.reuse_until),
             token_owners: Box::default(),
+            microsoft_account: identity.microsoft_account(),
         }
     }
 
@@ -161,6 +165,11 @@ impl SessionHeaders {
     /// The owner digests under which this user's document tokens are stored.
     pub fn token_owners(&self) -> &[String] {
         &self.token_owners
+    }
+
+    /// Whether the account can hold per-user Office 365 document tokens.
+    pub fn microsoft_account(&self) -> bool {
+        self.microsoft_account
     }
 
     /// Where identity value `i` is in `buf`; `None` when it is absent.

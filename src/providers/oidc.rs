@@ -557,6 +557,13 @@ impl OidcRuntime {
         if let Some(sid) = text("sid") {
             extra.insert("sid".into(), serde_json::Value::String(sid));
         }
+        // Azure AD (Entra) ID tokens name the person by object id (`oid`) in a directory
+        // (`tid`): the pair a per-user Office 365 document grant is checked against, as for a
+        // WS-Federation sign-in. Google's carry `hd` instead.
+        let tid = text("tid");
+        if let (Some(oid), Some(_)) = (text("oid"), &tid) {
+            extra.insert("oid".into(), serde_json::Value::String(oid));
+        }
         // Kept (sealed in the session record) for RP-initiated logout's id_token_hint.
         extra.insert("id_token".into(), serde_json::Value::String(raw_id_token));
         Ok(Identity {
@@ -566,7 +573,7 @@ impl OidcRuntime {
             user,
             email,
             name: text("name"),
-            idp_tenant: hd,
+            idp_tenant: hd.or(tid),
             claims: extra,
             crm: None,
             directory_key: None,

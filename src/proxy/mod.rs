@@ -508,10 +508,16 @@ impl Gateway {
         documents: &crate::config::DocumentsConfig,
         prepared: &SessionHeaders,
     ) -> crate::tokens::inject::Injected {
-        let lookups = self
-            .document_tokens
-            .current(tenant, prepared.token_owners(), documents)
-            .await;
+        use crate::tokens::inject::Lookup;
+        let lookups = if documents.kind == crate::config::DocumentProviderKind::Microsoft
+            && !prepared.microsoft_account()
+        {
+            vec![Lookup::UnsupportedSignIn; documents.resources.len()]
+        } else {
+            self.document_tokens
+                .current(tenant, prepared.token_owners(), documents)
+                .await
+        };
         crate::tokens::inject::headers(&self.header_prefix, documents, &lookups, self.clock.now())
     }
 

@@ -43,6 +43,10 @@ pub enum GrantError {
     /// The tokens were granted by another account than the one signed in.
     #[error("document access was granted by another account than the one you signed in with")]
     OtherPerson,
+    /// A per-user Office 365 grant for an account of another provider: the grant's Azure AD
+    /// object id could never be the signed-in account's, so it is not started.
+    #[error("document access is in Office 365 and the signed-in account is not an Office 365 account")]
+    NotMicrosoftAccount,
     /// Only the system user and the tenant's document admins manage a shared grant.
     #[error("only the system user and the document admins of this site manage its shared document access")]
     NotAdmin,
@@ -78,6 +82,7 @@ impl GrantError {
             Self::BadState => "bad_state",
             Self::AdminConsentRequired { .. } => "admin_consent_required",
             Self::OtherPerson => "other_person",
+            Self::NotMicrosoftAccount => "documents_need_microsoft_account",
             Self::NotAdmin => "not_document_admin",
             Self::NotSystemUser { .. } => "not_system_user",
             Self::NoRefreshToken => "no_refresh_token",
@@ -98,6 +103,7 @@ impl From<GrantError> for GatewayError {
             };
         match e {
             GrantError::NotConfigured => GatewayError::NotFound,
+            GrantError::NotMicrosoftAccount => GatewayError::DocumentsNeedMicrosoftAccount,
             GrantError::BadState => refused(400, "bad_state", format!("Document access: {e}.")),
             GrantError::AdminConsentRequired { ref url } => refused(
                 403,
@@ -244,6 +250,10 @@ impl DocumentGrants {
         let Ok((documents, _, _)) = self.runtime(tenant, DocumentProviderKind::Microsoft) else {
             return false;
         };
+        // Another provider's account could never complete it.
+        if !identity.microsoft_account() {
+            return false;
+        }
         let Some((resource, _)) = documents.resources.first() else {
             return false;
         };
@@ -285,6 +295,9 @@ impl DocumentGrants {
         let mut params = provider.authorization_params.clone();
         match documents.kind {
             DocumentProviderKind::Microsoft => {
+                if !identity.microsoft_account() {
+                    return Err(GrantError::NotMicrosoftAccount);
+                }
                 scopes.push("offline_access".into());
                 params.push(("login_hint".to_owned(), identity.user.clone()));
                 if let Some(tid) = &identity.idp_tenant {

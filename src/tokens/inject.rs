@@ -18,6 +18,9 @@ pub enum Status {
     /// No usable token for now (expired and not yet refreshed, shared grant revoked,
     /// store unreachable).
     Unavailable,
+    /// The user signed in with an account that cannot hold these documents (a Google
+    /// sign-in where the documents are in Office 365): no grant is offered.
+    UnsupportedSignIn,
 }
 
 impl Status {
@@ -27,6 +30,7 @@ impl Status {
             Self::Ok => "ok",
             Self::ConsentRequired => "consent-required",
             Self::Unavailable => "unavailable",
+            Self::UnsupportedSignIn => "unsupported-sign-in",
         }
     }
 }
@@ -40,6 +44,8 @@ pub enum Lookup {
     Missing,
     /// The store could not be read or the record did not open.
     Failed,
+    /// Not looked up: the signed-in account cannot hold per-user tokens of this provider.
+    UnsupportedSignIn,
 }
 
 /// Header name `<prefix>document-token<suffix>`.
@@ -88,6 +94,7 @@ pub fn headers(
                 DocumentProviderKind::Google => (Status::Unavailable, None),
             },
             Lookup::Failed => (Status::Unavailable, None),
+            Lookup::UnsupportedSignIn => (Status::UnsupportedSignIn, None),
         };
         if i == 0 {
             default_status = Some(status);
@@ -200,6 +207,23 @@ mod tests {
             assert_eq!(get(&h, "x-vestibule-document-token"), None);
             assert_eq!(get(&h, "x-vestibule-document-token-status"), Some(status));
         }
+        // Another provider's account on a Microsoft tenant: said so, never a consent detour.
+        let h = headers(
+            "x-vestibule-",
+            &c,
+            &[Lookup::UnsupportedSignIn, Lookup::UnsupportedSignIn],
+            1_000,
+        );
+        assert_eq!(h.default_status, Some(Status::UnsupportedSignIn));
+        assert_eq!(get(&h, "x-vestibule-document-token"), None);
+        assert_eq!(
+            get(&h, "x-vestibule-document-token-status"),
+            Some("unsupported-sign-in")
+        );
+        assert_eq!(
+            get(&h, "x-vestibule-document-token-sharepoint-status"),
+            Some("unsupported-sign-in")
+        );
         let google = config(DocumentProviderKind::Google);
         // A revoked shared grant is not the user's to give again: unavailable.
         let h = headers(

@@ -227,7 +227,7 @@ impl DocumentTokens {
                 let needs_token = match &lookup {
                     Lookup::Missing => true,
                     Lookup::Found(t) => t.refresh_token.is_none() && self.expiring(t, documents),
-                    Lookup::Failed => false,
+                    Lookup::Failed | Lookup::UnsupportedSignIn => false,
                 };
                 if let (true, Some(owner)) = (needs_token, source_owner.as_ref()) {
                     out.push(self.mint(tenant, owner, documents, resource, scopes).await);

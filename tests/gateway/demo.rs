@@ -1,9 +1,12 @@
 //! The README's first command: `scripts/demo` (what `scripts/run-gateway` runs) starts the
 //! gateway, the sample CRM and the development identity providers from `demo/vestibule.yaml`,
-//! and Chromium walks through it (`tests/browser/demo.mjs`): Office 365 (demo) as Alice, sign
-//! out, Google (demo) as Bob, sign out, and Mallory, who is not a CRM user, refused. The same
-//! demo configuration as a newcomer gets, on free ports and in a temporary state folder.
-//! Screenshots of every step: `target/browser-artifacts/demo/`.
+//! and Chromium walks through it (`tests/browser/demo.mjs`): on Contoso (Office 365 documents)
+//! Alice signs in with Office 365 (demo) and grants her own document access, Bob signs in with
+//! Google (demo) and is told his account cannot hold Office 365 documents; on Fabrikam (Google
+//! Drive) Alice, a document admin, connects the shared Drive as the system user; Mallory, who
+//! is not a CRM user, is refused. Every page seen passes axe-core. The same demo configuration
+//! as a newcomer gets, on free ports and in a temporary state folder. Screenshots of every
+//! step: `target/browser-artifacts/demo/`.
 
 use crate::harness::free_port;
 use serde_json::{json, Value};
@@ -31,11 +34,11 @@ impl Drop for Demo {
     }
 }
 
-/// A port whose next three are free too (the demo's CRM and identity providers).
+/// A port whose next four are free too (the demo's CRM and identity providers).
 fn free_port_run() -> u16 {
     loop {
         let base = free_port();
-        let free = (1..=3).all(|i| {
+        let free = (1..=4).all(|i| {
             base.checked_add(i)
                 .is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
         });
@@ -46,7 +49,7 @@ fn free_port_run() -> u16 {
 }
 
 #[test]
-fn the_demo_signs_in_with_both_providers_refuses_a_stranger_and_signs_out() {
+fn the_demo_signs_in_grants_documents_refuses_a_stranger_and_signs_out() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     assert!(
         root.join("tests/browser/node_modules/playwright-core")
@@ -104,12 +107,38 @@ fn the_demo_signs_in_with_both_providers_refuses_a_stranger_and_signs_out() {
         .collect();
     for step in [
         "crm-alice",
+        "documents-alice",
         "asks-again-alice",
         "crm-bob",
+        "documents-bob",
+        "connect-refused-bob",
         "asks-again-bob",
+        "crm-fabrikam-alice",
+        "drive-not-connected",
+        "drive-connected",
+        "documents-drive",
+        "asks-again-fabrikam-alice",
         "not-a-crm-user",
     ] {
         assert!(steps.contains(&step), "{step} missing: {steps:?}");
+    }
+    // The document-token status each CRM page received.
+    assert_eq!(report["office365Status"], "ok", "{report:#}");
+    assert_eq!(
+        report["googleOnOffice365Status"], "unsupported-sign-in",
+        "{report:#}"
+    );
+    assert_eq!(report["connectRefusedStatus"], 403, "{report:#}");
+    assert_eq!(report["driveStatus"], "ok", "{report:#}");
+    // Every page on the way — the gateway's, the CRM's, the identity providers' — passes axe.
+    for step in report["steps"].as_array().unwrap() {
+        assert_eq!(
+            step["violations"],
+            json!([]),
+            "axe-core on {} ({})",
+            step["name"],
+            step["url"]
+        );
     }
     // Keys were made in the state folder on first run, not in the repository.
     for made in [
@@ -117,6 +146,7 @@ fn the_demo_signs_in_with_both_providers_refuses_a_stranger_and_signs_out() {
         "assertion.pem",
         "idp.crt",
         "vestibule.yaml",
+        "vestibule.db",
     ] {
         assert!(state.path().join(made).exists(), "{made}");
     }

@@ -1524,3 +1524,152 @@ async fn a_shared_grant_without_the_needed_scope_is_not_stored() {
     };
     assert!(store.get_token(&shared).await.unwrap().is_none());
 }
+
+/// Office 365 documents hold a token per Azure AD account, and the grant is checked against
+/// the signed-in account's object and tenant ids. A tenant that also lets people sign in
+/// with Google: those accounts could never pass that check, so they are never sent into the
+/// grant (not after sign-in, not from a document page) — the CRM is told
+/// `unsupported-sign-in`, and the connect address answers 403 saying why, with nothing
+/// stored and nothing asked of the token server. An Azure AD account signed in over OpenID
+/// Connect (its ID token carries `oid` and `tid`) does go on into the grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_of_another_provider_is_never_sent_into_an_office365_grant() {
+    use crate::oidc_flow::{oidc_setup, sign_in_as};
+    use crate::peers::OidcPeer;
+    use crate::wsfed_flow::session_cookie;
+    let redirects = "http://crm.contoso.localhost/_vestibule/oidc/callback,http://crm.contoso.localhost/_vestibule/documents/callback";
+    // "Google": an OpenID provider whose tokens carry no Azure AD ids.
+    let google = OidcPeer::start(&[("REDIRECT_URIS", redirects), ("AZURE_CLAIMS", "0")]);
+    // The Office 365 token server.
+    let graph = OidcPeer::start(&[("REDIRECT_URIS", redirects)]);
+    let up = Upstream::start().await;
+    let document_provider = spec::DocumentProvider {
+        name: "office365-docs".into(),
+        kind: "microsoft".into(),
+        authority: graph.issuer.clone(),
+        client_id: crate::peers::CLIENT_ID.into(),
+        client_secret: Some(spec::Secret::value(crate::peers::CLIENT_SECRET)),
+        client_certificate: None,
+        authorization_params: [("prompt".to_owned(), "consent".to_owned())].into(),
+    };
+    let documents = spec::Documents {
+        provider: "office365-docs".into(),
+        paths: vec!["/documents/".into()],
+        resources: vec![spec::Resource {
+            name: "graph".into(),
+            scopes: vec!["email".into()],
+        }],
+        ..Default::default()
+    };
+    let mut setup = oidc_setup(up.addr, &google.issuer);
+    setup.document_providers.push(document_provider.clone());
+    setup.contoso().documents = Some(documents.clone());
+    let gw = setup.start().await;
+
+    // Sign-in lands where it started, not in the grant.
+    let signed_in = sign_in_as(&gw, &google, "alice").await;
+    assert_eq!(signed_in.status, 302, "{}", signed_in.body);
+    assert_eq!(signed_in.header("location"), Some("/deals"));
+    let session = session_cookie(&signed_in).unwrap();
+    let cookie = format!("Cookie: {session}");
+
+    // A document page: forwarded, with the reason and no token; spoofed copies stripped.
+    let page = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/documents/list",
+        &[
+            &cookie,
+            "Accept: text/html",
+            "X-Vestibule-Document-Token: forged",
+            "X-Vestibule-Document-Token-Status: ok",
+        ],
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let seen = up.last();
+    assert_eq!(seen.path, "/documents/list");
+    assert_eq!(
+        seen.all("x-vestibule-document-token-status"),
+        ["unsupported-sign-in"]
+    );
+    assert_eq!(
+        seen.all("x-vestibule-document-token-graph-status"),
+        ["unsupported-sign-in"]
+    );
+    assert!(seen.all("x-vestibule-document-token").is_empty());
+    assert!(seen.all("x-vestibule-document-token-graph").is_empty());
+
+    // The connect address, as a page and as JSON: 403 and why; no redirect, no binding cookie.
+    let hits = up.hits();
+    let connect = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/_vestibule/documents/connect?rd=%2Fdocuments%2Flist",
+        &[&cookie, "Accept: text/html"],
+    )
+    .await;
+    assert_eq!(connect.status, 403, "{}", connect.body);
+    assert!(connect.body.contains("Office 365 sign-in needed"), "{}", connect.body);
+    assert!(
+        connect.body.contains("not an Office 365 account"),
+        "{}",
+        connect.body
+    );
+    assert_eq!(connect.header("location"), None);
+    assert_eq!(connect.header("set-cookie"), None);
+    let api = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/_vestibule/documents/connect",
+        &[&cookie, "Accept: application/json"],
+    )
+    .await;
+    assert_eq!(api.status, 403, "{}", api.body);
+    assert_eq!(api.json()["error"], "documents_need_microsoft_account");
+    assert_eq!(up.hits(), hits, "nothing forwarded");
+    // The token server was never asked, and nothing was stored.
+    assert_eq!(token_requests(&graph).await, 0);
+    let store = vestibule::store::SqliteStore::open(&setup.dir.path().join("v.db"))
+        .await
+        .unwrap();
+    let keys = ring();
+    let id = TokenId {
+        tenant: "contoso".into(),
+        owner: TokenId::user_owner(&keys, &google.issuer, "alice"),
+        provider: "office365-docs".into(),
+        resource: "graph".into(),
+    };
+    assert!(store.get_token(&id).await.unwrap().is_none());
+    drop(gw);
+
+    // An Azure AD account over OpenID Connect (oid and tid in its ID token): into the grant,
+    // for its own directory.
+    let azure = OidcPeer::start(&[("REDIRECT_URIS", redirects)]);
+    let up = Upstream::start().await;
+    let mut setup = oidc_setup(up.addr, &azure.issuer);
+    setup.document_providers.push(document_provider);
+    setup.contoso().documents = Some(documents);
+    let gw = setup.start().await;
+    let signed_in = sign_in_as(&gw, &azure, "alice").await;
+    assert_eq!(signed_in.status, 302, "{}", signed_in.body);
+    assert_eq!(
+        signed_in.header("location"),
+        Some("/_vestibule/documents/connect?rd=%2Fdeals")
+    );
+    let session = session_cookie(&signed_in).unwrap();
+    let connect = get(
+        gw.addr,
+        "crm.contoso.localhost",
+        "/_vestibule/documents/connect?rd=%2Fdeals",
+        &[&format!("Cookie: {session}")],
+    )
+    .await;
+    assert_eq!(connect.status, 302, "{}", connect.body);
+    let location = connect.header("location").unwrap();
+    assert!(location.starts_with(&graph.issuer), "{location}");
+    assert!(
+        location.contains("domain_hint=0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"),
+        "{location}"
+    );
+}

@@ -18,7 +18,7 @@ import * as http from 'node:http';
 console.info = (...args) => console.error(...args);
 console.log = (...args) => console.error(...args);
 
-const { default: Provider } = await import('oidc-provider');
+const { default: Provider, interactionPolicy } = await import('oidc-provider');
 
 const env = process.env;
 
@@ -63,6 +63,11 @@ const ROTATE_REFRESH_TOKENS = env.ROTATE_REFRESH_TOKENS === '1';
 // Azure AD certificate credential), at the token and revocation endpoints.
 const CERT_CLIENT_ID = env.CERT_CLIENT_ID || undefined;
 const CERT_CLIENT_FILE = env.CERT_CLIENT_FILE || undefined;
+// SWITCH_ON_LOGIN_HINT=1: an authorization request whose login_hint names another account than
+// the one signed in here asks for the login again, as Google's and Azure AD's account choosers
+// do (the demo: Alice, signed in, connects the shared Drive as the system user).
+const SWITCH_ON_LOGIN_HINT = env.SWITCH_ON_LOGIN_HINT === '1';
+const GOOGLE_ACCESS_TYPE = env.GOOGLE_ACCESS_TYPE === '1';
 
 // ---------------------------------------------------------------------------------------
 // Signing key
@@ -138,6 +143,8 @@ function accountClaims(login) {
   // Azure AD's object and tenant ids, as its ID tokens carry them: the object id derived from
   // the e-mail address exactly as the WS-Federation peer derives it from `login_hint`, so one
   // person signed in at both peers is recognisably the same person.
+  // AZURE_CLAIMS=0: a provider that is not Azure AD (the demo's "Google"), no oid or tid.
+  if (env.AZURE_CLAIMS === '0') return claims;
   const hex = crypto.createHash('sha1').update(email).digest('hex');
   claims.oid = [hex.slice(0, 8), hex.slice(8, 12), '4' + hex.slice(13, 16), '8' + hex.slice(17, 20), hex.slice(20, 32)].join('-');
   claims.tid = env.TID || '0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9';
@@ -165,7 +172,7 @@ function escapeHtml(s) {
 
 async function logoutSource(ctx, form) {
   ctx.body = `<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Logout Request</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>Logout Request</title></head>
 <body>
 <h1>Do you want to sign-out from ${escapeHtml(ctx.host)}?</h1>
 ${form}
@@ -177,14 +184,14 @@ ${form}
 async function postLogoutSuccessSource(ctx) {
   const display = ctx.oidc.client?.clientName || ctx.oidc.client?.clientId;
   ctx.body = `<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Sign-out Success</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>Sign-out Success</title></head>
 <body><h1>Sign-out Success</h1><p>Your sign-out${display ? ` with ${escapeHtml(display)}` : ''} was successful.</p></body></html>`;
 }
 
 async function renderError(ctx, out) {
   ctx.type = 'html';
   ctx.body = `<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>oops! something went wrong</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>oops! something went wrong</title></head>
 <body><h1>oops! something went wrong</h1>
 ${Object.entries(out).map(([k, v]) => `<pre><strong>${escapeHtml(k)}</strong>: ${escapeHtml(v)}</pre>`).join('\n')}
 </body></html>`;
@@ -194,8 +201,25 @@ ${Object.entries(out).map(([k, v]) => `<pre><strong>${escapeHtml(k)}</strong>: $
 // Provider
 // ---------------------------------------------------------------------------------------
 
+function interactionsPolicy() {
+  const policy = interactionPolicy.base();
+  if (SWITCH_ON_LOGIN_HINT) {
+    const { Check } = interactionPolicy;
+    policy.get('login').checks.add(new Check('login_hint', 'login_hint names another account', (ctx) => {
+      const hint = ctx.oidc.params.login_hint;
+      const account = ctx.oidc.session.accountId;
+      if (!hint || !account || ctx.oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
+      return accountClaims(account).email.toLowerCase() === String(hint).toLowerCase()
+        ? Check.NO_NEED_TO_PROMPT
+        : Check.REQUEST_PROMPT;
+    }));
+  }
+  return policy;
+}
+
 function configuration() {
   return {
+    interactions: { policy: interactionsPolicy() },
     clients: [
       {
         client_id: CLIENT_ID,
@@ -311,6 +335,16 @@ const server = http.createServer((req, res) => {
     res.statusCode = 204;
     return res.end();
   }
+  // GOOGLE_ACCESS_TYPE=1: Google's way of asking for a refresh token, access_type=offline,
+  // is read as the offline_access scope (the demo's "Google").
+  if (GOOGLE_ACCESS_TYPE && path.endsWith('/auth')) {
+    const q = new URLSearchParams(query);
+    const scopes = (q.get('scope') || '').split(' ').filter(Boolean);
+    if (q.get('access_type') === 'offline' && !scopes.includes('offline_access')) {
+      q.set('scope', [...scopes, 'offline_access'].join(' '));
+      req.url = `${path}?${q}`;
+    }
+  }
   if (path.endsWith('/.well-known/openid-configuration')) stats.discovery += 1;
   else if (path.endsWith('/jwks')) stats.jwks += 1;
   else if (path.endsWith('/token')) {
@@ -370,10 +404,16 @@ provider.use(async (ctx, next) => {
     // The demo: every page says it is a development provider, and the login page offers
     // PICK_USERS ("login:Name,...") as one-click sign-ins (the dev login form stays).
     if (env.DEV_BANNER === '1') {
-      ctx.body = ctx.body.replace(
-        /<body([^>]*)>/,
-        '<body$1><p role="note" style="background:#fff3cd;color:#4d3800;padding:.6rem 1rem;margin:0 0 1rem;font:600 1rem system-ui,sans-serif">Development identity provider: for trying Vestibule on this machine, never for production.</p>',
-      );
+      // The stock pages, made to pass axe-core as the demo's other pages do: a language, the
+      // banner in a header and the rest in a main landmark, readable contrast, and nested lists
+      // inside their item.
+      const banner = `<p role="note" style="background:#fff3cd;color:#4d3800;padding:.6rem 1rem;margin:0 0 1rem;font:600 1rem system-ui,sans-serif">${env.DISPLAY_NAME ? `${escapeHtml(env.DISPLAY_NAME)} — d` : 'D'}evelopment identity provider: for trying Vestibule on this machine, never for production.</p>`;
+      ctx.body = ctx.body
+        .replace(/<html\s*>/, '<html lang="en">')
+        .replace('</head>', '<style>.login-submit{background-color:#1a5fb4}.login-card a{color:#3d3d3d;opacity:1}.grant-debug{color:#595959}</style></head>')
+        .replace(/<body([^>]*)>/, `<body$1><header>${banner}</header><main>`)
+        .replace('</body>', '</main></body>')
+        .replace(/<li>([^<]*):<\/li>(\s*)<ul>([\s\S]*?)<\/ul>/g, '<li>$1:$2<ul>$3</ul></li>');
     }
     // The login prompt's form (the consent prompt has another).
     const action = ctx.body.includes('name="prompt" value="login"')

@@ -278,11 +278,14 @@ const app = express();
 app.disable('x-powered-by');
 app.set('etag', false);
 
-// DEV_BANNER=1 (the demo): every page says it is a development identity provider.
+// DEV_BANNER=1 (the demo): every page says it is a development identity provider (named
+// DISPLAY_NAME).
+const displayName = env('DISPLAY_NAME', '');
 function banner() {
   if (env('DEV_BANNER', '0') !== '1') return '';
-  return '<p role="note" style="background:#fff3cd;color:#4d3800;padding:.6rem 1rem;margin:0 0 1rem;font:600 1rem system-ui,sans-serif">' +
-    'Development identity provider: for trying Vestibule on this machine, never for production.</p>';
+  return '<header><p role="note" style="background:#fff3cd;color:#4d3800;padding:.6rem 1rem;margin:0 0 1rem;font:600 1rem system-ui,sans-serif">' +
+    (displayName ? esc(displayName) + ' — d' : 'D') +
+    'evelopment identity provider: for trying Vestibule on this machine, never for production.</p></header>';
 }
 
 // PICK_USERS (the demo): "upn:Display name,..." — a sign-in without login_hint shows these
@@ -305,8 +308,8 @@ function renderPicker(req, res) {
     .join('');
   res.status(200).set('Content-Type', 'text/html; charset=utf-8').set('Cache-Control', 'no-store').send(
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">' +
-      '<title>Sign in · Office 365 (demo)</title></head><body style="font:1rem/1.5 system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem">' +
-      banner() + '<main><h1>Office 365 (demo): pick an account</h1><ul>' + items + '</ul></main></body></html>\n'
+      '<title>Sign in · ' + esc(displayName || 'WS-Federation IdP') + '</title></head><body style="font:1rem/1.5 system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem">' +
+      banner() + '<main><h1>' + esc(displayName || 'WS-Federation IdP') + ': pick an account</h1><ul>' + items + '</ul></main></body></html>\n'
   );
 }
 
@@ -329,7 +332,7 @@ app.get('/wsfed', function (req, res, next) {
     return res
       .status(200)
       .type('text/html; charset=utf-8')
-      .send('<!DOCTYPE html>\n<html><head><title>Signed out</title></head><body>' + banner() + '<p>You have been signed out.</p></body></html>\n');
+      .send('<!DOCTYPE html>\n<html lang="en"><head><title>Signed out</title></head><body>' + banner() + '<main><p>You have been signed out.</p></main></body></html>\n');
   }
   return res.status(400).type('text/plain').send('unsupported wa: ' + (wa === undefined ? '(missing)' : wa) + '\n');
 });
@@ -338,14 +341,51 @@ app.get('/token', function (req, res, next) {
   return issue(req, res, next, sendRstr, undefined);
 });
 
+const metadata = wsfed.metadata({
+  issuer: issuer,
+  cert: cert,
+  profileMapper: ClaimsMapper,
+  endpointPath: '/wsfed',
+});
+
+// SIGN_METADATA=1: the document is signed as Azure AD signs its own — an ID on the
+// EntityDescriptor, an enveloped exclusive-c14n RSA-SHA256 signature as its first child, by
+// the token signing key — so that a relying party can pin the signer (metadata_signing_certificate).
+function signMetadata(xml) {
+  const SignedXml = require('xml-crypto').SignedXml;
+  const id = '_' + crypto.randomUUID();
+  const withId = xml.replace(/^(\s*<EntityDescriptor\b)/, '$1 ID="' + id + '"');
+  if (withId === xml) throw new Error('metadata does not start with an EntityDescriptor');
+  const sig = new SignedXml();
+  sig.signatureAlgorithm = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
+  sig.canonicalizationAlgorithm = 'http://www.w3.org/2001/10/xml-exc-c14n#';
+  sig.addReference(
+    "//*[local-name(.)='EntityDescriptor']",
+    ['http://www.w3.org/2000/09/xmldsig#enveloped-signature', 'http://www.w3.org/2001/10/xml-exc-c14n#'],
+    'http://www.w3.org/2001/04/xmlenc#sha256'
+  );
+  sig.signingKey = key;
+  const der = cert.toString().replace(/-----[^-]+-----|\s/g, '');
+  sig.keyInfoProvider = { getKeyInfo: () => '<X509Data><X509Certificate>' + der + '</X509Certificate></X509Data>' };
+  sig.computeSignature(withId, { location: { reference: "//*[local-name(.)='EntityDescriptor']", action: 'prepend' } });
+  return sig.getSignedXml();
+}
+
 app.get(
   '/federationmetadata/2007-06/federationmetadata.xml', // express routing is case-insensitive
-  wsfed.metadata({
-    issuer: issuer,
-    cert: cert,
-    profileMapper: ClaimsMapper,
-    endpointPath: '/wsfed',
-  })
+  function (req, res, next) {
+    if (env('SIGN_METADATA', '0') !== '1') return metadata(req, res, next);
+    // wsfed writes the document with res.send: take it, sign it, send that.
+    const send = res.send.bind(res);
+    res.send = function (body) {
+      try {
+        return send(signMetadata(String(body)));
+      } catch (e) {
+        return next(e);
+      }
+    };
+    return metadata(req, res, next);
+  }
 );
 
 app.use(function (req, res) {
