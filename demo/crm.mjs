@@ -63,6 +63,14 @@ async function tryToken(token, hostname) {
   }
 }
 
+// What X-Vestibule-Document-Token-Status tells a CRM (docs/documents.md).
+const STATUS_HELP = {
+  ok: 'the token is attached; call the document API with it',
+  'consent-required': 'the user must grant document access (again): send them to /_vestibule/documents/connect',
+  unavailable: 'no usable token right now (not connected yet, expired and not refreshed, provider or store down)',
+  'unsupported-sign-in': 'this account is not an Office 365 account; documents here need an Office 365 sign-in',
+};
+
 const TENANTS = {
   'contoso-crm': { title: 'Contoso CRM', documents: 'Office 365 (a token per user, granted by each user once)' },
   'fabrikam-crm': { title: 'Fabrikam CRM', documents: 'Google Drive (one shared token, granted by the system user)' },
@@ -88,7 +96,7 @@ const server = http.createServer(async (req, res) => {
     const status = req.headers['x-vestibule-document-token-status'] || 'no header';
     const tried = token ? await tryToken(token, hostname) : null;
     documents = `<dl>
-<dt>Status</dt><dd id="document-status">${esc(status)}</dd>
+<dt>Status</dt><dd><span id="document-status">${esc(status)}</span>${STATUS_HELP[status] ? ` — ${esc(STATUS_HELP[status])}` : ''}</dd>
 <dt>Token</dt><dd>${token ? `<code>${esc(token.slice(0, 6))}…</code> (${token.length} characters)` : 'none'}</dd>
 <dt>Expires</dt><dd>${esc(req.headers['x-vestibule-document-token-expires'] || '—')}</dd>
 <dt>Tried at the token server</dt><dd id="document-check" class="${tried && tried.ok ? 'ok' : 'bad'}">${tried

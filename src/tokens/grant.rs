@@ -45,7 +45,9 @@ pub enum GrantError {
     OtherPerson,
     /// A per-user Office 365 grant for an account of another provider: the grant's Azure AD
     /// object id could never be the signed-in account's, so it is not started.
-    #[error("document access is in Office 365 and the signed-in account is not an Office 365 account")]
+    #[error(
+        "document access is in Office 365 and the signed-in account is not an Office 365 account"
+    )]
     NotMicrosoftAccount,
     /// Only the system user and the tenant's document admins manage a shared grant.
     #[error("only the system user and the document admins of this site manage its shared document access")]

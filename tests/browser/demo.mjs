@@ -14,7 +14,7 @@
 //   shared Drive connection page → Connect → the provider asks for the system user (pick
 //   "Drive system user", allow) → Connected → Documents: the shared token, which the token
 //   server says belongs to the system user → sign out.
-// And Office 365 (demo) as Mallory, who is not a CRM user → the 403 page.
+// And Office 365 (demo) as Mallory with a SAML 1.1 token: not a CRM user → the 403 page.
 // A screenshot of every step goes to the artifacts folder.
 //
 //   node demo.mjs '{"url": "http://localhost:8080/", "artifacts": "target/browser-artifacts/demo"}'
@@ -82,13 +82,13 @@ async function allowIfAsked(name) {
   }
 }
 
-async function signIn(site, provider, who, label = who.toLowerCase()) {
+async function signIn(site, provider, who, label = who.toLowerCase(), token = 'saml20') {
   await page.goto(site);
   await step(`chooser-${label}`, (t) => t.includes('Office 365 (demo)') && t.includes('Google (demo)'));
   await follow(`text=${provider}`);
   await step(`idp-${label}`, (t) => /development identity provider/i.test(t));
   if (provider.startsWith('Office')) {
-    await follow(`a:has-text("${who}")`);
+    await follow(token === 'saml11' ? `#saml11 a:has-text("${who}")` : `a:has-text("${who}")`);
   } else {
     await follow(`button:has-text("${who}")`);
     await allowIfAsked(`consent-${label}`);
@@ -153,8 +153,9 @@ try {
   await page.goto(fabrikam);
   await signOut(fabrikam, 'fabrikam-alice');
 
-  // Contoso: Mallory can sign in at the provider but is not a CRM user.
-  await signIn(contoso, 'Office 365 (demo)', 'Mallory');
+  // Contoso: Mallory can sign in at the provider (a SAML 1.1 token this time, as ADFS sends)
+  // but is not a CRM user.
+  await signIn(contoso, 'Office 365 (demo)', 'Mallory', 'mallory', 'saml11');
   await step('not-a-crm-user', (t) => t.includes('mallory@contoso.example is not a user of contoso-crm'));
   out.ok = true;
   console.log(JSON.stringify(out));

@@ -1610,7 +1610,11 @@ async fn an_account_of_another_provider_is_never_sent_into_an_office365_grant() 
     )
     .await;
     assert_eq!(connect.status, 403, "{}", connect.body);
-    assert!(connect.body.contains("Office 365 sign-in needed"), "{}", connect.body);
+    assert!(
+        connect.body.contains("Office 365 sign-in needed"),
+        "{}",
+        connect.body
+    );
     assert!(
         connect.body.contains("not an Office 365 account"),
         "{}",

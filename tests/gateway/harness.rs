@@ -532,7 +532,13 @@ pub fn alice() -> Identity {
         email: Some("alice@contoso.example".into()),
         name: Some("Alice Example".into()),
         idp_tenant: Some("contoso-tenant-id".into()),
-        claims: Default::default(),
+        // Azure AD's object id, as every Azure AD sign-in carries it (per-user Office 365
+        // document tokens are only for such accounts).
+        claims: [(
+            "oid".to_owned(),
+            serde_json::Value::String("6f1c3c5e-8a2b-4d7e-9f10-2b3c4d5e6f70".into()),
+        )]
+        .into(),
         crm: None,
         directory_key: None,
     }

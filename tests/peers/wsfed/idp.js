@@ -260,7 +260,10 @@ function issue(req, res, next, handler, postUrl) {
   const wtrealm = queryString(req, 'wtrealm');
   if (!wtrealm) return res.status(400).type('text/plain').send('wtrealm is required\n');
   const wctx = queryString(req, 'wctx');
-  if (tokenKind === 'saml11') {
+  // The demo's picker lets a person choose the token kind for one sign-in (token=saml11|saml20).
+  const picked = pickUsers.length > 0 ? queryString(req, 'token') : undefined;
+  const kind = picked === 'saml11' || picked === 'saml20' ? picked : tokenKind;
+  if (kind === 'saml11') {
     return (handler === renderForm ? saml11Form : saml11Raw)(req, res, next);
   }
   let rstr;
@@ -299,17 +302,24 @@ const pickUsers = env('PICK_USERS', '')
   });
 
 function renderPicker(req, res) {
-  const items = pickUsers
-    .map(function (u) {
-      const q = new URLSearchParams(req.query);
-      q.set('login_hint', u.upn);
-      return '<li><a href="/wsfed?' + esc(q.toString()) + '">' + esc(u.name) + ' <small>(' + esc(u.upn) + ')</small></a></li>';
-    })
-    .join('');
+  const links = function (token) {
+    return pickUsers
+      .map(function (u) {
+        const q = new URLSearchParams(req.query);
+        q.set('login_hint', u.upn);
+        q.set('token', token);
+        return '<li><a href="/wsfed?' + esc(q.toString()) + '">' + esc(u.name) + ' <small>(' + esc(u.upn) + ')</small></a></li>';
+      })
+      .join('');
+  };
+  const title = esc(displayName || 'WS-Federation IdP');
   res.status(200).set('Content-Type', 'text/html; charset=utf-8').set('Cache-Control', 'no-store').send(
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">' +
-      '<title>Sign in · ' + esc(displayName || 'WS-Federation IdP') + '</title></head><body style="font:1rem/1.5 system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem">' +
-      banner() + '<main><h1>' + esc(displayName || 'WS-Federation IdP') + ': pick an account</h1><ul>' + items + '</ul></main></body></html>\n'
+      '<title>Sign in · ' + title + '</title></head><body style="font:1rem/1.5 system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem">' +
+      banner() + '<main><h1>' + title + ': pick an account</h1>' +
+      '<h2>With a SAML 2.0 token (as Azure AD sends)</h2><ul>' + links('saml20') + '</ul>' +
+      '<h2>With a SAML 1.1 token (as ADFS sends)</h2><ul id="saml11">' + links('saml11') + '</ul>' +
+      '<p>Tokens are signed with this machine\'s demo key; the federation metadata is signed too.</p></main></body></html>\n'
   );
 }
 
