@@ -36,11 +36,11 @@ fn ready_line(child: &mut Child) -> String {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
         Ok(line) => line,
         Err(_) => {
             let _ = child.kill();
-            panic!("identity-provider peer did not start within 20 s");
+            panic!("identity-provider peer did not start within 60 s");
         }
     }
 }
