@@ -26,9 +26,9 @@ pub fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-/// The peer's one ready line, or a panic after 20 s (a peer that cannot start must fail the
-/// test, not hang it).
-fn ready_line(child: &mut Child) -> String {
+/// The peer's one ready line, or a panic after 60 s (a peer that cannot start must fail the
+/// test, not hang it) saying whether it still runs and what it wrote to `stderr_log`.
+fn ready_line(child: &mut Child, stderr_log: Option<&Path>) -> String {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -39,8 +39,15 @@ fn ready_line(child: &mut Child) -> String {
     match rx.recv_timeout(std::time::Duration::from_secs(60)) {
         Ok(line) => line,
         Err(_) => {
+            let state = match child.try_wait() {
+                Ok(Some(status)) => format!("it exited ({status})"),
+                _ => "it is still running".to_owned(),
+            };
             let _ = child.kill();
-            panic!("identity-provider peer did not start within 60 s");
+            let stderr = stderr_log
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default();
+            panic!("identity-provider peer did not start within 60 s; {state}; stderr:\n{stderr}");
         }
     }
 }
@@ -71,7 +78,7 @@ impl WsFedPeer {
             .stdout(Stdio::piped())
             .spawn()
             .expect("node is installed");
-        let line = ready_line(&mut child);
+        let line = ready_line(&mut child, None);
         let ready: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("peer said {line:?}: {e}"));
         Self {
@@ -175,6 +182,7 @@ impl OidcPeer {
             dir.join("node_modules").exists(),
             "run `npm ci --prefix tests/peers/oidc` first (scripts/test does)"
         );
+        let stderr_log = tempfile::NamedTempFile::new().unwrap();
         let mut child = Command::new("node")
             .arg(dir.join("op.js"))
             .env("PORT", "0")
@@ -192,10 +200,11 @@ impl OidcPeer {
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // Kept in a file (not a pipe nobody drains) to explain a peer that does not start.
+            .stderr(stderr_log.reopen().unwrap())
             .spawn()
             .expect("node is installed");
-        let line = ready_line(&mut child);
+        let line = ready_line(&mut child, Some(stderr_log.path()));
         let ready: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("op.js said {line:?}: {e}"));
         Self {
