@@ -37,6 +37,21 @@ pub fn use_provider(setup: &mut Setup, op: &crate::peers::OidcPeer) {
     }
 }
 
+/// The Office 365 document provider `office365-docs` with the real `oidc-provider` peer at
+/// `issuer` as its authorization server (the test client).
+fn office365_provider_at(issuer: &str) -> spec::DocumentProvider {
+    spec::DocumentProvider {
+        name: "office365-docs".into(),
+        kind: "microsoft".into(),
+        authority: issuer.to_owned(),
+        client_id: crate::peers::CLIENT_ID.into(),
+        client_secret: Some(spec::Secret::value(crate::peers::CLIENT_SECRET)),
+        client_certificate: None,
+        // oidc-provider grants refresh tokens only with prompt=consent.
+        authorization_params: [("prompt".to_owned(), "consent".to_owned())].into(),
+    }
+}
+
 pub fn documents_setup(up: std::net::SocketAddr) -> Setup {
     let mut setup = Setup::new(up);
     setup.document_providers.push(spec::DocumentProvider {
@@ -432,16 +447,9 @@ async fn office365_chain_sign_in_grant_same_person_and_admin_consent() {
     let peer = WsFedPeer::start(&cert, &key, &[("TOKEN", "saml20"), ("ISSUER", ISSUER)]);
     let up = Upstream::start().await;
     let mut setup = wsfed_setup(up.addr, &peer);
-    setup.document_providers.push(spec::DocumentProvider {
-        name: "office365-docs".into(),
-        kind: "microsoft".into(),
-        authority: op.issuer.clone(),
-        client_id: crate::peers::CLIENT_ID.into(),
-        client_secret: Some(spec::Secret::value(crate::peers::CLIENT_SECRET)),
-        client_certificate: None,
-        // oidc-provider grants refresh tokens only with prompt=consent.
-        authorization_params: [("prompt".to_owned(), "consent".to_owned())].into(),
-    });
+    setup
+        .document_providers
+        .push(office365_provider_at(&op.issuer));
     setup.contoso().documents = Some(spec::Documents {
         provider: "office365-docs".into(),
         paths: vec!["/documents/".into()],
@@ -1543,15 +1551,7 @@ async fn an_account_of_another_provider_is_never_sent_into_an_office365_grant() 
     // The Office 365 token server.
     let graph = OidcPeer::start(&[("REDIRECT_URIS", redirects)]);
     let up = Upstream::start().await;
-    let document_provider = spec::DocumentProvider {
-        name: "office365-docs".into(),
-        kind: "microsoft".into(),
-        authority: graph.issuer.clone(),
-        client_id: crate::peers::CLIENT_ID.into(),
-        client_secret: Some(spec::Secret::value(crate::peers::CLIENT_SECRET)),
-        client_certificate: None,
-        authorization_params: [("prompt".to_owned(), "consent".to_owned())].into(),
-    };
+    let document_provider = office365_provider_at(&graph.issuer);
     let documents = spec::Documents {
         provider: "office365-docs".into(),
         paths: vec!["/documents/".into()],
